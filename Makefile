@@ -1,0 +1,32 @@
+# Two commands for a newcomer: `make report` and `make test`. Both create .venv first if needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SEEDS ?= 0-9
+WORKERS ?= 2
+
+.PHONY: report test venv list clean-venv
+
+venv: $(VENV)/.installed
+
+# Reinstalls only when the pinned requirements or the package metadata change.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+report: venv
+	$(PY) -m helpers run all --seeds $(SEEDS) --workers $(WORKERS)
+	$(PY) -m helpers summary
+
+test: venv
+	$(PY) -m pytest
+
+list: venv
+	$(PY) -m helpers list
+
+clean-venv:
+	rm -rf $(VENV)

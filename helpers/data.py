@@ -1,0 +1,116 @@
+"""Pairs of 14x14 MNIST digits, exactly as the course's `generate_pair_sets(N)` makes them.
+
+The course helper (REFERENCE.md) draws pairs with torch's *global* generator right after
+`torch.manual_seed(seed)`. We draw the same numbers from a private `torch.Generator`
+seeded the same way, so the pairs are `torch.equal` to the course's while the caller's
+global random state is left alone.
+"""
+
+import contextlib
+import hashlib
+import io
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.datasets import MNIST
+
+from .errors import DataError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# md5 of the uncompressed originals: a damaged file is caught before it is read.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+N_TRAIN_IMAGES, N_TEST_IMAGES = 60_000, 10_000
+
+
+def resolve_data_root(root=None):
+    """The folder holding `MNIST/raw`: the argument, else $MNIST_ROOT, else `data/` in the repo."""
+    if root in (None, ""):
+        root = os.environ.get("MNIST_ROOT") or (REPO_ROOT / "data")
+    return Path(root).expanduser().resolve()
+
+
+def _fix_hint(root):
+    return (f"set MNIST_ROOT (or data_root) to the folder holding MNIST/raw, "
+            f"or put the four MNIST files in {root / 'MNIST' / 'raw'}")
+
+
+def _check_raw_files(root, train):
+    """Raise DataError if a raw file of this split is present but not the original."""
+    prefix = "train" if train else "t10k"
+    for name, md5 in MNIST_MD5.items():
+        path = root / "MNIST" / "raw" / name
+        if name.startswith(prefix) and path.is_file():
+            if hashlib.md5(path.read_bytes()).hexdigest() != md5:
+                raise DataError(f"MNIST file {path} is damaged or truncated (md5 mismatch): "
+                                f"replace it with the original, or {_fix_hint(root)}")
+
+
+@lru_cache(maxsize=4)
+def _load_split(root, train):
+    """One MNIST split as (N x 1 x 28 x 28 float images in 0..255, int64 labels); cached per process."""
+    # The default data/ may be created by torchvision's download; a root the user named must exist.
+    if not root.is_dir() and root != (REPO_ROOT / "data").resolve():
+        raise DataError(f"MNIST data root {root} does not exist: {_fix_hint(root)}")
+    _check_raw_files(root, train)
+    try:
+        # torchvision prints download chatter; keep it out of notebooks and logs.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            dataset = MNIST(str(root), train=train, download=True)
+    except Exception as error:  # no network, damaged gzip, bad magic number, truncated file...
+        if "download" in str(error).lower():
+            raise DataError(f"MNIST files are missing under {root / 'MNIST' / 'raw'} and could not "
+                            f"be downloaded (no network?): {_fix_hint(root)}") from None
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DataError(f"cannot read MNIST under {root} ({type(error).__name__}: {first_line}): "
+                        f"{_fix_hint(root)}") from None
+    images, labels = dataset.data, dataset.targets
+    expected = N_TRAIN_IMAGES if train else N_TEST_IMAGES
+    if images.shape != (expected, 28, 28) or labels.shape != (expected,):
+        raise DataError(f"MNIST under {root} is damaged: the {'train' if train else 'test'} split has "
+                        f"images {tuple(images.shape)} and labels {tuple(labels.shape)}, expected "
+                        f"{expected} of each: {_fix_hint(root)}")
+    return images.view(-1, 1, 28, 28).float(), labels
+
+
+def load_mnist(train, root=None):
+    return _load_split(resolve_data_root(root), bool(train))
+
+
+def mnist_to_pairs(n, images, labels, generator):
+    """The course's `mnist_to_pairs`, drawing from `generator` instead of the global one."""
+    images = F.avg_pool2d(images, kernel_size=2)
+    order = torch.randperm(images.size(0), generator=generator)[: 2 * n].view(n, 2)
+    pair_input = torch.cat((images[order[:, 0]], images[order[:, 1]]), 1)
+    classes = labels[order]
+    target = (classes[:, 0] <= classes[:, 1]).long()
+    return pair_input, target, classes
+
+
+def generate_pair_sets(n=1000, seed=0, root=None):
+    """(train_input, train_target, train_classes, test_input, test_target, test_classes).
+
+    Equal to the course's `generate_pair_sets(n)` called right after `torch.manual_seed(seed)`:
+    the train pairs come first from the 60,000 training images, then the test pairs from the
+    10,000 test images, from one generator. Inputs are raw (0..255); see `standardise`.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= N_TEST_IMAGES // 2:
+        raise DataError(f"n_pairs must be an integer from 1 to {N_TEST_IMAGES // 2} "
+                        f"(the 10,000 test images make at most that many pairs), got {n!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    train = mnist_to_pairs(n, *load_mnist(True, root), generator)
+    test = mnist_to_pairs(n, *load_mnist(False, root), generator)
+    return train + test
+
+
+def standardise(train_input, *others):
+    """Standardise every tensor with the mean and SD of `train_input` (training pairs only)."""
+    mean, std = train_input.mean(), train_input.std()
+    return tuple((x - mean) / std for x in (train_input, *others))

@@ -1,0 +1,16 @@
+"""The two kinds of failure a user can cause, each mapped to a clear one-line message.
+
+A `UsageError` is a mistake in what was asked (a parameter, a name, a folder): exit code 2.
+A `DataError` is a problem with the MNIST files on disk: also exit code 2, since the fix is
+the user's (point MNIST_ROOT at good files). Anything else is a bug and keeps its traceback.
+"""
+
+
+class UsageError(ValueError):
+    """Bad input from the user; the message names the problem and the fix."""
+
+    exit_code = 2
+
+
+class DataError(UsageError):
+    """MNIST missing, unreadable or damaged under the data root."""

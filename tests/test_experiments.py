@@ -1,0 +1,85 @@
+import pytest
+
+from helpers import CATALOGUE, UsageError, resolve
+from helpers.cli import main
+from helpers.experiments import DEFAULTS, EXPERIMENTS
+
+REPORT_NAMES = ["baseline", "ws-plain", "ws", "ws-aux", "ws-aux-c0.5", "ws-aux-c0.75",
+                "ws-aux-d0.25", "ws-aux-d0.75"]
+
+
+def test_catalogue_has_the_report_configurations():
+    assert [row["name"] for row in CATALOGUE][:8] == REPORT_NAMES
+    for row in CATALOGUE:
+        resolve(row["name"])  # every row's parameters are valid
+
+
+def test_defaults_are_the_report_protocol():
+    assert (DEFAULTS["lr"], DEFAULTS["batch_size"], DEFAULTS["epochs"], DEFAULTS["n_pairs"],
+            DEFAULTS["optimizer"]) == (0.1, 100, 25, 1000, "sgd")
+
+
+def test_rows_mean_what_the_report_says():
+    assert resolve("baseline")["model"] == "baseline"
+    plain, ws = resolve("ws-plain"), resolve("ws")
+    assert (plain["batch_norm"], plain["dropout"], plain["dropout_2d"]) == (False, 0, 0)
+    assert (ws["batch_norm"], ws["dropout"], ws["dropout_2d"], ws["weighting"]) == \
+        (True, 0.5, 0.3, "none")
+    assert (resolve("ws-aux-c0.75")["weighting"], resolve("ws-aux-c0.75")["alpha"]) == ("eq2", 0.75)
+    assert (resolve("ws-aux-d0.25")["weighting"], resolve("ws-aux-d0.25")["alpha"]) == ("eq3", 0.25)
+    assert EXPERIMENTS["ws-aux"]["report"][4] == 6.9
+
+
+def test_values_are_converted_from_text():
+    params = resolve("ws", epochs="3", lr="0.05", batch_norm="false", alpha=1)
+    assert params["epochs"] == 3 and params["lr"] == 0.05 and params["batch_norm"] is False
+    assert isinstance(params["alpha"], float)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": "ten"}, "epochs must be an integer"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"lr": 0}, "lr must be > 0"),
+    ({"lr": "nan"}, "lr must be a finite number"),
+    ({"batch_size": 0}, "batch_size must be from 1"),
+    ({"batch_size": 2000}, "batch_size must be from 1 to n_pairs"),
+    ({"n_pairs": 0}, "n_pairs must be from 1 to 5000"),
+    ({"n_pairs": 6000}, "n_pairs must be from 1 to 5000"),
+    ({"alpha": -0.1}, "alpha must be >= 0"),
+    ({"dropout": 1.0}, "dropout must be in [0, 1)"),
+    ({"dropout_2d": -0.2}, "dropout_2d must be in [0, 1)"),
+    ({"weighting": "eq4"}, "weighting must be one of none, eq1, eq2, eq3"),
+    ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
+    ({"batch_norm": "maybe"}, "batch_norm must be true or false"),
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"learning_rate": 0.1}, "unknown parameter 'learning_rate'"),
+])
+def test_bad_values_are_rejected_with_one_line(overrides, fragment):
+    with pytest.raises(UsageError) as error:
+        resolve("ws-aux", **overrides)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unknown_experiment_names_the_choices():
+    with pytest.raises(UsageError, match="unknown experiment 'ws-aux2'.*ws-aux-c0.5"):
+        resolve("ws-aux2")
+
+
+def test_baseline_cannot_take_an_auxiliary_loss():
+    with pytest.raises(UsageError, match="no digit outputs"):
+        resolve("baseline", weighting="eq1")
+
+
+def test_cli_list_prints_the_catalogue(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in REPORT_NAMES:
+        assert name in out
+    assert "20.1%" in out  # the baseline's published test error beside it
+
+
+def test_cli_usage_error_is_one_line_exit_2(capsys):
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1

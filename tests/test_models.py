@@ -1,0 +1,50 @@
+import torch
+
+from helpers import resolve
+from helpers.models import BaselineNet, WeightSharingNet, build_model, count_parameters
+
+
+def test_output_shapes():
+    pairs = torch.randn(7, 2, 14, 14)
+    assert BaselineNet()(pairs)["comparison"].shape == (7, 2)
+    out = WeightSharingNet().eval()(pairs)
+    assert out["comparison"].shape == (7, 2) and out["digits"].shape == (7, 2, 10)
+
+
+def test_parameter_counts_of_the_catalogue_are_of_the_report_order():
+    counts = {name: count_parameters(build_model(resolve(name)))
+              for name in ("baseline", "ws-plain", "ws", "ws-aux")}
+    assert counts == {"baseline": 70_906, "ws-plain": 53_044, "ws": 53_492, "ws-aux": 53_492}
+
+
+def test_batch_norm_and_dropout_are_switchable():
+    def kinds(model):
+        return {type(m).__name__ for m in model.modules()}
+
+    assert {"BatchNorm2d", "BatchNorm1d", "Dropout2d", "Dropout"} <= kinds(WeightSharingNet())
+    plain = kinds(WeightSharingNet(batch_norm=False, dropout=0.0, dropout_2d=0.0))
+    assert not plain & {"BatchNorm2d", "BatchNorm1d", "Dropout2d", "Dropout"}
+    assert not kinds(BaselineNet()) & {"BatchNorm2d", "BatchNorm1d", "Dropout2d", "Dropout"}
+
+
+def test_weight_sharing_is_real_not_a_copy():
+    torch.manual_seed(0)
+    net = WeightSharingNet(batch_norm=False, dropout=0.0, dropout_2d=0.0)
+    first, second = torch.randn(1, 1, 14, 14), torch.randn(1, 1, 14, 14)
+    # The digit logits of each image are the one digit network applied to that image ...
+    out = net(torch.cat((first, second), 1))
+    assert torch.allclose(out["digits"][0, 0], net.digit_net(first)[0], atol=1e-6)
+    assert torch.allclose(out["digits"][0, 1], net.digit_net(second)[0], atol=1e-6)
+    # ... so a change to one weight changes what both images see, and swapping the
+    # images swaps the digit outputs exactly.
+    swapped = net(torch.cat((second, first), 1))["digits"]
+    assert torch.allclose(swapped[0, 0], out["digits"][0, 1], atol=1e-6)
+    # gradients from both images land in the same tensors
+    out["digits"][0, 0].sum().backward()
+    grad_first = net.digit_net.layers[0].weight.grad.clone()
+    net.zero_grad()
+    out = net(torch.cat((first, second), 1))
+    out["digits"][0, 1].sum().backward()
+    grad_second = net.digit_net.layers[0].weight.grad.clone()
+    assert not torch.allclose(grad_first, grad_second)
+    assert sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d)) == 2  # one trunk only

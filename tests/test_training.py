@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+import helpers
+from helpers.training import loss_weights
+
+
+@pytest.mark.parametrize("weighting, alpha, expected", [
+    # (weighting, alpha) -> weights (L_cmp, L_A + L_B) at epochs 0, 12, 24 of 25
+    ("none", 1.0, [(1, 0), (1, 0), (1, 0)]),
+    ("eq1", 0.3, [(1, 1), (1, 1), (1, 1)]),
+    ("eq2", 0.75, [(1, 0.75), (1, 0.75), (1, 0.75)]),
+    ("eq2", 4.0, [(1, 4), (1, 4), (1, 4)]),
+    # eq3: alpha from 1 at the first epoch linearly to the labelled alpha at the last
+    ("eq3", 0.25, [(0, 1), (0.375, 0.625), (0.75, 0.25)]),
+    ("eq3", 0.75, [(0, 1), (0.125, 0.875), (0.25, 0.75)]),
+])
+def test_loss_weights_first_middle_last_epoch(weighting, alpha, expected):
+    got = [w for epoch in (0, 12, 24) for w in loss_weights(weighting, alpha, epoch, 25)]
+    assert got == pytest.approx([w for pair in expected for w in pair])
+
+
+def test_eq3_with_one_epoch_uses_the_final_alpha():
+    assert loss_weights("eq3", 0.25, 0, 1) == pytest.approx((0.75, 0.25))
+
+
+def test_history_records_the_weighting_used(mnist_root):
+    record = helpers.run("ws-aux-d0.25", 0, epochs=3, n_pairs=200, data_root=mnist_root)
+    weights = [w for h in record["history"] for w in (h["weight_comparison"], h["weight_digits"])]
+    assert weights == pytest.approx([0, 1, 0.375, 0.625, 0.75, 0.25])
+    first = record["history"][0]
+    # eq3 at epoch 1: the loss is the digit terms alone
+    assert first["loss"] == pytest.approx(first["loss_digit_first"] + first["loss_digit_second"],
+                                          rel=1e-5)
+
+
+def test_short_training_lowers_the_loss_and_beats_chance(mnist_root):
+    record = helpers.run("ws-aux", 0, epochs=5, n_pairs=500, data_root=mnist_root)
+    losses = [h["loss"] for h in record["history"]]
+    assert losses[-1] < 0.6 * losses[0]
+    assert record["test_error_rate"] < 30  # always answering 1 gives about 45%
+    assert record["history"][-1]["test_errors"] == record["test_errors"]
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(mnist_root):
+    small = dict(epochs=2, n_pairs=200, data_root=mnist_root)
+    a, b = helpers.run("ws", 3, **small), helpers.run("ws", 3, **small)
+    c = helpers.run("ws", 4, **small)
+    assert a["history"] == b["history"] and a["test_predictions"] == b["test_predictions"]
+    assert a["history"] != c["history"]
+
+
+def test_run_leaves_global_random_state_and_threads_alone(mnist_root):
+    torch.manual_seed(11)
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    helpers.run("baseline", 0, epochs=1, n_pairs=100, data_root=mnist_root, threads=1)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
+
+
+def test_record_contents(mnist_root):
+    record = helpers.run("baseline", 1, epochs=2, n_pairs=100, batch_size=50, data_root=mnist_root)
+    assert record["experiment"] == "baseline" and record["seed"] == 1
+    assert record["params"]["batch_size"] == 50 and record["params"]["model"] == "baseline"
+    assert record["n_train"] == record["n_test"] == 100
+    assert record["test_error_rate"] == pytest.approx(record["test_errors"])  # 100 pairs
+    assert len(record["history"]) == 2 and record["n_parameters"] == 70_906
+    assert "loss_digit_first" not in record["history"][0]  # the baseline has no digit outputs
+    assert len(record["test_predictions"]) == 100 and record["test_digit_predictions"] is None
+    assert record["device"] == "cpu" and record["versions"]["torch"] == torch.__version__
