@@ -4,6 +4,7 @@ User mistakes print one line on stderr and exit with 2; no traceback.
 """
 
 import argparse
+import shlex
 import sys
 
 from . import experiments
@@ -27,17 +28,81 @@ def cmd_list(args):
     return 0
 
 
+def _workers(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def cmd_run(args):
+    from . import running
+
+    overrides = {}
+    for name, value in args.p or []:
+        if name in overrides:
+            raise UsageError(f"-p {name} is given twice: give each parameter once")
+        overrides[name] = value
+    batch = running.run(args.experiments, seeds=args.seeds, workers=args.workers,
+                        results_dir=args.results, runs_dir=args.runs, force=args.force,
+                        overrides=overrides, notebooks_dir=args.notebooks,
+                        command="python -m helpers " + shlex.join(args.argv))
+    return batch.exit_code
+
+
+def cmd_summary(args):
+    from . import running
+
+    return running.summary(results_dir=args.results, figures_dir=args.figures,
+                           report=args.report, notebooks_dir=args.notebooks)
+
+
 def build_parser():
     parser = _Parser(prog="python -m helpers", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("list", help="print the experiment catalogue").set_defaults(func=cmd_list)
+
+    run = commands.add_parser(
+        "run", help="execute experiment notebooks once per seed (skips runs already recorded)",
+        description="Execute each experiment's notebook with papermill once per seed, in "
+                    "parallel workers. Runs whose record exists are skipped: after an "
+                    "interruption, the same command does only what is missing. Exit codes: "
+                    "0 all done, 1 some runs failed, 2 usage error, 130 Ctrl-C, 143 SIGTERM.")
+    run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
+                     help="catalogue names (python -m helpers list), or all")
+    run.add_argument("--seeds", default="0-9", help="rounds, e.g. 0-9, 0,3,5 or 0-2,7 (default 0-9)")
+    run.add_argument("--workers", type=_workers, default=None,
+                     help="parallel runs (default: the number of CPU cores)")
+    run.add_argument("--results", default="results", help="records folder (default results)")
+    run.add_argument("--runs", default="runs", help="executed notebooks folder (default runs)")
+    run.add_argument("--force", action="store_true", help="redo runs that have a record")
+    run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="override a run parameter for every run, e.g. -p epochs 10")
+    run.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
+    run.set_defaults(func=cmd_run)
+
+    summary = commands.add_parser(
+        "summary", help="execute notebooks/summary.ipynb over the records and export report.html")
+    summary.add_argument("--results", default="results", help="records folder (default results)")
+    summary.add_argument("--figures", default="figures", help="PNG figures folder (default figures)")
+    summary.add_argument("--report", default="report.html", help="HTML report (default report.html)")
+    summary.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
+    summary.set_defaults(func=cmd_summary)
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return args.func(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the runner took over the signals
+        print("interrupted: nothing was lost; run the same command again", file=sys.stderr)
+        return 130

@@ -1,0 +1,669 @@
+"""The notebook runner behind `python -m helpers run` and `python -m helpers summary`.
+
+Each run is one (experiment, seed): the experiment's notebook (from the catalogue) executed by
+papermill with the parameters {experiment, seed, results_dir, overrides}. The executed notebook
+goes to runs/<experiment>/seed-<k>.ipynb (the log of that run), the record to
+results/<experiment>/seed-<k>.json (written atomically by the notebook itself).
+
+How the pieces fit, top to bottom:
+- `plan()` checks everything the user asked for (experiments, seeds, overrides, folders, MNIST)
+  and raises one-line `UsageError`s before anything starts or is written.
+- `run()` skips runs whose valid record exists (a rerun resumes), then keeps up to `workers`
+  runs going in `LocalPool` worker processes (one process per run, forked; each starts its own
+  kernel) under one tqdm progress bar. A failed run is listed at the end; the others go on.
+- Two runners on one results folder: each run is taken under a per-run lock file
+  (results/<experiment>/.seed-<k>.lock, `filelock`, i.e. flock: the OS drops it when its holder
+  dies, so no stale lock outlives a killed runner). A runner that finds a run locked does other
+  runs first, then waits for the lock and finds the record done (or does the run itself if the
+  other runner failed it).
+- Ctrl-C / SIGTERM: the workers interrupt their kernels (SIGINT, so the notebook's atomic write
+  cleans its temporary file), then stop; finished records stay; the rerun does the rest.
+  Exit codes: 0 all done, 1 some runs failed, 2 usage error, 130 SIGINT, 143 SIGTERM.
+
+A pool is anything with `submit(run)`, `wait(timeout) -> [(run, outcome)]`, `interrupt()`,
+`kill()` and `len()`: `LocalPool` here; a Dask pool can take its place (issue 5).
+"""
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import experiments, results
+from .errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+KERNEL = "python3"
+KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly on a loaded 2-core machine
+INTERRUPT_GRACE = 20  # seconds the workers get to stop their kernels before they are killed
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# A run failing with one of these is the user's mistake, the same for every run: stop the batch.
+USAGE_ERRORS = ("UsageError", "DataError")
+
+
+# ---------------------------------------------------------------------------------------------
+# What to run
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)  # identity: a run is a dict key
+class Run:
+    """One (experiment, seed) and everything a worker needs to execute it."""
+
+    experiment: str
+    seed: int
+    notebook: Path      # the experiment's notebook
+    output: Path        # the executed notebook: runs/<experiment>/seed-<k>.ipynb
+    record: Path        # results/<experiment>/seed-<k>.json
+    parameters: dict    # what papermill injects
+    cwd: Path           # the kernel's working directory: the notebooks folder
+    environment: dict = field(default_factory=dict)  # set in the worker (and so the kernel)
+
+    @property
+    def name(self):
+        return f"{self.experiment} seed {self.seed}"
+
+
+_SEEDS = re.compile(r"^\d+(-\d+)?$")
+
+
+def parse_seeds(text):
+    """'0-9' | '0,3,5' | '0-2,7' -> sorted list of distinct seeds; UsageError if malformed."""
+    seeds = set()
+    for part in str(text).replace(" ", "").split(","):
+        if not _SEEDS.match(part):
+            raise UsageError(f"malformed seed list {text!r}: write seeds like 0-9, 0,3,5 or 0-2,7")
+        first, _, last = part.partition("-")
+        first, last = int(first), int(last or first)
+        if last < first:
+            raise UsageError(f"malformed seed list {text!r}: the range {part} runs backwards, "
+                             f"write {last}-{first}")
+        seeds.update(range(first, last + 1))
+    return sorted(seeds)
+
+
+def expand_experiments(names):
+    """Experiment names, `all` (every catalogue row) and group names -> catalogue names, in order."""
+    if not names:
+        raise UsageError("name the experiments to run, or all "
+                         "(python -m helpers list shows them)")
+    chosen = []
+    for name in names:
+        if name == "all":
+            rows = experiments.CATALOGUE
+        elif name in experiments.EXPERIMENTS:
+            rows = [experiments.EXPERIMENTS[name]]
+        else:
+            rows = [row for row in experiments.CATALOGUE if name in _groups(row)]
+            if not rows:
+                experiments.get(name)  # raises the catalogue's one-line UsageError
+        chosen += [row["name"] for row in rows if row["name"] not in chosen]
+    return chosen
+
+
+def _groups(row):
+    group = row.get("group") or ()
+    return (group,) if isinstance(group, str) else tuple(group)
+
+
+def notebook_path(path, notebooks_dir):
+    """`path` as the kernel (cwd = notebooks folder) should see it: relative when inside the
+    project (no absolute machine path lands in a notebook), else absolute."""
+    path, notebooks_dir = Path(path).resolve(), Path(notebooks_dir).resolve()
+    project = notebooks_dir.parent
+    if path == project or project in path.parents:
+        return os.path.relpath(path, notebooks_dir)
+    return str(path)
+
+
+def _check_writable(folder, what, option):
+    """UsageError unless `folder` is, or can be created as, a writable folder. Writes nothing
+    that stays: a missing folder is created later, when the batch starts."""
+    folder = Path(folder).resolve()
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{what} folder {folder} cannot be created: {existing} is a file, "
+                         f"not a folder; choose another with {option}")
+    try:  # a real probe: os.access says yes to root even on a read-only folder
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"{what} folder {folder} is not writable ({error.strerror}): "
+                         f"choose another with {option}, or fix its permissions") from None
+
+
+def _check_data_root(data_root):
+    """UsageError (DataError) now, rather than in every run, when MNIST is missing or damaged."""
+    from . import data  # imports torch: only once the cheap checks have passed
+
+    explicit = data_root or os.environ.get("MNIST_ROOT")
+    root = data.resolve_data_root(data_root)
+    if explicit and not root.is_dir():
+        raise data.DataError(f"MNIST data root {root} does not exist: {data._fix_hint(root)}")
+    for train in (True, False):
+        data._check_raw_files(root, train)
+    return root
+
+
+def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="runs",
+         notebooks_dir=None, check_data=True):
+    """Every Run asked for, after checking all of the input; raises UsageError on bad input."""
+    notebooks_dir = Path(notebooks_dir or NOTEBOOKS_DIR).resolve()
+    names = expand_experiments(names)
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else sorted(set(seeds))
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        raise UsageError(f"seeds must be integers >= 0, got {seeds!r}: write them like 0-9")
+    overrides = dict(overrides or {})
+    for name in ("experiment", "seed"):
+        if name in overrides:
+            raise UsageError(f"-p {name} is not allowed here: name experiments as arguments "
+                             f"and seeds with --seeds")
+    checked = {}
+    for name in names:
+        params = experiments.resolve(name, seed=seeds[-1], **overrides)
+        checked[name] = {key: params[key] for key in overrides}  # converted types
+        notebook = notebooks_dir / experiments.get(name)["notebook"]
+        if not notebook.is_file():
+            raise UsageError(f"notebook {notebook} of experiment {name} is missing: restore it "
+                             f"(git checkout notebooks) or choose another notebooks folder")
+    _check_writable(results_dir, "results", "--results")
+    _check_writable(runs_dir, "runs", "--runs")
+    environment = {}
+    if check_data:
+        root = _check_data_root(overrides.get("data_root"))
+        # The kernel runs in the notebooks folder: a relative MNIST_ROOT would point elsewhere.
+        if os.environ.get("MNIST_ROOT"):
+            environment["MNIST_ROOT"] = str(root)
+        for name in names:
+            if "data_root" in overrides:
+                checked[name]["data_root"] = notebook_path(root, notebooks_dir)
+    results_dir, runs_dir = Path(results_dir).resolve(), Path(runs_dir).resolve()
+    return [Run(experiment=name, seed=seed,
+                notebook=notebooks_dir / experiments.get(name)["notebook"],
+                output=runs_dir / name / f"seed-{seed}.ipynb",
+                record=results.record_path(results_dir, name, seed),
+                parameters={"experiment": name, "seed": seed,
+                            "results_dir": notebook_path(results_dir, notebooks_dir),
+                            **checked[name]},
+                cwd=notebooks_dir, environment=environment)
+            for name in names for seed in seeds]
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing one run (in a worker process)
+# ---------------------------------------------------------------------------------------------
+_interrupted = False
+
+
+def _interrupt_kernel(signum, frame):
+    """Worker's SIGINT/SIGTERM handler: interrupt the kernel, so papermill stops with an error.
+
+    SIGINT makes a KeyboardInterrupt in the running cell, so the notebook's cleanups run (the
+    atomic record write removes its temporary file). A kernel that is starting or between two
+    cells misses it, so it is sent again every second until the run ends.
+    """
+    global _interrupted
+    if _interrupted:
+        return
+    _interrupted = True
+    import threading
+
+    import psutil
+
+    def keep_interrupting():
+        while True:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    child.send_signal(signal.SIGINT)
+                except psutil.Error:
+                    pass
+            time.sleep(1.0)
+
+    threading.Thread(target=keep_interrupting, daemon=True).start()
+
+
+def _first_line(text):
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _error_line(error):
+    """The line that says why a cell failed: the exception, else the cell that raised it."""
+    if _first_line(error.evalue):
+        return f"{error.ename}: {_first_line(error.evalue)}"
+    return f"{error.ename} in cell [{error.exec_count}]: {_first_line(error.source)}"
+
+
+def execute(run):
+    """Execute `run` with papermill; return its outcome dict. Never raises."""
+    import papermill
+
+    started = time.monotonic()
+    usage = False
+    try:
+        os.environ.update(run.environment)
+        run.output.parent.mkdir(parents=True, exist_ok=True)
+        papermill.execute_notebook(
+            str(run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
+            cwd=str(run.cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT)
+    except papermill.PapermillExecutionError as error:
+        status, message = "failed", _error_line(error)
+        usage = error.ename in USAGE_ERRORS
+    except Exception as error:  # kernel died or would not start, notebook unreadable...
+        status, message = "failed", f"{type(error).__name__}: {_first_line(error)}"
+    else:
+        try:
+            results.read_record(run.record)
+            status, message = "done", ""
+        except results.DamagedRecord as why:
+            status, message = "failed", (f"the notebook finished without a valid record at "
+                                         f"{run.record} ({why})")
+    if _interrupted:
+        status = "interrupted"
+    return {"status": status, "message": message, "usage": usage,
+            "seconds": time.monotonic() - started}
+
+
+def _worker(run, connection):
+    signal.signal(signal.SIGINT, _interrupt_kernel)
+    signal.signal(signal.SIGTERM, _interrupt_kernel)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # The parameters were checked before the batch: papermill's warnings about parsing the
+    # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
+    # go to runs/<experiment>/seed-<k>.log, not over the progress bar.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    try:
+        run.output.parent.mkdir(parents=True, exist_ok=True)
+        log = os.open(run.output.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+    except OSError:
+        pass
+    connection.send(execute(run))
+    connection.close()
+
+
+class LocalPool:
+    """Runs in worker processes on this machine, one forked process per run.
+
+    A fresh process per run means a worker killed by anyone (SIGKILL, out of memory) costs
+    exactly its own run, which is reported as failed; papermill is imported once, before the
+    forks. The pool remembers each worker's descendants (its kernel) to stop them too.
+    """
+
+    def __init__(self):
+        import psutil
+
+        self._psutil = psutil
+        self._context = multiprocessing.get_context("fork")
+        self._workers = {}  # sentinel -> (run, process, receiving end, {pid: psutil.Process})
+
+    def __len__(self):
+        return len(self._workers)
+
+    def submit(self, run):
+        receive, send = self._context.Pipe(duplex=False)
+        process = self._context.Process(target=_worker, args=(run, send), daemon=True,
+                                        name=f"run {run.name}")
+        # Signals stay blocked until the worker has its own handlers (no window with ours).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        send.close()
+        self._workers[process.sentinel] = (run, process, receive, {})
+
+    def _track_descendants(self):
+        for _, process, _, descendants in self._workers.values():
+            try:
+                for child in self._psutil.Process(process.pid).children(recursive=True):
+                    descendants.setdefault(child.pid, child)
+            except self._psutil.Error:
+                pass
+
+    def wait(self, timeout):
+        """[(run, outcome)] for the runs that ended within `timeout` seconds."""
+        if not self._workers:
+            time.sleep(timeout)
+            return []
+        self._track_descendants()
+        ended = multiprocessing.connection.wait(list(self._workers), timeout)
+        finished = []
+        for sentinel in ended:
+            run, process, receive, descendants = self._workers.pop(sentinel)
+            outcome = None
+            try:
+                if receive.poll():
+                    outcome = receive.recv()
+            except (EOFError, OSError):
+                pass
+            receive.close()
+            process.join()
+            if outcome is None:
+                how = (f"killed by {signal.Signals(-process.exitcode).name}"
+                       if process.exitcode and process.exitcode < 0
+                       else f"exit code {process.exitcode}")
+                outcome = {"status": "failed", "usage": False, "seconds": None,
+                           "message": f"its worker process died ({how}) before reporting"}
+            self._kill_all(descendants.values())  # an orphaned kernel, if any
+            finished.append((run, outcome))
+        return finished
+
+    def interrupt(self):
+        """Ask every worker to stop (they interrupt their kernels)."""
+        for _, process, _, _ in self._workers.values():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    def kill(self):
+        """Kill every worker and its kernel now; -> the runs they were doing."""
+        self._track_descendants()
+        runs = []
+        for run, process, receive, descendants in self._workers.values():
+            self._kill_all([self._psutil.Process(process.pid)] if process.is_alive() else [])
+            self._kill_all(descendants.values())
+            process.join()
+            receive.close()
+            runs.append(run)
+        self._workers.clear()
+        return runs
+
+    def _kill_all(self, processes):
+        for proc in processes:
+            try:
+                if proc.is_running():  # also checks the pid was not reused
+                    proc.kill()
+            except self._psutil.Error:
+                pass
+        self._psutil.wait_procs([p for p in processes], timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class BatchResult:
+    done: list = field(default_factory=list)          # runs executed here
+    skipped: list = field(default_factory=list)       # valid record already there
+    elsewhere: list = field(default_factory=list)     # done meanwhile by another runner
+    failed: list = field(default_factory=list)        # (run, message)
+    usage_error: str = ""                             # a run failed with a UsageError
+    interrupted_by: int = 0                           # the signal that stopped the batch
+    not_done: list = field(default_factory=list)      # runs left for the rerun
+
+    @property
+    def exit_code(self):
+        if self.interrupted_by:
+            return 128 + self.interrupted_by
+        if self.usage_error:
+            return EXIT_USAGE
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+
+def _complete(run):
+    """True when `run` has a valid record (a damaged one is redone)."""
+    try:
+        results.read_record(run.record)
+        return True
+    except results.DamagedRecord:
+        return False
+
+
+def _stale_temporaries(record):
+    """Temporary files a killed write_record may have left beside `record`."""
+    return list(record.parent.glob(f".{record.name}.*.tmp"))
+
+
+class _Locks:
+    """Per-run lock files beside the records, so two runners never do one run at once."""
+
+    def __init__(self):
+        import filelock
+
+        self._filelock = filelock
+        self._held = {}
+
+    def try_acquire(self, run):
+        run.record.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._filelock.FileLock(run.record.parent / f".{run.record.stem}.lock")
+        try:
+            lock.acquire(blocking=False)
+        except self._filelock.Timeout:
+            return False
+        self._held[run] = lock
+        return True
+
+    def release(self, run):
+        # A killed write leaves a temporary file; nobody else writes this record while we hold it.
+        for path in _stale_temporaries(run.record):
+            path.unlink(missing_ok=True)
+        self._held.pop(run).release()
+
+    def release_all(self):
+        for run in list(self._held):
+            self.release(run)
+
+
+def _relative(path):
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def run(experiments_=("all",), seeds="0-9", workers=None, results_dir="results", runs_dir="runs",
+        force=False, overrides=None, notebooks_dir=None, command=None, pool=None,
+        stream=None):
+    """Execute every (experiment, seed) asked for that has no valid record yet; -> BatchResult.
+
+    Raises UsageError, before anything starts, for any bad input. `command` is what the user
+    typed, for the resume message; `pool` replaces the local worker processes (e.g. Dask).
+    """
+    stream = stream or sys.stderr
+    if isinstance(experiments_, str):
+        experiments_ = [experiments_]
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
+    runs = plan(experiments_, seeds, overrides, results_dir, runs_dir, notebooks_dir)
+    command = command or "python -m helpers " + shlex.join(sys.argv[1:])
+    started = time.time()
+    batch = BatchResult()
+    todo = deque()
+    for run_ in runs:
+        if not force and _complete(run_):
+            batch.skipped.append(run_)
+        else:
+            todo.append(run_)
+    if batch.skipped:
+        print(f"skipping {len(batch.skipped)} of {len(runs)} runs: their records are already in "
+              f"{_relative(runs[0].record.parent.parent)} (--force redoes them)", file=stream)
+    if not todo:
+        return batch
+
+    import papermill  # noqa: F401  imported once here, inherited by every forked worker
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread: the workers are forked from this process
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    pool = pool or LocalPool()
+    locks = _Locks()
+    waiting = []  # runs another runner holds: tried again when nothing else can start
+    stop = {"signal": 0, "hard": False}
+
+    def on_signal(signum, frame):
+        stop["hard"] = bool(stop["signal"])  # a second Ctrl-C: kill now
+        stop["signal"] = stop["signal"] or signum
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = tqdm(total=len(todo), desc="runs", unit="run", file=stream, smoothing=0.1,
+               mininterval=0.5, dynamic_ncols=True)
+    bar.set_postfix_str("failed 0")
+    try:
+        while (todo or waiting or len(pool)) and not stop["signal"] and not batch.usage_error:
+            candidates = list(todo) + waiting
+            todo.clear()
+            waiting = []
+            for candidate in candidates:
+                if len(pool) >= workers or not locks.try_acquire(candidate):
+                    (todo if len(pool) >= workers else waiting).append(candidate)
+                    continue
+                if _complete(candidate) and (
+                        not force or candidate.record.stat().st_mtime >= started):
+                    batch.elsewhere.append(candidate)  # another runner did it meanwhile
+                    locks.release(candidate)
+                    bar.update()
+                    continue
+                for path in _stale_temporaries(candidate.record):
+                    path.unlink(missing_ok=True)
+                pool.submit(candidate)
+            for finished, outcome in pool.wait(0.5):
+                locks.release(finished)
+                bar.update()
+                if outcome["status"] == "done":
+                    batch.done.append(finished)
+                    continue
+                batch.failed.append((finished, outcome["message"]))
+                bar.set_postfix_str(f"failed {len(batch.failed)}")
+                bar.write(f"failed: {finished.name}: {outcome['message']}", file=stream)
+                if outcome["usage"]:
+                    batch.usage_error = outcome["message"]
+        # Interrupted, or a usage error: no new runs; those going finish (usage error) or are
+        # interrupted (signal), and killed with their kernels if they do not stop in time.
+        deadline = None
+        while len(pool) and not stop["hard"]:
+            if stop["signal"] and deadline is None:
+                pool.interrupt()
+                deadline = time.monotonic() + INTERRUPT_GRACE
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            for finished, outcome in pool.wait(0.5):
+                locks.release(finished)
+                if outcome["status"] == "done":
+                    batch.done.append(finished)
+                    bar.update()
+                elif outcome["status"] == "interrupted":
+                    batch.not_done.append(finished)
+                else:
+                    batch.failed.append((finished, outcome["message"]))
+        for killed in pool.kill():
+            locks.release(killed)
+            batch.not_done.append(killed)
+    finally:
+        bar.close()
+        locks.release_all()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    batch.interrupted_by = stop["signal"]
+    batch.not_done += list(todo) + waiting
+    _print_summary(batch, len(runs), command, stream)
+    return batch
+
+
+def _print_summary(batch, total, command, stream):
+    parts = [f"{len(batch.done)} done"]
+    if batch.skipped:
+        parts.append(f"{len(batch.skipped)} skipped (record already there)")
+    if batch.elsewhere:
+        parts.append(f"{len(batch.elsewhere)} done by another runner")
+    if batch.failed:
+        parts.append(f"{len(batch.failed)} failed")
+    if batch.not_done:
+        parts.append(f"{len(batch.not_done)} not done")
+    print(f"{total} run{'s' * (total != 1)}: {', '.join(parts)}", file=stream)
+    for failed, message in batch.failed:
+        print(f"  failed: {failed.name}: {message}  (executed notebook: "
+              f"{_relative(failed.output)})", file=stream)
+    if batch.interrupted_by:
+        name = signal.Signals(batch.interrupted_by).name
+        print(f"interrupted by {name}: finished records are kept; run the same command again "
+              f"to do the {len(batch.not_done)} missing runs: {command}", file=stream)
+    elif batch.usage_error:
+        print(f"stopped: {batch.usage_error}", file=stream)
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary notebook and report.html
+# ---------------------------------------------------------------------------------------------
+def summary(results_dir="results", figures_dir="figures", report="report.html",
+            notebooks_dir=None, stream=None):
+    """Execute the summary notebook in place over `results_dir`, then export `report` (HTML
+    without code). -> exit code: 0, or 1 when the notebook fails (it is then left as it was)."""
+    import nbformat
+
+    stream = stream or sys.stderr
+    notebooks_dir = Path(notebooks_dir or NOTEBOOKS_DIR).resolve()
+    notebook = notebooks_dir / "summary.ipynb"
+    if not notebook.is_file():
+        raise UsageError(f"summary notebook {notebook} is missing: restore it "
+                         f"(git checkout notebooks/summary.ipynb)")
+    if not Path(results_dir).is_dir():
+        raise UsageError(f"results folder {results_dir} does not exist: run experiments first "
+                         f"(python -m helpers run all), or choose it with --results")
+    _check_writable(figures_dir, "figures", "--figures")
+    _check_writable(notebooks_dir, "notebooks", "--notebooks")
+    _check_writable(Path(report).resolve().parent, "report", "--report")
+    records, damaged = results.scan(results_dir)
+    for path, why in damaged:
+        print(f"warning: damaged record {_relative(path)} ({why}) is left out; "
+              f"`python -m helpers run` redoes it", file=stream)
+    if not records:
+        print(f"warning: no valid record in {results_dir}: the summary will be empty",
+              file=stream)
+    import papermill
+
+    Path(figures_dir).mkdir(parents=True, exist_ok=True)
+    # Executed into a temporary file beside it and renamed: a failure leaves the notebook as it was.
+    fd, executed = tempfile.mkstemp(dir=notebooks_dir, prefix=".summary-", suffix=".ipynb")
+    os.close(fd)
+    try:
+        papermill.execute_notebook(
+            str(notebook), executed, kernel_name=KERNEL, cwd=str(notebooks_dir),
+            progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
+            parameters={"results_dir": notebook_path(results_dir, notebooks_dir),
+                        "figures_dir": notebook_path(figures_dir, notebooks_dir)})
+    except papermill.PapermillExecutionError as error:
+        Path(executed).unlink(missing_ok=True)
+        print(f"error: the summary notebook failed: {_error_line(error)}", file=stream)
+        return EXIT_USAGE if error.ename in USAGE_ERRORS else EXIT_FAILED
+    except Exception as error:  # the kernel died or would not start
+        Path(executed).unlink(missing_ok=True)
+        print(f"error: the summary notebook failed: {type(error).__name__}: "
+              f"{_first_line(error)}", file=stream)
+        return EXIT_FAILED
+    except BaseException:
+        Path(executed).unlink(missing_ok=True)
+        raise
+    os.replace(executed, notebook)
+    _export_html(nbformat.read(notebook, as_version=4), Path(report))
+    print(f"summary: {len(records)} records; {_relative(notebook)} executed, report "
+          f"{_relative(report)} written", file=stream)
+    return EXIT_OK
+
+
+def _export_html(notebook, report):
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                           exclude_output_prompt=True).from_notebook_node(notebook)
+    fd, temporary = tempfile.mkstemp(dir=report.resolve().parent, prefix=f".{report.name}.",
+                                     suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(body)
+        os.replace(temporary, report)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,90 @@
+"""What the runner tests share: calling `python -m helpers` for real, and looking at folders."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+# The smallest runs that still go through data, training and the record: a few seconds each,
+# almost all of it kernel start and imports.
+TINY = ["-p", "epochs", "1", "-p", "n_pairs", "100"]
+
+
+def environment(mnist_root, **extra):
+    return {**os.environ, "MNIST_ROOT": str(mnist_root), **extra}
+
+
+def helpers(*args, mnist_root, timeout=600, **kwargs):
+    """Run `python -m helpers ARGS` to the end -> CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], cwd=REPO,
+                          env=environment(mnist_root), capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def start(*args, mnist_root, log_dir):
+    """Start `python -m helpers ARGS` in its own process group (as a shell would for a
+    foreground job) -> (Popen, path of its stderr)."""
+    stderr = Path(log_dir) / f"stderr-{time.monotonic_ns()}.txt"
+    process = subprocess.Popen([sys.executable, "-m", "helpers", *map(str, args)], cwd=REPO,
+                               env=environment(mnist_root), stdout=subprocess.DEVNULL,
+                               stderr=stderr.open("w"), start_new_session=True)
+    return process, stderr
+
+
+def record_files(results):
+    return sorted(Path(results).glob("*/seed-*.json"))
+
+
+def wait_for(condition, timeout=300, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def descendants(pid):
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def snapshot(folder):
+    """Every file under `folder` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def temporaries(folder):
+    return [p for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
+
+
+def copy_notebooks(destination, fail_at_seed=None, notebook="auxiliary_loss.ipynb"):
+    """A copy of the repo's notebooks; with `fail_at_seed`, `notebook` raises for that seed
+    (a failure that passes the runner's checks and happens inside the run)."""
+    destination = Path(destination)
+    destination.mkdir(parents=True)
+    for path in (REPO / "notebooks").glob("*.ipynb"):
+        shutil.copy(path, destination / path.name)
+    if fail_at_seed is not None:
+        nb = nbformat.read(destination / notebook, as_version=4)
+        at = next(i for i, cell in enumerate(nb.cells)
+                  if "parameters" in cell.metadata.get("tags", [])) + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell(
+            f"if seed == {fail_at_seed}:\n    raise RuntimeError('injected failure')"))
+        nbformat.write(nb, destination / notebook)
+    return destination
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())

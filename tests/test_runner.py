@@ -1,0 +1,122 @@
+"""The notebook runner, `python -m helpers run`, for real: tiny runs (1 epoch, 100 pairs)
+through papermill into temporary folders, then what a rerun, --force and a failure do."""
+
+import shutil
+
+import pytest
+
+from helpers import UsageError
+from helpers.results import read_record
+from helpers.running import expand_experiments, notebook_path, parse_seeds
+from runner_tools import (REPO, TINY, copy_notebooks, helpers, read_json, record_files, snapshot,
+                          temporaries)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure parts
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, seeds", [
+    ("0-9", list(range(10))), ("0,3,5", [0, 3, 5]), ("0-2,7", [0, 1, 2, 7]), ("4", [4]),
+    ("3,1,1-2", [1, 2, 3]),
+])
+def test_seed_lists(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["0-", "a-b", "5-2", "", "-1", "1,,2", "0-9x"])
+def test_malformed_seed_lists(text):
+    with pytest.raises(UsageError, match="seed list"):
+        parse_seeds(text)
+
+
+def test_experiment_names_expand():
+    assert expand_experiments(["all"])[:3] == ["baseline", "ws-plain", "ws"]
+    assert expand_experiments(["ws", "baseline", "ws"]) == ["ws", "baseline"]
+    with pytest.raises(UsageError, match="unknown experiment 'nope'"):
+        expand_experiments(["nope"])
+
+
+def test_paths_given_to_notebooks_are_relative_inside_the_project(tmp_path):
+    notebooks = REPO / "notebooks"
+    assert notebook_path(REPO / "results", notebooks) == "../results"
+    assert notebook_path(tmp_path / "r", notebooks) == str(tmp_path / "r")
+
+
+# --------------------------------------------------------------------------------------------
+# One real batch, shared by the tests below (each copies it before changing anything)
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, mnist_root):
+    folder = tmp_path_factory.mktemp("batch")
+    done = helpers("run", "ws-aux", "--seeds", "0-1", "--workers", "2", "--results",
+                   folder / "results", "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
+    return folder, done
+
+
+def _copy(batch, tmp_path):
+    folder, _ = batch
+    shutil.copytree(folder, tmp_path / "batch", symlinks=True)
+    return tmp_path / "batch"
+
+
+def test_run_writes_valid_records_and_executed_notebooks(batch):
+    folder, done = batch
+    assert done.returncode == 0, done.stderr
+    assert "2 runs: 2 done" in done.stderr
+    paths = record_files(folder / "results")
+    assert [p.relative_to(folder / "results").as_posix() for p in paths] == \
+        ["ws-aux/seed-0.json", "ws-aux/seed-1.json"]
+    for seed, path in enumerate(paths):
+        record = read_record(path)
+        assert (record["seed"], record["params"]["epochs"], record["n_train"]) == (seed, 1, 100)
+        executed = read_json(folder / "runs" / "ws-aux" / f"seed-{seed}.ipynb")
+        assert executed["metadata"]["papermill"]["parameters"]["seed"] == seed
+    assert not temporaries(folder)
+
+
+def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
+    folder = _copy(batch, tmp_path)
+    before = snapshot(folder)
+    again = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
+                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
+    assert again.returncode == 0, again.stderr
+    assert "skipping 2 of 2 runs" in again.stderr
+    assert snapshot(folder) == before  # nothing executed, nothing rewritten
+
+
+def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_path, mnist_root):
+    folder = _copy(batch, tmp_path)
+    seed0, seed1 = record_files(folder / "results")
+    seed0.write_text(seed0.read_text()[:200])  # truncated by hand
+    kept = snapshot(folder / "results")["ws-aux/seed-1.json"]
+    again = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
+                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
+    assert again.returncode == 0, again.stderr
+    assert "skipping 1 of 2" in again.stderr and "1 done" in again.stderr
+    assert read_record(seed0)["seed"] == 0
+    assert snapshot(folder / "results")["ws-aux/seed-1.json"] == kept
+
+    forced = helpers("run", "ws-aux", "--seeds", "1", "--force", "--results",
+                     folder / "results", "--runs", folder / "runs", *TINY,
+                     mnist_root=mnist_root)
+    assert forced.returncode == 0, forced.stderr
+    assert "1 run: 1 done" in forced.stderr
+    assert snapshot(folder / "results")["ws-aux/seed-1.json"][1] > kept[1]
+    assert read_record(seed1)["test_errors"] == read_json(seed1)["test_errors"]
+
+
+def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root):
+    notebooks = copy_notebooks(tmp_path / "notebooks", fail_at_seed=1)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    failed = helpers("run", "ws-aux", "--seeds", "0-1", "--workers", "2", "--results", results,
+                     "--runs", runs, "--notebooks", notebooks, *TINY, mnist_root=mnist_root)
+    assert failed.returncode == 1, failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "2 runs: 1 done, 1 failed" in failed.stderr
+    assert "failed: ws-aux seed 1: RuntimeError: injected failure" in failed.stderr
+    assert "seed-1.ipynb" in failed.stderr and (runs / "ws-aux" / "seed-1.ipynb").is_file()
+    assert [p.name for p in record_files(results)] == ["seed-0.json"]
+    read_record(results / "ws-aux" / "seed-0.json")
+    # The notebooks folder is inside the project: the results path reaches the kernel relative.
+    assert read_json(runs / "ws-aux" / "seed-0.ipynb")["metadata"]["papermill"]["parameters"][
+        "results_dir"] == "../results"
