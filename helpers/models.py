@@ -9,6 +9,21 @@ recognise digits, `digits` (N x 2 x 10, the logits of each image's digit).
 import torch
 from torch import nn
 
+
+class MaxPool2d(nn.MaxPool2d):
+    """`nn.MaxPool2d` that pools a CPU tensor in channels-last layout.
+
+    PyTorch's CPU max-pool is about 20x slower on NCHW tensors this small than on
+    channels-last ones; the two copies cost far less, and the result and its gradient are
+    bit-identical (a max has no rounding, and the output is handed back in NCHW).
+    """
+
+    def forward(self, x):
+        if x.device.type != "cpu":
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 class BaselineNet(nn.Module):
     """Convolutions and dense layers on the 2-channel image; no batch norm, no dropout,
     no weight sharing (the report's Fig. 1).
@@ -21,8 +36,8 @@ class BaselineNet(nn.Module):
     def __init__(self, hidden=200):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(2, 32, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2, 32, kernel_size=3), nn.ReLU(), MaxPool2d(2),
+            nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(), MaxPool2d(2),
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 2))
@@ -48,7 +63,7 @@ class DigitNet(nn.Module):
         def conv_block(c_in, c_out):
             layers = [nn.Conv2d(c_in, c_out, kernel_size=3)]
             layers += [nn.BatchNorm2d(c_out)] if batch_norm else []
-            layers += [nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.ReLU(), MaxPool2d(2)]
             layers += [nn.Dropout2d(p2d)] if p2d else []
             return layers
 

@@ -5,7 +5,9 @@ cross-entropy, the training pairs reshuffled each epoch. The auxiliary losses ar
 cross-entropies of the two digit outputs against the digit classes.
 """
 
+import ctypes
 import platform
+import sys
 import time
 
 import torch
@@ -36,6 +38,25 @@ def loss_weights(weighting, alpha, epoch, epochs):
     raise ValueError(f"unknown weighting {weighting!r}")
 
 
+def keep_freed_memory():
+    """Ask glibc to keep freed memory for reuse instead of handing it back to the kernel.
+
+    A training allocates and frees the same few-MB activation tensors thousands of times.
+    By default glibc maps big blocks fresh from the kernel and returns them on free, so
+    every step pays ~4000 page faults (a fifth of a training's time went to the kernel).
+    Numbers are unaffected. A no-op off glibc (macOS, Windows, musl).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    except (OSError, AttributeError):
+        pass
+
+
 def resolve_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -48,7 +69,7 @@ def make_optimizer(params, model):
     return torch.optim.SGD(model.parameters(), lr=params["lr"])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model, pairs, batch_size=1000):
     """Predicted comparison (N) and, where the network has them, digits (N x 2), in eval mode."""
     model.eval()
@@ -128,6 +149,7 @@ def run_experiment(params):
     caller's global random state is left as it was.
     """
     device = resolve_device(params["device"])
+    keep_freed_memory()
     seed = params["seed"]
     train_input, train_target, train_classes, test_input, test_target, test_classes = \
         generate_pair_sets(params["n_pairs"], seed, params["data_root"])
