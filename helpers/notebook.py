@@ -1,0 +1,144 @@
+"""What the architecture notebooks share: reading their `parameters` cell, showing the
+network, plotting one run's learning curves and printing its final errors.
+
+Papermill injects the parameters it is given as a cell of assignments after the notebook's
+`parameters` cell, and only warns about a name that cell does not define. `parameters()`
+is the check that papermill lacks: it reads the notebook's globals, rejects a name it does
+not know or an experiment of another notebook, and returns the full checked parameter dict.
+
+Importing this module inside IPython makes a `UsageError` print as one line (its message)
+instead of a traceback: the mistake is the user's, the fix is in the message.
+"""
+
+import types
+
+from . import experiments
+from .errors import UsageError
+from .models import build_model, count_parameters
+
+# Names a notebook's parameters cell may set besides the run parameters.
+NOTEBOOK_PARAMETERS = ("results_dir",)
+# Names the notebooks bind themselves after the parameters cell: re-running the cells
+# interactively must not make them look like injected parameters.
+NOTEBOOK_RESULTS = ("params", "record")
+# IPython's own globals (history, display hook, shell helpers).
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+# What papermill can inject: JSON-like values. Modules, functions, classes, networks,
+# tensors and figures are never parameters.
+_PARAMETER_TYPES = (bool, int, float, str, list, dict, tuple)
+
+
+def _injected_names(namespace):
+    """The names of `namespace` that could be parameters (not IPython's, private or code)."""
+    names = set()
+    for name, value in namespace.items():
+        # None means "not given": a parameters cell may list a name this version lacks
+        if value is None or name.startswith("_") or name in _IPYTHON_NAMES:
+            continue
+        if isinstance(value, (types.ModuleType, types.FunctionType, type)):
+            continue
+        if isinstance(value, _PARAMETER_TYPES):
+            names.add(name)
+    return names
+
+
+def check_names(namespace, known, ignore=()):
+    """Raise UsageError if `namespace` holds a parameter-like name outside `known`."""
+    unknown = sorted(_injected_names(namespace) - set(known) - set(ignore))
+    if unknown:
+        raise UsageError(f"unknown parameter {', '.join(map(repr, unknown))}: "
+                         f"this notebook knows {', '.join(sorted(known))}")
+
+
+def parameters(namespace, notebook):
+    """The checked run parameters of an architecture notebook, from its `globals()`.
+
+    A parameter left at None takes the catalogue's value for the experiment (the report's
+    protocol). Raises UsageError, before anything is trained, for an unknown name, a value
+    of the wrong type or out of range, or an experiment that another notebook runs.
+    """
+    known = set(experiments.PARAMETERS) | set(NOTEBOOK_PARAMETERS)
+    check_names(namespace, known, ignore=NOTEBOOK_RESULTS)
+    experiment = namespace.get("experiment")
+    row = experiments.get(experiment)
+    if row["notebook"] != notebook:
+        mine = [r["name"] for r in experiments.CATALOGUE if r["notebook"] == notebook]
+        raise UsageError(f"experiment {experiment!r} runs in notebooks/{row['notebook']}, "
+                         f"not {notebook}: choose one of {', '.join(mine)} here")
+    overrides = {name: namespace[name] for name in experiments.PARAMETERS
+                 if name != "experiment" and namespace.get(name) is not None}
+    return experiments.resolve(experiment, **overrides)
+
+
+def print_parameters(params):
+    """The experiment, its round, and the parameters changed from its catalogue row.
+
+    (The full parameter dict is in the run record; printing only the changes keeps the
+    committed notebooks' outputs stable when a parameter is added to the vocabulary.)
+    """
+    row = experiments.get(params["experiment"])
+    protocol = experiments.resolve(params["experiment"], seed=params["seed"])
+    changed = [f"{name}={value}" for name, value in params.items() if value != protocol[name]]
+    print(f"{row['name']} ({row['description']}), seed {params['seed']}")
+    print("catalogue parameters:", ", ".join(f"{k}={v}" for k, v in row["params"].items()))
+    print("changed here:", ", ".join(changed) or "nothing (the report's protocol)")
+
+
+def show_network(params):
+    """Print the network these parameters build and its number of trainable parameters."""
+    model = build_model(params)
+    print(model)
+    print(f"{count_parameters(model):,} trainable parameters")
+
+
+def print_final_errors(record):
+    """The run's final error rates and counts (the numbers the report's tables average)."""
+    print(f"{record['experiment']}, seed {record['seed']}, {record['params']['epochs']} epochs:")
+    for split in ("train", "test"):
+        errors, total = record[f"{split}_errors"], record[f"n_{split}"]
+        print(f"  {split} error {record[f'{split}_error_rate']:5.2f}% ({errors} of {total} pairs)")
+
+
+def plot_learning_curves(record):
+    """Loss terms (left) and train and test error (right) per epoch of one run."""
+    import matplotlib.pyplot as plt
+
+    history = record["history"]
+    epochs = [row["epoch"] for row in history]
+    figure, (losses, errors) = plt.subplots(1, 2, figsize=(11, 3.8))
+    labels = {"loss": "total (weighted)", "loss_comparison": "comparison",
+              "loss_digit_first": "first digit", "loss_digit_second": "second digit"}
+    for key, label in labels.items():
+        if key in history[0]:
+            losses.plot(epochs, [row[key] for row in history], label=label)
+    losses.set(xlabel="epoch", ylabel="cross-entropy (mean over the epoch)", title="loss terms")
+    losses.legend()
+    n_train, n_test = record["n_train"], record["n_test"]
+    errors.plot(epochs, [100 * row["train_errors_running"] / n_train for row in history],
+                label="train (counted during the epoch)")
+    errors.plot(epochs, [100 * row["test_errors"] / n_test for row in history],
+                label="test (end of the epoch)")
+    errors.set(xlabel="epoch", ylabel="error (%)", title="comparison error")
+    errors.legend()
+    figure.suptitle(f"{record['experiment']}, seed {record['seed']}")
+    figure.tight_layout()
+    plt.show()
+
+
+def _one_line_usage_error(shell, etype, value, tb, tb_offset=None):
+    line = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, line)  # publishes the error output, as showtraceback does
+    return line
+
+
+def _install_one_line_errors():
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: nothing to install
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((UsageError,), _one_line_usage_error)
+
+
+_install_one_line_errors()

@@ -1,0 +1,352 @@
+"""What the summary notebook shows, computed from the run records: the report's Tables III and
+IV rebuilt beside its published numbers, the cost of each configuration, two figures and a
+conclusion written from the numbers.
+
+Conventions of the report (REFERENCE.md): errors in percent are means over the rounds; the SD
+is the standard deviation of the NUMBER of errors (sample SD, ddof=1, as torch.std computes it).
+Every table counts the rounds behind each row and marks a row with fewer rounds than expected:
+nothing is silently averaged over fewer rounds. Damaged records are named and left out.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import experiments, results
+
+# Parameters that do not change what is computed, so they may differ between rounds.
+_RUN_ONLY = ("experiment", "seed", "device", "threads", "data_root")
+
+
+@dataclass
+class Results:
+    """Everything read from a results folder."""
+    folder: str
+    records: list = field(default_factory=list)
+    damaged: list = field(default_factory=list)  # (path, reason)
+
+    @property
+    def frame(self):
+        """One row per valid record (see helpers.results.records_table)."""
+        return results.records_table(self.records)
+
+
+def load(results_dir):
+    """Every record under `results_dir` (a missing folder reads as an empty one)."""
+    if not Path(results_dir).is_dir():
+        return Results(str(results_dir))
+    records, damaged = results.scan(results_dir)
+    return Results(str(results_dir), records, damaged)
+
+
+def describe(found):
+    """A few lines on what was found: records, configurations, damaged files left out."""
+    if not found.records:
+        lines = [f"No run records under {found.folder} yet: run `python -m helpers run all "
+                 f"--seeds 0-9` (or `make report`) to produce them."]
+    else:
+        frame = found.frame
+        lines = [f"{len(frame)} run records of {frame['experiment'].nunique()} configurations "
+                 f"under {found.folder}."]
+    for path, reason in found.damaged:
+        lines.append(f"Damaged record left out: {Path(path).parent.name}/{Path(path).name} "
+                     f"({reason}); rerunning that run replaces it.")
+    return "\n".join(lines)
+
+
+def _ordered_experiments(frame):
+    """Experiments with records, in catalogue order, then any others by name."""
+    present = set(frame["experiment"])
+    known = [row["name"] for row in experiments.CATALOGUE if row["name"] in present]
+    return known + sorted(present - set(known))
+
+
+def _protocol_note(records):
+    """'' when the records ran the catalogue's parameters, else what differs."""
+    if not records:
+        return ""
+    name = records[0]["experiment"]
+    if name not in experiments.EXPERIMENTS:
+        return "not in the catalogue"
+    protocol = experiments.resolve(name)
+    differing = {}
+    for record in records:
+        for key, value in record["params"].items():
+            if key not in _RUN_ONLY and key in protocol and protocol[key] != value:
+                differing.setdefault(key, set()).add(repr(value) if isinstance(value, str)
+                                                     else str(value))
+    if not differing:
+        return ""
+    return "not the report's protocol: " + ", ".join(
+        f"{key}={'/'.join(sorted(values))}" for key, values in sorted(differing.items()))
+
+
+def expected_rounds_of(found, expected_rounds=None):
+    """Rounds each row should count: the argument, else the most rounds any configuration has."""
+    if expected_rounds:
+        return int(expected_rounds)
+    frame = found.frame
+    return int(frame.groupby("experiment").size().max()) if len(frame) else 0
+
+
+def configuration_stats(found):
+    """Per experiment: rounds, seeds, mean error rates, SD of the error counts, cost."""
+    frame = found.frame
+    columns = ["rounds", "seeds", "train_pct", "train_sd", "test_pct", "test_sd",
+               "n_parameters", "seconds", "n_test"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = frame.groupby("experiment")
+    stats = pd.DataFrame({
+        "rounds": grouped.size(),
+        "seeds": grouped["seed"].agg(lambda s: ",".join(map(str, sorted(s)))),
+        "train_pct": grouped["train_error_rate"].mean(),
+        "train_sd": grouped["train_errors"].std(ddof=1),
+        "test_pct": grouped["test_error_rate"].mean(),
+        "test_sd": grouped["test_errors"].std(ddof=1),
+        "n_parameters": grouped["n_parameters"].agg(lambda s: "/".join(map(str, sorted(set(s))))),
+        "seconds": grouped["seconds"].mean(),
+        "n_test": grouped["n_test"].max(),
+    })
+    return stats.loc[_ordered_experiments(frame), columns]
+
+
+def report_table(found, table, expected_rounds=None):
+    """The report's Table `table` ("III" or "IV") rebuilt: one row per configuration, ours
+    beside the published numbers, the rounds counted, and a note on incomplete rows."""
+    stats = configuration_stats(found)
+    expected = expected_rounds_of(found, expected_rounds)
+    rows = []
+    for row in experiments.CATALOGUE:
+        if not row.get("report") or row["report"][0] != table:
+            continue
+        _, label, train, train_sd, test, test_sd = row["report"]
+        name = row["name"]
+        ours = stats.loc[name] if name in stats.index else None
+        rounds = int(ours["rounds"]) if ours is not None else 0
+        notes = []
+        if rounds == 0:
+            notes.append("no records")
+        elif rounds < expected:
+            notes.append(f"INCOMPLETE: {rounds} of {expected} rounds")
+        protocol = _protocol_note([r for r in found.records if r["experiment"] == name])
+        if protocol:
+            notes.append(protocol)
+        number = (lambda key: float(ours[key])) if ours is not None else (lambda key: float("nan"))
+        rows.append({"configuration": label, "experiment": name, "rounds": rounds,
+                     "train_pct": number("train_pct"), "train_sd": number("train_sd"),
+                     "test_pct": number("test_pct"), "test_sd": number("test_sd"),
+                     "report_train_pct": train, "report_train_sd": train_sd,
+                     "report_test_pct": test, "report_test_sd": test_sd,
+                     "n_test": int(ours["n_test"]) if ours is not None else 0,
+                     "note": "; ".join(notes)})
+    return pd.DataFrame(rows).set_index("configuration")
+
+
+def show_table(table):
+    """`report_table`'s output laid out for reading: ours and the report's side by side."""
+    shown = pd.DataFrame({
+        ("", "experiment"): table["experiment"],
+        ("", "rounds"): table["rounds"],
+        ("this project", "train %"): table["train_pct"].round(2),
+        ("this project", "train SD"): table["train_sd"].round(1),
+        ("this project", "test %"): table["test_pct"].round(2),
+        ("this project", "test SD"): table["test_sd"].round(1),
+        ("report (10 rounds)", "train %"): table["report_train_pct"],
+        ("report (10 rounds)", "train SD"): table["report_train_sd"],
+        ("report (10 rounds)", "test %"): table["report_test_pct"],
+        ("report (10 rounds)", "test SD"): table["report_test_sd"],
+        ("", "note"): table["note"],
+    })
+    shown.columns = pd.MultiIndex.from_tuples(shown.columns)
+    return shown.fillna("-")
+
+
+def cost_table(found):
+    """Per configuration: parameter count and mean seconds per training, with the rounds."""
+    stats = configuration_stats(found)
+    frame = found.frame
+    table = pd.DataFrame({
+        "description": [experiments.EXPERIMENTS[name]["description"]
+                        if name in experiments.EXPERIMENTS else "" for name in stats.index],
+        "rounds": stats["rounds"].astype(int),
+        "parameters": stats["n_parameters"],
+        "seconds per training": stats["seconds"].astype(float).round(2),
+        "device": [", ".join(sorted(set(frame.loc[frame["experiment"] == name, "device"])))
+                   for name in stats.index],
+    }, index=stats.index)
+    table.index.name = "experiment"
+    return table
+
+
+def history_frame(found):
+    """One row per (experiment, seed, epoch) of the records' histories, errors in percent."""
+    rows = []
+    for record in found.records:
+        for step in record["history"]:
+            rows.append({"experiment": record["experiment"], "seed": record["seed"],
+                         "epoch": step["epoch"],
+                         "train_pct": 100 * step["train_errors_running"] / record["n_train"],
+                         "test_pct": 100 * step["test_errors"] / record["n_test"]})
+    return pd.DataFrame(rows, columns=["experiment", "seed", "epoch", "train_pct", "test_pct"])
+
+
+def _save(figure, figures_dir, name):
+    if figures_dir:
+        path = Path(figures_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+        print(f"saved {path}")
+
+
+def plot_test_errors(found, figures_dir=None):
+    """Test error of every round, per configuration: box plot, the rounds as points, and the
+    report's published mean as a red cross. Saved as test_errors.png when figures_dir is set."""
+    import matplotlib.pyplot as plt
+
+    frame = found.frame
+    if frame.empty:
+        print("no records to plot")
+        return
+    names = _ordered_experiments(frame)
+    values = [frame.loc[frame["experiment"] == name, "test_error_rate"].to_numpy() for name in names]
+    figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(names)), 4))
+    axes.boxplot(values, showfliers=False)
+    axes.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    for position, points in enumerate(values, start=1):
+        # spread the points evenly across the box (deterministic, unlike random jitter)
+        offsets = [0.0] if len(points) == 1 else [-0.15 + 0.3 * i / (len(points) - 1)
+                                                  for i in range(len(points))]
+        axes.plot([position + o for o in offsets], points, "o", color="tab:blue", alpha=0.6,
+                  markersize=4)
+    published = [experiments.EXPERIMENTS[name]["report"][4]
+                 if experiments.EXPERIMENTS.get(name, {}).get("report") else None for name in names]
+    marked = [(i, p) for i, p in enumerate(published, start=1) if p is not None]
+    if marked:
+        axes.plot(*zip(*marked), "x", color="tab:red", markersize=9, label="report's mean")
+        axes.legend()
+    axes.set(ylabel="test error (%)", title="Test error of each round (points) per configuration")
+    figure.tight_layout()
+    _save(figure, figures_dir, "test_errors.png")
+    plt.show()
+
+
+def plot_learning_curves(found, figures_dir=None):
+    """Train (counted during the epoch) and test error per epoch, mean and SD band over the
+    rounds, one panel per configuration. Saved as learning_curves.png when figures_dir is set."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    history = history_frame(found)
+    if history.empty:
+        print("no records to plot")
+        return
+    names = _ordered_experiments(history)
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.8 * rows),
+                                sharex=True, sharey=True, squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        curves = history[history["experiment"] == name].groupby("epoch")
+        for column, label in (("train_pct", "train"), ("test_pct", "test")):
+            mean, sd = curves[column].mean(), curves[column].std(ddof=1).fillna(0)
+            axis.plot(mean.index, mean, label=label)
+            axis.fill_between(mean.index, mean - sd, mean + sd, alpha=0.25)
+        rounds = history.loc[history["experiment"] == name, "seed"].nunique()
+        axis.set_title(f"{name} ({rounds} round{'s' if rounds != 1 else ''})", fontsize=10)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in axes.flat[len(names):]:
+        axis.set_visible(False)
+    for axis in axes[:, 0]:
+        axis.set_ylabel("error (%)")
+    for axis in axes[-1, :]:
+        axis.set_xlabel("epoch")
+    axes.flat[0].legend()
+    figure.suptitle("Comparison error per epoch: mean and SD band over the rounds")
+    figure.tight_layout()
+    _save(figure, figures_dir, "learning_curves.png")
+    plt.show()
+
+
+# ---------------------------------------------------------------------------------------------
+# The conclusion: every number and every comparison word is read from the tables.
+# ---------------------------------------------------------------------------------------------
+def _change(before, after):
+    """'lowers it by 2.30 points' / 'raises it by ...' / 'leaves it unchanged'."""
+    if after < before:
+        return f"lowers it by {before - after:.2f} points"
+    if after > before:
+        return f"raises it by {after - before:.2f} points"
+    return "leaves it unchanged"
+
+
+def conclusion(found, expected_rounds=None):
+    """A short markdown conclusion that states only what the tables show."""
+    if not found.records:
+        return "No run records yet, so nothing to conclude."
+    tables = pd.concat([report_table(found, "III", expected_rounds),
+                        report_table(found, "IV", expected_rounds)])
+    rows = tables.set_index("experiment")
+    have = {name for name in rows.index if rows.loc[name, "rounds"] > 0}
+    test = lambda name: rows.loc[name, "test_pct"]  # noqa: E731
+    published = lambda name: rows.loc[name, "report_test_pct"]  # noqa: E731
+    paragraphs = []
+
+    rounds = sorted({int(rows.loc[name, "rounds"]) for name in have})
+    counted = (f"{rounds[0]} rounds" if len(rounds) == 1
+               else f"{rounds[0]} to {rounds[-1]} rounds")
+    intro = (f"These numbers come from {len(found.records)} run records ({counted} per "
+             f"configuration; the report used 10).")
+    incomplete = [name for name in rows.index if rows.loc[name, "note"].startswith(("INCOMPLETE",
+                                                                                    "no records"))]
+    if incomplete:
+        intro += f" Incomplete or missing: {', '.join(incomplete)}."
+    off_protocol = [name for name in have if "protocol" in rows.loc[name, "note"]]
+    if off_protocol:
+        intro += (f" The records of {', '.join(sorted(off_protocol))} were not run with the "
+                  f"report's protocol, so they are not comparable with its numbers.")
+    if found.damaged:
+        intro += f" {len(found.damaged)} damaged record(s) were left out."
+    paragraphs.append(intro)
+
+    if {"baseline", "ws", "ws-aux"} <= have:
+        b, w, a = test("baseline"), test("ws"), test("ws-aux")
+        ours_helps = (w < b, a < w)
+        report_helps = (published("ws") < published("baseline"),
+                        published("ws-aux") < published("ws"))
+        paragraphs.append(
+            f"Mean test error: baseline {b:.2f}%, weight sharing {w:.2f}%, weight sharing with "
+            f"the auxiliary loss of eq. (1) {a:.2f}% (the report: {published('baseline')}%, "
+            f"{published('ws')}%, {published('ws-aux')}%). Weight sharing "
+            f"{_change(b, w).replace('it', 'the test error')} from the baseline, and the "
+            f"auxiliary loss {_change(w, a)} again; "
+            + ("the direction of both steps is the report's." if ours_helps == report_helps
+               else "the direction of the steps differs from the report's."))
+    if {"ws-plain", "ws"} <= have:
+        p, w = test("ws-plain"), test("ws")
+        paragraphs.append(
+            f"Batch norm and dropout take the weight-sharing network from {p:.2f}% to {w:.2f}% "
+            f"test error (the report: {published('ws-plain')}% to {published('ws')}%).")
+    variants = [name for name in ("ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25", "ws-aux-d0.75")
+                if name in have]
+    if variants and "ws-aux" in have:
+        best = min(variants + ["ws-aux"], key=test)
+        beaten = [name for name in variants if test(name) < test("ws-aux")]
+        text = (f"Of the auxiliary-loss weightings, the lowest mean test error is {best}'s "
+                f"({test(best):.2f}%); eq. (1) without a discount factor (ws-aux) has "
+                f"{test('ws-aux'):.2f}%. ")
+        report_beaten = [name for name in variants if published(name) < published("ws-aux")]
+        text += (f"{len(beaten)} of these {len(variants)} discounted weightings beat eq. (1) on "
+                 f"mean test error ({', '.join(beaten) or 'none'}); in the report, "
+                 f"{len(report_beaten)} did ({', '.join(report_beaten) or 'none'}).")
+        paragraphs.append(text)
+    sds = [100 * rows.loc[name, "test_sd"] / rows.loc[name, "n_test"] for name in have
+           if pd.notna(rows.loc[name, "test_sd"])]
+    if sds and len(have) > 1:
+        paragraphs.append(
+            f"Single rounds vary: the SD of the test error over the rounds ranges from "
+            f"{min(sds):.2f} to {max(sds):.2f} percentage points across these configurations, "
+            f"so differences between two means of that order need a paired test before they "
+            f"are read as real.")
+    return "\n\n".join(paragraphs)
