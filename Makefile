@@ -22,8 +22,11 @@ report: venv
 	$(PY) -m helpers run all --seeds $(SEEDS) --workers $(WORKERS)
 	$(PY) -m helpers summary
 
+# nbval re-executes every committed notebook (kernels start in notebooks/, so MNIST_ROOT is
+# made absolute) and compares its outputs with the committed ones.
 test: venv
-	$(PY) -m pytest
+	MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests notebooks --nbval \
+		--nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 list: venv
 	$(PY) -m helpers list

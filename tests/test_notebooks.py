@@ -1,0 +1,151 @@
+"""The notebooks as users run them: papermill with small parameters, asserting on the records
+they write and on the one-line errors they give for bad parameters."""
+
+import json
+import types
+from pathlib import Path
+
+import papermill
+import pytest
+
+from helpers import UsageError
+from helpers.notebook import check_names, parameters
+from helpers.results import read_record, record_path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+FIXTURE = REPO / "tests" / "fixtures" / "results"
+TINY = {"epochs": 1, "n_pairs": 100}
+
+
+def execute(notebook, output_dir, **parameters):
+    """Run notebooks/`notebook` with papermill into `output_dir`, the kernel working there."""
+    output = Path(output_dir) / notebook
+    papermill.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters,
+                               kernel_name="python3", cwd=str(output_dir), progress_bar=False,
+                               log_output=False)
+    return json.loads(output.read_text())
+
+
+def printed(notebook_json):
+    """Everything the notebook printed or displayed as text, in order."""
+    texts = []
+    for cell in notebook_json["cells"]:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", "") if isinstance(output.get("text", ""), str)
+                         else "".join(output["text"]))
+            data = output.get("data", {})
+            for kind in ("text/plain", "text/markdown"):
+                if kind in data:
+                    texts.append("".join(data[kind]))
+    return "\n".join(texts)
+
+
+# --- the parameters helper, in this process --------------------------------------------------
+def notebook_globals(**values):
+    base = {name: None for name in ("seed", "n_pairs", "epochs", "lr", "batch_size", "optimizer",
+                                    "model", "weighting", "alpha", "batch_norm", "dropout",
+                                    "dropout_2d", "device", "threads", "data_root", "results_dir")}
+    # what an IPython kernel's globals also hold: history, shell helpers, imports, functions
+    base.update({"In": ["", "import helpers"], "Out": {}, "get_ipython": lambda: None,
+                 "_i1": "import helpers", "helpers": types.ModuleType("helpers"),
+                 "display": print, "seed": 0})
+    base.update(values)
+    return base
+
+
+def test_parameters_drop_none_and_apply_the_catalogue():
+    params = parameters(notebook_globals(experiment="ws-aux-c0.75", epochs=3),
+                        notebook="auxiliary_loss.ipynb")
+    assert params["epochs"] == 3 and params["weighting"] == "eq2" and params["alpha"] == 0.75
+    assert params["n_pairs"] == 1000 and params["lr"] == 0.1 and params["threads"] == 1
+
+
+def test_parameters_reject_unknown_names_and_foreign_experiments():
+    with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
+        parameters(notebook_globals(experiment="ws", epoch=3), notebook="weight_sharing.ipynb")
+    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*ws-plain, ws here"):
+        parameters(notebook_globals(experiment="ws-aux"), notebook="weight_sharing.ipynb")
+    with pytest.raises(UsageError, match="lr must be > 0"):
+        parameters(notebook_globals(experiment="ws", lr=-1), notebook="weight_sharing.ipynb")
+
+
+def test_names_the_notebook_binds_itself_are_not_parameters():
+    # re-running the parameters cell interactively, after `params` and `record` exist
+    check_names(notebook_globals(params={}, record={}, experiment="ws"),
+                known=["experiment", "seed", "n_pairs", "epochs", "lr", "batch_size", "optimizer",
+                       "model", "weighting", "alpha", "batch_norm", "dropout", "dropout_2d",
+                       "device", "threads", "data_root", "results_dir"],
+                ignore=("params", "record"))
+
+
+# --- the architecture notebooks, executed ----------------------------------------------------
+@pytest.mark.parametrize("notebook, experiment, expected", [
+    ("baseline.ipynb", "baseline", {"model": "baseline", "weighting": "none"}),
+    ("weight_sharing.ipynb", "ws-plain", {"batch_norm": False, "dropout": 0.0, "weighting": "none"}),
+    ("auxiliary_loss.ipynb", "ws-aux-d0.25", {"weighting": "eq3", "alpha": 0.25}),
+])
+def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, expected):
+    results = tmp_path / "results"
+    out = execute(notebook, tmp_path, experiment=experiment, seed=3, results_dir=str(results),
+                  data_root=mnist_root, **TINY)
+    record = read_record(record_path(results, experiment, 3))
+    assert record["experiment"] == experiment and record["seed"] == 3
+    assert record["params"]["epochs"] == 1 and record["params"]["n_pairs"] == 100
+    assert expected.items() <= record["params"].items()
+    assert record["n_train"] == record["n_test"] == 100 and len(record["history"]) == 1
+    assert [p.name for p in results.rglob("*.json")] == ["seed-3.json"]
+    text = printed(out)
+    # the printed final errors are the record's
+    assert f"test error {record['test_error_rate']:5.2f}% ({record['test_errors']} of 100 pairs)" \
+        in text
+    assert f"{record['n_parameters']:,} trainable parameters" in text
+
+
+def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
+    out = execute("auxiliary_loss.ipynb", tmp_path, data_root=mnist_root, **TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auxiliary_loss.ipynb"]
+    assert "ws-aux, seed 0, 1 epochs" in printed(out) and "record written" not in printed(out)
+
+
+# Out-of-range values and experiments of another notebook take the same path through
+# helpers.notebook.parameters (tested above in this process); one kernel run shows the path.
+@pytest.mark.parametrize("notebook, bad, message", [
+    ("weight_sharing.ipynb", {"epoch": 3}, "unknown parameter 'epoch'"),
+])
+def test_bad_parameter_fails_with_one_line_before_training(tmp_path, notebook, bad, message):
+    results = tmp_path / "results"
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        execute(notebook, tmp_path, results_dir=str(results), **bad)
+    assert failure.value.ename == "UsageError" and message in failure.value.evalue
+    out = json.loads((tmp_path / notebook).read_text())
+    errors = [o for cell in out["cells"] for o in cell.get("outputs", [])
+              if o["output_type"] == "error"]
+    # one line, no traceback, and nothing trained or written
+    assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
+    assert "trained in" not in printed(out) and not results.exists()
+
+
+# --- the summary notebook ---------------------------------------------------------------------
+def test_summary_on_the_fixture(tmp_path):
+    figures = tmp_path / "figures"
+    out = execute("summary.ipynb", tmp_path, results_dir=str(FIXTURE), figures_dir=str(figures))
+    text = printed(out)
+    assert "15 run records of 8 configurations" in text
+    assert "INCOMPLETE: 1 of 2 rounds" in text and "No run records" not in text
+    assert sorted(p.name for p in figures.iterdir()) == ["learning_curves.png", "test_errors.png"]
+    assert "These numbers come from 15 run records" in text
+
+
+def test_summary_without_records_says_so(tmp_path):
+    out = execute("summary.ipynb", tmp_path, results_dir=str(tmp_path / "missing"))
+    text = printed(out)
+    assert "No run records under" in text and "nothing to conclude" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.ipynb"]
+
+
+def test_summary_parameters_are_checked():
+    known = ["results_dir", "figures_dir", "expected_rounds"]
+    check_names({"results_dir": "../results", "figures_dir": None, "found": object()}, known)
+    with pytest.raises(UsageError, match="unknown parameter 'results'"):
+        check_names({"results_dir": "../results", "results": "x"}, known)
