@@ -268,7 +268,7 @@ def execute(run):
         except results.DamagedRecord as why:
             status, message = "failed", (f"the notebook finished without a valid record at "
                                          f"{run.record} ({why})")
-    if _interrupted:
+    if _interrupted and status != "done":  # a run whose record got written is done
         status = "interrupted"
     return {"status": status, "message": message, "usage": usage,
             "seconds": time.monotonic() - started}
@@ -531,6 +531,9 @@ def run(experiments_=("all",), seeds="0-9", workers=None, results_dir="results",
                 pool.submit(candidate)
             for finished, outcome in pool.wait(0.5):
                 locks.release(finished)
+                if outcome["status"] == "interrupted":  # Ctrl-C reached the worker first
+                    batch.not_done.append(finished)
+                    continue
                 bar.update()
                 if outcome["status"] == "done":
                     batch.done.append(finished)
