@@ -69,9 +69,10 @@ def temporaries(folder):
     return [p for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
 
 
-def copy_notebooks(destination, fail_at_seed=None, notebook="auxiliary_loss.ipynb"):
-    """A copy of the repo's notebooks; with `fail_at_seed`, `notebook` raises for that seed
-    (a failure that passes the runner's checks and happens inside the run)."""
+def copy_notebooks(destination, fail_at_seed=None, notebook="auxiliary_loss.ipynb",
+                   error="RuntimeError('injected failure')"):
+    """A copy of the repo's notebooks; with `fail_at_seed`, `notebook` raises `error` for that
+    seed (a failure that passes the runner's checks and happens inside the run)."""
     destination = Path(destination)
     destination.mkdir(parents=True)
     for path in (REPO / "notebooks").glob("*.ipynb"):
@@ -81,7 +82,7 @@ def copy_notebooks(destination, fail_at_seed=None, notebook="auxiliary_loss.ipyn
         at = next(i for i, cell in enumerate(nb.cells)
                   if "parameters" in cell.metadata.get("tags", [])) + 1
         nb.cells.insert(at, nbformat.v4.new_code_cell(
-            f"if seed == {fail_at_seed}:\n    raise RuntimeError('injected failure')"))
+            f"import helpers.errors\nif seed == {fail_at_seed}:\n    raise {error}"))
         nbformat.write(nb, destination / notebook)
     return destination
 

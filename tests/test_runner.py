@@ -88,12 +88,14 @@ def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_pat
     folder = _copy(batch, tmp_path)
     seed0, seed1 = record_files(folder / "results")
     seed0.write_text(seed0.read_text()[:200])  # truncated by hand
+    stale = seed0.parent / ".seed-0.json.x1y2z3.tmp"  # what a write killed by SIGKILL leaves
+    stale.write_text("{")
     kept = snapshot(folder / "results")["ws-aux/seed-1.json"]
     again = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
                     "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
     assert again.returncode == 0, again.stderr
     assert "skipping 1 of 2" in again.stderr and "1 done" in again.stderr
-    assert read_record(seed0)["seed"] == 0
+    assert read_record(seed0)["seed"] == 0 and not stale.exists()
     assert snapshot(folder / "results")["ws-aux/seed-1.json"] == kept
 
     forced = helpers("run", "ws-aux", "--seeds", "1", "--force", "--results",
@@ -120,3 +122,16 @@ def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root
     # The notebooks folder is inside the project: the results path reaches the kernel relative.
     assert read_json(runs / "ws-aux" / "seed-0.ipynb")["metadata"]["papermill"]["parameters"][
         "results_dir"] == "../results"
+
+
+def test_a_usage_error_inside_a_run_stops_the_batch(tmp_path, mnist_root):
+    # Every run would fail the same way (e.g. MNIST unreadable in the kernel): start no more.
+    notebooks = copy_notebooks(tmp_path / "notebooks", fail_at_seed=0,
+                               error="helpers.errors.DataError('injected data problem')")
+    stopped = helpers("run", "ws-aux", "--seeds", "0-1", "--workers", "1", "--results",
+                      tmp_path / "results", "--runs", tmp_path / "runs", "--notebooks",
+                      notebooks, *TINY, mnist_root=mnist_root)
+    assert stopped.returncode == 2, stopped.stderr
+    assert "2 runs: 0 done, 1 failed, 1 not done" in stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == "stopped: DataError: injected data problem"
+    assert not (tmp_path / "runs" / "ws-aux" / "seed-1.ipynb").exists()
