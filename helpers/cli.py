@@ -60,6 +60,22 @@ def cmd_summary(args):
                            report=args.report, notebooks_dir=args.notebooks)
 
 
+def cmd_bench(args):
+    from . import bench, experiments as catalogue, running
+
+    overrides = dict(args.p or [])
+    if args.quick:  # a smoke run of every part: tiny trainings, two seeds, one repeat
+        overrides = {"epochs": 1, "n_pairs": 100, **overrides}
+    names = [name.strip() for name in args.experiments.split(",") if name.strip()]
+    for name in names:
+        catalogue.resolve(name, **overrides)  # unknown names and bad values: one line, exit 2
+    seeds = running.parse_seeds(args.seeds or ("0-1" if args.quick else "0-9"))
+    repeats = args.repeats or (1 if args.quick else 3)
+    bench.bench(names, repeats=repeats, overrides=overrides, runner_seeds=seeds,
+                runner=False if args.no_runner else (True if args.quick else "all"))
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="python -m helpers", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -91,6 +107,26 @@ def build_parser():
     summary.add_argument("--report", default="report.html", help="HTML report (default report.html)")
     summary.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     summary.set_defaults(func=cmd_summary)
+
+    bench = commands.add_parser(
+        "bench", help="time trainings and the runner on this machine (prints figures)",
+        description="Print seconds per training, FLOPs, GFLOP/s and efficiency against this "
+                    "machine's matmul rate per configuration, runs per minute per thread "
+                    "layout, and the notebook runner's overhead; medians over --repeats.")
+    bench.add_argument("--experiments", default=",".join(("baseline", "ws-plain", "ws", "ws-aux")),
+                       help="comma-separated configurations (default baseline,ws-plain,ws,ws-aux)")
+    bench.add_argument("--repeats", type=_workers, default=None,
+                       help="timings per configuration, the median is printed (default 3)")
+    bench.add_argument("--seeds", default=None,
+                       help="runs of ws-aux for throughput and runner overhead (default 0-9)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a smoke run: 1 epoch, 100 pairs, 1 repeat, seeds 0-1, the "
+                            "runner timed at one layout")
+    bench.add_argument("--no-runner", action="store_true",
+                       help="skip the timing of python -m helpers run")
+    bench.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="override a run parameter, e.g. -p epochs 5")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,208 @@
+"""`python -m helpers bench`: how fast trainings and the notebook runner are on this machine.
+
+Prints, in one run, medians over `--repeats`:
+- the dense matrix-multiply GFLOP/s of one CPU thread (float32, the best of three sizes),
+  the yardstick of the efficiency below;
+- per configuration: seconds per training (the record's `seconds`: 25 epochs of training
+  and the per-epoch evaluation of the test pairs), its FLOPs counted with
+  `torch.utils.flop_counter.FlopCounterMode` (one training step times the number of steps,
+  plus one evaluation forward pass times the number of epochs; convolutions and matrix
+  products only, as that counter does), the achieved GFLOP/s and efficiency = achieved /
+  matmul GFLOP/s;
+- runs per minute of in-process trainings (no notebooks) with 1 worker x 1 thread,
+  1 worker x 2 threads and 2 workers x 1 thread: the thread layout to choose;
+- the overhead of the notebook runner: wall time of `python -m helpers run EXPERIMENT
+  --seeds S --force` (temporary folders) against the same trainings called as
+  `helpers.run` in a pool with the same number of worker processes; their ratio.
+
+A benchmark, not a test: the numbers depend on the machine and on what else runs on it.
+"""
+
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+CONFIGURATIONS = ("baseline", "ws-plain", "ws", "ws-aux")
+
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def matmul_gflops(threads, repeats, sizes=(256, 512, 1024)):
+    """Best over `sizes` of the median float32 n x n matmul rate -> (GFLOP/s, {n: GFLOP/s})."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rates = {}
+        for n in sizes:
+            a, b = torch.randn(n, n), torch.randn(n, n)
+            calls = max(1, int(2e9 / (2 * n ** 3)))  # about 2 GFLOP per timing
+            a @ b  # warm-up: MKL picks its kernel
+            times = []
+            for _ in range(max(3, repeats)):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    a @ b
+                times.append((time.perf_counter() - started) / calls)
+            rates[n] = 2 * n ** 3 / statistics.median(times) / 1e9
+    finally:
+        torch.set_num_threads(before)
+    return max(rates.values()), rates
+
+
+def training_flops(params):
+    """(training FLOPs, evaluation FLOPs) of one run with `params`, counted on one step."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .models import build_model
+    from .training import make_optimizer
+
+    n, batch = params["n_pairs"], params["batch_size"]
+    model = build_model(params)
+    optimizer = make_optimizer(params, model)
+    pairs = torch.randn(batch, 2, 14, 14)
+    target, classes = torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2))
+    with FlopCounterMode(display=False) as counter:
+        out = model(pairs)
+        loss = F.cross_entropy(out["comparison"], target)
+        if "digits" in out:
+            loss = loss + F.cross_entropy(out["digits"][:, 0], classes[:, 0]) \
+                + F.cross_entropy(out["digits"][:, 1], classes[:, 1])
+        loss.backward()
+        optimizer.step()
+    step = counter.get_total_flops()
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(torch.randn(n, 2, 14, 14))
+    evaluation = counter.get_total_flops()
+    steps = math.ceil(n / batch) * params["epochs"]
+    return step * steps, evaluation * params["epochs"]
+
+
+def _train(name, seed, overrides, results_dir):
+    """One training in a pool worker, written like the notebooks write it."""
+    from . import experiments, results
+
+    record = experiments.run(name, seed, **overrides)
+    if results_dir:
+        results.write_record(record, results_dir)
+    return record["seconds"]
+
+
+def pool_wall(name, seeds, workers, overrides, results_dir=None):
+    """Wall seconds of `helpers.run(name, seed)` for every seed in `workers` fresh processes."""
+    started = time.perf_counter()
+    # spawn, not fork: a fork of a process that has run OpenMP threads can hang.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_train, [name] * len(seeds), seeds, [overrides] * len(seeds),
+                      [results_dir] * len(seeds)))
+    return time.perf_counter() - started
+
+
+def runner_wall(name, seeds, workers, overrides, folder):
+    """Wall seconds of `python -m helpers run` for these runs (temporary folders, --force)."""
+    options = [item for key, value in overrides.items() for item in ("-p", key, str(value))]
+    command = [sys.executable, "-m", "helpers", "run", name, "--seeds",
+               ",".join(map(str, seeds)), "--workers", str(workers), "--force",
+               "--results", str(Path(folder) / "results"), "--runs", str(Path(folder) / "runs"),
+               *options]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"the runner failed (exit {done.returncode}): "
+                           f"{done.stderr.strip().splitlines()[-1:]}")
+    return wall
+
+
+def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_experiment="ws-aux",
+          runner_seeds=tuple(range(10)), runner="all", out=print):
+    """Print the figures (see the module's docstring). `runner`: "all" times the notebook
+    runner at 1 worker and at all cores, True only at all cores, False not at all."""
+    import torch
+
+    from . import experiments
+
+    overrides = dict(overrides or {})
+    threads = 1
+    out(f"machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}; python {platform.python_version()}, torch {torch.__version__}; "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
+    out(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        f"(a shared machine: every figure below is noisy)")
+    peak, by_size = matmul_gflops(threads, repeats)
+    out(f"matmul float32, {threads} thread: {peak:.1f} GFLOP/s (median of {max(3, repeats)}; "
+        + ", ".join(f"n={n}: {rate:.1f}" for n, rate in by_size.items()) + ")")
+
+    params = {name: experiments.resolve(name, seed=0, threads=threads, **overrides)
+              for name in configurations}
+    first = params[configurations[0]]
+    out(f"trainings: {first['epochs']} epochs, {first['n_pairs']} pairs, batch "
+        f"{first['batch_size']}, {threads} thread, in this process; median of {repeats}")
+    seconds = {name: [] for name in configurations}
+    for name in configurations:  # warm-up: MNIST into the cache, kernels chosen
+        experiments.run(name, 0, **{**overrides, "epochs": 1, "threads": threads})
+    for _ in range(repeats):  # round robin, so a burst of load hits every configuration alike
+        for name in configurations:
+            seconds[name].append(experiments.run(name, 0, **overrides)["seconds"])
+    out(f"{'configuration':<14} {'s/training':>10} {'train GFLOP':>11} {'eval GFLOP':>10} "
+        f"{'GFLOP/s':>8} {'efficiency':>10}")
+    for name in configurations:
+        train, evaluation = training_flops(params[name])
+        median = statistics.median(seconds[name])
+        rate = (train + evaluation) / median / 1e9
+        out(f"{name:<14} {median:>10.2f} {train / 1e9:>11.1f} {evaluation / 1e9:>10.1f} "
+            f"{rate:>8.1f} {rate / peak:>10.2f}")
+    out("  (FLOPs: convolutions and matrix products, forward + backward of every step, plus "
+        "one evaluation of the test pairs per epoch; GFLOP/s = both / s/training)")
+
+    seeds = list(runner_seeds)
+    cores = os.cpu_count() or 1
+    out(f"throughput and runner overhead, {runner_experiment} x {len(seeds)} seeds "
+        f"(records into temporary folders):")
+    out(f"  {'layout':<22} {'helpers.run pool':>22} {'python -m helpers run':>26} {'overhead':>9}")
+    pool_walls = {}
+    for workers, per_worker in dict.fromkeys([(1, 1), (1, 2), (cores, 1)]):
+        layout = (f"{workers} worker{'s' * (workers > 1)} x {per_worker} thread"
+                  f"{'s' * (per_worker > 1)}")
+        run_overrides = {**overrides, "threads": per_worker}
+        with tempfile.TemporaryDirectory() as folder:
+            pool = pool_wall(runner_experiment, seeds, workers, run_overrides,
+                             Path(folder) / "pool")
+            # the runner at the report's thread count (records depend on it); --quick: only
+            # at the report's layout, all cores
+            timed = per_worker == threads and (runner == "all" or (runner and workers == cores))
+            notebooks = (runner_wall(runner_experiment, seeds, workers, overrides, folder)
+                         if timed else None)
+        pool_walls[layout] = pool
+        line = f"  {layout:<22} {_rate(len(seeds), pool):>22}"
+        if notebooks is not None:
+            line += f" {_rate(len(seeds), notebooks):>26} {notebooks / pool:>9.2f}"
+        out(line)
+    out(f"thread layout chosen: {min(pool_walls, key=pool_walls.get)} (the fastest above; "
+        f"records depend on threads, so it stays a run parameter, default 1)")
+    out("  (overhead = wall of python -m helpers run / wall of the same trainings as "
+        "helpers.run calls in a pool of as many fresh worker processes)")
+
+
+def _rate(runs, seconds):
+    return f"{runs / seconds * 60:.1f} runs/min ({seconds:.1f} s)"
