@@ -9,7 +9,7 @@ from helpers import UsageError
 from helpers.results import read_record
 from helpers.running import expand_experiments, notebook_path, parse_seeds
 from runner_tools import (REPO, TINY, copy_notebooks, helpers, read_json, record_files, snapshot,
-                          temporaries)
+                          start, temporaries)
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,10 +53,10 @@ def batch(tmp_path_factory, mnist_root):
     return folder, done
 
 
-def _copy(batch, tmp_path):
+def _copy(batch, destination):
     folder, _ = batch
-    shutil.copytree(folder, tmp_path / "batch", symlinks=True)
-    return tmp_path / "batch"
+    shutil.copytree(folder, destination, symlinks=True)
+    return destination
 
 
 def test_run_writes_valid_records_and_executed_notebooks(batch):
@@ -75,7 +75,7 @@ def test_run_writes_valid_records_and_executed_notebooks(batch):
 
 
 def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
-    folder = _copy(batch, tmp_path)
+    folder = _copy(batch, tmp_path / "batch")
     before = snapshot(folder)
     again = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
                     "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
@@ -85,26 +85,30 @@ def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
 
 
 def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_path, mnist_root):
-    folder = _copy(batch, tmp_path)
-    seed0, seed1 = record_files(folder / "results")
+    # Two copies of the batch, one rerun in each, side by side (one run each: two cores).
+    damaged, forced = _copy(batch, tmp_path / "damaged"), _copy(batch, tmp_path / "forced")
+    seed0 = damaged / "results" / "ws-aux" / "seed-0.json"
     seed0.write_text(seed0.read_text()[:200])  # truncated by hand
     stale = seed0.parent / ".seed-0.json.x1y2z3.tmp"  # what a write killed by SIGKILL leaves
     stale.write_text("{")
-    kept = snapshot(folder / "results")["ws-aux/seed-1.json"]
-    again = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
-                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
-    assert again.returncode == 0, again.stderr
-    assert "skipping 1 of 2" in again.stderr and "1 done" in again.stderr
-    assert read_record(seed0)["seed"] == 0 and not stale.exists()
-    assert snapshot(folder / "results")["ws-aux/seed-1.json"] == kept
+    kept = snapshot(damaged / "results")["ws-aux/seed-1.json"]
+    forced_before = snapshot(forced / "results")
+    reruns = [start("run", "ws-aux", "--seeds", seeds, *force, "--results", folder / "results",
+                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root, log_dir=folder)
+              for folder, seeds, force in [(damaged, "0-1", []), (forced, "1", ["--force"])]]
+    (rerun, rerun_err), (force, force_err) = reruns
+    assert rerun.wait(timeout=600) == 0, rerun_err.read_text()
+    assert force.wait(timeout=600) == 0, force_err.read_text()
 
-    forced = helpers("run", "ws-aux", "--seeds", "1", "--force", "--results",
-                     folder / "results", "--runs", folder / "runs", *TINY,
-                     mnist_root=mnist_root)
-    assert forced.returncode == 0, forced.stderr
-    assert "1 run: 1 done" in forced.stderr
-    assert snapshot(folder / "results")["ws-aux/seed-1.json"][1] > kept[1]
-    assert read_record(seed1)["test_errors"] == read_json(seed1)["test_errors"]
+    assert "2 runs: 1 done, 1 skipped" in rerun_err.read_text()
+    assert read_record(seed0)["seed"] == 0 and not stale.exists()
+    assert snapshot(damaged / "results")["ws-aux/seed-1.json"] == kept
+
+    assert "1 run: 1 done" in force_err.read_text()
+    forced_after = snapshot(forced / "results")
+    assert forced_after["ws-aux/seed-0.json"] == forced_before["ws-aux/seed-0.json"]
+    assert forced_after["ws-aux/seed-1.json"][1] > forced_before["ws-aux/seed-1.json"][1]
+    read_record(forced / "results" / "ws-aux" / "seed-1.json")
 
 
 def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root):
