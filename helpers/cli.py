@@ -46,10 +46,18 @@ def cmd_run(args):
         if name in overrides:
             raise UsageError(f"-p {name} is given twice: give each parameter once")
         overrides[name] = value
-    batch = running.run(args.experiments, seeds=args.seeds, workers=args.workers,
-                        results_dir=args.results, runs_dir=args.runs, force=args.force,
-                        overrides=overrides, notebooks_dir=args.notebooks,
-                        command="python -m helpers " + shlex.join(args.argv))
+    pool, workers = None, args.workers
+    if args.scheduler:  # the same runs, on a Dask cluster instead of local processes
+        pool = running.DaskPool(args.scheduler)
+        workers = workers or pool.capacity()
+    try:
+        batch = running.run(args.experiments, seeds=args.seeds, workers=workers,
+                            results_dir=args.results, runs_dir=args.runs, force=args.force,
+                            overrides=overrides, notebooks_dir=args.notebooks,
+                            command="python -m helpers " + shlex.join(args.argv), pool=pool)
+    finally:
+        if pool is not None:
+            pool.close()
     return batch.exit_code
 
 
@@ -97,6 +105,9 @@ def build_parser():
     run.add_argument("--force", action="store_true", help="redo runs that have a record")
     run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="override a run parameter for every run, e.g. -p epochs 10")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run on this Dask cluster (e.g. tcp://host:8786) instead of local "
+                          "processes; --workers defaults to its worker threads")
     run.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     run.set_defaults(func=cmd_run)
 

@@ -390,6 +390,83 @@ class LocalPool:
         self._psutil.wait_procs([p for p in processes], timeout=5)
 
 
+def _execute_on_dask_worker(run):
+    """`execute` in a Dask worker's task thread (the kernel's output goes to the worker's log)."""
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    return execute(run)
+
+
+class DaskPool:
+    """Runs on an existing dask.distributed cluster (`--scheduler ADDRESS`): one task per run,
+    executing the notebook with papermill on a worker, exactly as a local worker does.
+
+    The workers need this package installed, the same paths to the notebooks, results, runs
+    and MNIST folders (a shared file system), and the `python3` kernel. Skipping, locking and
+    the failure report stay here in the runner. Dask cannot stop a task that is running:
+    `interrupt`/`kill` cancel the runs not started and stop waiting for the others.
+    """
+
+    def __init__(self, address, timeout=10):
+        from distributed import Client
+
+        try:
+            self._client = Client(address, timeout=timeout)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise UsageError(f"cannot reach the Dask scheduler at {address} ({type(error).__name__}"
+                             f": {_first_line(error)}): check the address, or start one with "
+                             f"`dask scheduler` and `dask worker ADDRESS`") from None
+        self._futures = {}  # future -> run
+
+    def __len__(self):
+        return len(self._futures)
+
+    def capacity(self):
+        """Runs the cluster can do at once: its worker threads (at least 1)."""
+        return max(1, sum(self._client.nthreads().values()))
+
+    def submit(self, run):
+        future = self._client.submit(_execute_on_dask_worker, run, pure=False,
+                                     key=f"helpers-run-{run.experiment}-seed-{run.seed}-"
+                                         f"{os.urandom(4).hex()}")
+        self._futures[future] = run
+
+    def wait(self, timeout):
+        """[(run, outcome)] for the runs that ended within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = [future for future in self._futures if future.done()]
+            if ended or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        finished = []
+        for future in ended:
+            run = self._futures.pop(future)
+            if future.cancelled():
+                outcome = {"status": "interrupted", "message": "", "usage": False,
+                           "seconds": None}
+            elif future.status == "error":  # the worker died, or the task could not run
+                error = future.exception()
+                outcome = {"status": "failed", "usage": False, "seconds": None,
+                           "message": f"on the Dask cluster: {type(error).__name__}: "
+                                      f"{_first_line(error)}"}
+            else:
+                outcome = future.result()
+            finished.append((run, outcome))
+        return finished
+
+    def interrupt(self):
+        self._client.cancel([f for f in self._futures if not f.done()])
+
+    def kill(self):
+        runs = list(self._futures.values())
+        self._client.cancel(list(self._futures))
+        self._futures.clear()
+        return runs
+
+    def close(self):
+        self._client.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The batch
 # ---------------------------------------------------------------------------------------------
