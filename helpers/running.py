@@ -726,8 +726,12 @@ def summary(results_dir="results", figures_dir="figures", report="report.html",
     except BaseException:
         Path(executed).unlink(missing_ok=True)
         raise
+    # papermill records where it read and wrote the notebook: machine paths, in a committed file.
+    executed_nb = nbformat.read(executed, as_version=4)
+    executed_nb.metadata.papermill.update(input_path=notebook.name, output_path=notebook.name)
+    nbformat.write(executed_nb, executed)
     os.replace(executed, notebook)
-    _export_html(nbformat.read(notebook, as_version=4), Path(report))
+    _export_html(executed_nb, Path(report))
     print(f"summary: {len(records)} records; {_relative(notebook)} executed, report "
           f"{_relative(report)} written", file=stream)
     return EXIT_OK

@@ -17,8 +17,8 @@ import pytest
 from helpers.cli import main
 from helpers.data import MNIST_MD5
 from helpers.results import read_record
-from runner_tools import (REPO, TINY, descendants, environment, helpers, record_files, snapshot,
-                          start, temporaries, wait_for)
+from runner_tools import (REPO, TINY, descendants, environment, helpers, read_json, record_files,
+                          snapshot, start, temporaries, wait_for)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +283,10 @@ def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
     assert done.returncode == 0, done.stderr
     name = f"{damaged.parent.name}/{damaged.name}"
     assert f"damaged record" in done.stderr and name in done.stderr
+    papermill = read_json(notebooks / "summary.ipynb")["metadata"]["papermill"]
+    assert papermill["input_path"] == papermill["output_path"] == "summary.ipynb"
+    assert papermill["parameters"]["figures_dir"] == "../figures"  # relative to the notebook
+    assert list((tmp_path / "figures").glob("*.png"))
     html = (tmp_path / "report.html").read_text()
     assert name in html  # the notebook names it too
     assert "<pre" not in html or "import helpers" not in html  # exported without code
