@@ -110,6 +110,28 @@ def generate_pair_sets(n=1000, seed=0, root=None):
     return train + test
 
 
+def generate_validation_sets(n=1000, seed=0, root=None):
+    """(train_input, train_target, train_classes, val_input, val_target, val_classes), for
+    choosing models without ever touching the test pairs.
+
+    The training pairs are those of `generate_pair_sets(n, seed)` (the first 2n images of its
+    permutation of the MNIST training images); the n validation pairs are the next 2n images
+    of that same permutation: digits the training pairs do not contain, and no MNIST test image.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= N_TEST_IMAGES // 2:
+        raise DataError(f"n_pairs must be an integer from 1 to {N_TEST_IMAGES // 2}, got {n!r}")
+    images, labels = load_mnist(True, root)  # the MNIST test images are not even loaded
+    train = mnist_to_pairs(n, images, labels, torch.Generator().manual_seed(int(seed)))
+    # the same permutation again (same seed): its images 2n..4n-1 are the validation digits
+    order = torch.randperm(images.size(0), generator=torch.Generator().manual_seed(int(seed)))
+    order = order[2 * n: 4 * n]
+    pooled = F.avg_pool2d(images[order], kernel_size=2)  # pair k: images 2k and 2k + 1
+    val_input = torch.cat((pooled[0::2], pooled[1::2]), 1)
+    val_classes = labels[order].view(n, 2)
+    val_target = (val_classes[:, 0] <= val_classes[:, 1]).long()
+    return train + (val_input, val_target, val_classes)
+
+
 def standardise(train_input, *others):
     """Standardise every tensor with the mean and SD of `train_input` (training pairs only)."""
     mean, std = train_input.mean(), train_input.std()

@@ -6,6 +6,7 @@ cross-entropies of the two digit outputs against the digit classes.
 """
 
 import ctypes
+import math
 import platform
 import sys
 import time
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from .data import generate_pair_sets, standardise
+from .data import generate_pair_sets, generate_validation_sets, standardise
 from .models import build_model, count_parameters
 
 
@@ -22,6 +23,7 @@ def loss_weights(weighting, alpha, epoch, epochs):
     """(weight of L_cmp, weight of L_A + L_B) at 0-based `epoch` of `epochs`.
 
     none: L_cmp alone.  eq1: L_cmp + L_A + L_B.  eq2: L_cmp + alpha (L_A + L_B).
+    digits: L_A + L_B alone (L_cmp is still measured).
     eq3: (1 - a) L_cmp + a (L_A + L_B), with a decaying linearly from 1 at the first epoch
     to `alpha` at the last (this project's reading of the report's eq. 3).
     """
@@ -29,6 +31,8 @@ def loss_weights(weighting, alpha, epoch, epochs):
         return 1.0, 0.0
     if weighting == "eq1":
         return 1.0, 1.0
+    if weighting == "digits":  # the digit labels alone (for a computed comparison)
+        return 0.0, 1.0
     if weighting == "eq2":
         return 1.0, alpha
     if weighting == "eq3":
@@ -64,9 +68,58 @@ def resolve_device(name):
 
 
 def make_optimizer(params, model):
+    """Adam, or SGD (with Nesterov momentum when `momentum` > 0); L2 `weight_decay` for both."""
     if params["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params["lr"])
-    return torch.optim.SGD(model.parameters(), lr=params["lr"])
+        return torch.optim.Adam(model.parameters(), lr=params["lr"],
+                                weight_decay=params["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=params["momentum"],
+                           nesterov=params["momentum"] > 0, weight_decay=params["weight_decay"])
+
+
+def make_scheduler(params, optimizer, steps_per_epoch):
+    """None for a constant learning rate; for `onecycle`, torch's one-cycle policy stepped after
+    every mini-batch: warm up from lr/25 to `lr` over the first quarter of the steps, then anneal
+    (cosine) to almost 0, so the last epochs average the weights at a small step size. With
+    `momentum` > 0 the momentum cycles between 0.95 and 0.85 against it (torch's default, which
+    then replaces the `momentum` value); plain SGD (momentum 0) stays plain.
+    Tiny test runs: the warm-up takes at least 2 steps, and fewer than 3 steps in all keep the
+    learning rate constant (torch's policy needs both phases)."""
+    total = params["epochs"] * steps_per_epoch
+    if params["schedule"] == "constant" or total < 3:
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=params["lr"], total_steps=total,
+                                               pct_start=max(0.25, 2 / total),
+                                               cycle_momentum=params["momentum"] > 0)
+
+
+def augmentation_of(params):
+    """The random-affine ranges of the run, or None when it trains on the pairs as they are."""
+    ranges = {name: params[f"augment_{name}"] for name in ("shift", "rotation", "scale")}
+    return ranges if any(ranges.values()) else None
+
+
+def random_affine(pairs, generator, background, shift=0.0, rotation=0.0, scale=0.0):
+    """Each image of each pair moved by its own random affine map, drawn uniformly: a translation
+    of up to `shift` pixels in x and y, a rotation of up to `rotation` degrees, a zoom of up to
+    1 +- `scale`. Uncovered pixels take the `background` value (a blank pixel, standardised).
+
+    Hand-written with affine_grid/grid_sample because torchvision's RandomAffine draws one
+    map per call, i.e. per batch, not per image.
+    """
+    n = pairs.size(0)
+    images = pairs.reshape(2 * n, 1, *pairs.shape[2:])
+
+    def uniform():  # one draw in [-1, 1) per image
+        return torch.rand(2 * n, generator=generator).to(pairs.device) * 2 - 1
+
+    angle = uniform() * math.radians(rotation)
+    zoom = 1 + uniform() * scale
+    dx, dy = (uniform() * 2 * shift / pairs.size(3), uniform() * 2 * shift / pairs.size(2))
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
+    grid = F.affine_grid(theta, images.shape, align_corners=False)
+    moved = F.grid_sample(images - background, grid, align_corners=False) + background
+    return moved.view_as(pairs)
 
 
 @torch.inference_mode()
@@ -96,6 +149,9 @@ def train(model, params, train_set, test_set, generator):
     train_input, train_target, train_classes = train_set
     optimizer = make_optimizer(params, model)
     n, batch_size = train_input.size(0), params["batch_size"]
+    scheduler = make_scheduler(params, optimizer, steps_per_epoch=math.ceil(n / batch_size))
+    augmentation = augmentation_of(params)
+    background = train_input.min()  # standardised blank pixel (MNIST's 0)
     history = []
     for epoch in range(params["epochs"]):
         w_cmp, w_aux = loss_weights(params["weighting"], params["alpha"], epoch, params["epochs"])
@@ -106,19 +162,27 @@ def train(model, params, train_set, test_set, generator):
         order = torch.randperm(n, generator=generator).to(train_input.device)
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
-            out = model(train_input[batch])
+            inputs = train_input[batch]
+            if augmentation:
+                inputs = random_affine(inputs, generator, background, **augmentation)
+            out = model(inputs)
             loss_cmp = F.cross_entropy(out["comparison"], train_target[batch])
             terms = {"loss_comparison": loss_cmp}
             loss = w_cmp * loss_cmp
             if "digits" in out:
                 classes = train_classes[batch]
-                terms["loss_digit_first"] = F.cross_entropy(out["digits"][:, 0], classes[:, 0])
-                terms["loss_digit_second"] = F.cross_entropy(out["digits"][:, 1], classes[:, 1])
+                smoothing = params["label_smoothing"]
+                terms["loss_digit_first"] = F.cross_entropy(out["digits"][:, 0], classes[:, 0],
+                                                            label_smoothing=smoothing)
+                terms["loss_digit_second"] = F.cross_entropy(out["digits"][:, 1], classes[:, 1],
+                                                             label_smoothing=smoothing)
                 if w_aux:
                     loss = loss + w_aux * (terms["loss_digit_first"] + terms["loss_digit_second"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             size = batch.numel()
             running_errors += int((out["comparison"].detach().argmax(1) != train_target[batch]).sum())
             sums["loss"] += loss.item() * size
@@ -151,8 +215,11 @@ def run_experiment(params):
     device = resolve_device(params["device"])
     keep_freed_memory()
     seed = params["seed"]
+    # evaluate_on="validation" swaps the test pairs for pairs of unused MNIST training images
+    pair_sets = generate_validation_sets if params["evaluate_on"] == "validation" \
+        else generate_pair_sets
     train_input, train_target, train_classes, test_input, test_target, test_classes = \
-        generate_pair_sets(params["n_pairs"], seed, params["data_root"])
+        pair_sets(params["n_pairs"], seed, params["data_root"])
     train_input, test_input = standardise(train_input, test_input)
     train_set = tuple(t.to(device) for t in (train_input, train_target, train_classes))
     test_set = tuple(t.to(device) for t in (test_input, test_target, test_classes))
