@@ -38,7 +38,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import experiments, results
+from . import experiments as catalogue
+from . import results
 from .errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,13 +99,13 @@ def expand_experiments(names):
     chosen = []
     for name in names:
         if name == "all":
-            rows = experiments.CATALOGUE
-        elif name in experiments.EXPERIMENTS:
-            rows = [experiments.EXPERIMENTS[name]]
+            rows = catalogue.CATALOGUE
+        elif name in catalogue.EXPERIMENTS:
+            rows = [catalogue.EXPERIMENTS[name]]
         else:
-            rows = [row for row in experiments.CATALOGUE if name in _groups(row)]
+            rows = [row for row in catalogue.CATALOGUE if name in _groups(row)]
             if not rows:
-                experiments.get(name)  # raises the catalogue's one-line UsageError
+                catalogue.get(name)  # raises the catalogue's one-line UsageError
         chosen += [row["name"] for row in rows if row["name"] not in chosen]
     return chosen
 
@@ -160,9 +161,11 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
     """Every Run asked for, after checking all of the input; raises UsageError on bad input."""
     notebooks_dir = Path(notebooks_dir or NOTEBOOKS_DIR).resolve()
     names = expand_experiments(names)
-    seeds = parse_seeds(seeds) if isinstance(seeds, str) else sorted(set(seeds))
-    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+    if isinstance(seeds, str):
+        seeds = parse_seeds(seeds)
+    elif not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
         raise UsageError(f"seeds must be integers >= 0, got {seeds!r}: write them like 0-9")
+    seeds = sorted(set(seeds))
     overrides = dict(overrides or {})
     for name in ("experiment", "seed"):
         if name in overrides:
@@ -170,9 +173,9 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
                              f"and seeds with --seeds")
     checked = {}
     for name in names:
-        params = experiments.resolve(name, seed=seeds[-1], **overrides)
+        params = catalogue.resolve(name, seed=seeds[-1], **overrides)
         checked[name] = {key: params[key] for key in overrides}  # converted types
-        notebook = notebooks_dir / experiments.get(name)["notebook"]
+        notebook = notebooks_dir / catalogue.get(name)["notebook"]
         if not notebook.is_file():
             raise UsageError(f"notebook {notebook} of experiment {name} is missing: restore it "
                              f"(git checkout notebooks) or choose another notebooks folder")
@@ -189,7 +192,7 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
                 checked[name]["data_root"] = notebook_path(root, notebooks_dir)
     results_dir, runs_dir = Path(results_dir).resolve(), Path(runs_dir).resolve()
     return [Run(experiment=name, seed=seed,
-                notebook=notebooks_dir / experiments.get(name)["notebook"],
+                notebook=notebooks_dir / catalogue.get(name)["notebook"],
                 output=runs_dir / name / f"seed-{seed}.ipynb",
                 record=results.record_path(results_dir, name, seed),
                 parameters={"experiment": name, "seed": seed,
@@ -540,7 +543,7 @@ def _relative(path):
         return str(path)
 
 
-def run(experiments_=("all",), seeds="0-9", workers=None, results_dir="results", runs_dir="runs",
+def run(experiments=("all",), seeds="0-9", workers=None, results_dir="results", runs_dir="runs",
         force=False, overrides=None, notebooks_dir=None, command=None, pool=None,
         stream=None):
     """Execute every (experiment, seed) asked for that has no valid record yet; -> BatchResult.
@@ -549,12 +552,12 @@ def run(experiments_=("all",), seeds="0-9", workers=None, results_dir="results",
     typed, for the resume message; `pool` replaces the local worker processes (e.g. Dask).
     """
     stream = stream or sys.stderr
-    if isinstance(experiments_, str):
-        experiments_ = [experiments_]
+    if isinstance(experiments, str):
+        experiments = [experiments]
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
-    runs = plan(experiments_, seeds, overrides, results_dir, runs_dir, notebooks_dir)
+    runs = plan(experiments, seeds, overrides, results_dir, runs_dir, notebooks_dir)
     command = command or "python -m helpers " + shlex.join(sys.argv[1:])
     started = time.time()
     batch = BatchResult()

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from helpers import UsageError
+from helpers.experiments import EXPERIMENTS
 from helpers.results import read_record
 from helpers.running import expand_experiments, notebook_path, parse_seeds
 from runner_tools import (REPO, TINY, copy_notebooks, helpers, read_json, record_files, snapshot,
@@ -29,8 +30,11 @@ def test_malformed_seed_lists(text):
         parse_seeds(text)
 
 
-def test_experiment_names_expand():
+def test_experiment_names_expand(monkeypatch):
     assert expand_experiments(["all"])[:3] == ["baseline", "ws-plain", "ws"]
+    for name in ("ws-aux-c0.5", "ws-aux-c0.75"):  # a catalogue `group` names several rows
+        monkeypatch.setitem(EXPERIMENTS[name], "group", ["constant-alpha"])
+    assert expand_experiments(["constant-alpha", "ws"]) == ["ws-aux-c0.5", "ws-aux-c0.75", "ws"]
     assert expand_experiments(["ws", "baseline", "ws"]) == ["ws", "baseline"]
     with pytest.raises(UsageError, match="unknown experiment 'nope'"):
         expand_experiments(["nope"])
