@@ -14,14 +14,18 @@ class MaxPool2d(nn.MaxPool2d):
     """`nn.MaxPool2d` that pools a CPU tensor in channels-last layout.
 
     PyTorch's CPU max-pool is about 20x slower on NCHW tensors this small than on
-    channels-last ones; the two copies cost far less, and the result and its gradient are
-    bit-identical (a max has no rounding, and the output is handed back in NCHW).
+    channels-last ones; the copies cost far less, and the result and its gradient are
+    bit-identical (a max has no rounding; the output and the gradient handed back are NCHW,
+    so the layers around compute exactly as before).
     """
 
     def forward(self, x):
         if x.device.type != "cpu":
             return super().forward(x)
-        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        x = x.contiguous(memory_format=torch.channels_last)
+        if x.requires_grad:
+            x.register_hook(lambda grad: grad.contiguous())
+        return super().forward(x).contiguous()
 
 
 class BaselineNet(nn.Module):
@@ -31,13 +35,15 @@ class BaselineNet(nn.Module):
     2x14x14 -> conv 3x3 (32) -> ReLU -> max-pool 2 -> conv 3x3 (64) -> ReLU -> max-pool 2
     -> 256 -> dense 200 -> ReLU -> dense 2.  70,906 parameters.
     It has to learn digit recognition twice, once per channel, from 1000 pairs.
+    (The code applies each ReLU after its max-pool: the same function, as max and ReLU
+    commute, with the same gradients, on a quarter of the values.)
     """
 
     def __init__(self, hidden=200):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(2, 32, kernel_size=3), nn.ReLU(), MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(), MaxPool2d(2),
+            nn.Conv2d(2, 32, kernel_size=3), MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=3), MaxPool2d(2), nn.ReLU(),
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 2))
@@ -53,7 +59,8 @@ class DigitNet(nn.Module):
     [Dropout2d] -> 256 -> dense 128 [BN] ReLU [Dropout] -> dense 10.
     Batch norm and both dropouts are switchable (a probability of 0 leaves the layer out), as
     the report runs it with (Dropout2d 0.3, Dropout 0.5: its Table II) and without them.
-    53,002 parameters without batch norm, 53,450 with it.
+    53,002 parameters without batch norm, 53,450 with it. (ReLU runs after the max-pool: the
+    same function and gradients, as max and ReLU commute, on a quarter of the values.)
     """
 
     def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, hidden=128):
@@ -63,7 +70,7 @@ class DigitNet(nn.Module):
         def conv_block(c_in, c_out):
             layers = [nn.Conv2d(c_in, c_out, kernel_size=3)]
             layers += [nn.BatchNorm2d(c_out)] if batch_norm else []
-            layers += [nn.ReLU(), MaxPool2d(2)]
+            layers += [MaxPool2d(2), nn.ReLU()]
             layers += [nn.Dropout2d(p2d)] if p2d else []
             return layers
 
