@@ -179,8 +179,12 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
         if not notebook.is_file():
             raise UsageError(f"notebook {notebook} of experiment {name} is missing: restore it "
                              f"(git checkout notebooks) or choose another notebooks folder")
-    _check_writable(results_dir, "results", "--results")
-    _check_writable(runs_dir, "runs", "--runs")
+    for folder, what, option in [(results_dir, "results", "--results"), (runs_dir, "runs", "--runs")]:
+        _check_writable(folder, what, option)
+        for name in names:
+            if (Path(folder) / name).exists() and not (Path(folder) / name).is_dir():
+                raise UsageError(f"{Path(folder) / name} is a file, where the {what} of {name} "
+                                 f"go: move it away, or choose another folder with {option}")
     environment = {}
     if check_data:
         root = _check_data_root(overrides.get("data_root"))

@@ -95,6 +95,9 @@ def test_a_results_or_runs_path_through_a_file_is_refused(folders, capsys):
              "is a file, not a folder; choose another with --results")
     _refused(["run", "ws", "--results", str(folders / "results"), "--runs",
               str(folders / "afile")], folders, capsys, "choose another with --runs")
+    (folders / "results" / "ws-aux").write_text("a file where a folder goes\n")
+    _refused(["run", "ws-aux", "--results", str(folders / "results")], folders, capsys,
+             "ws-aux is a file, where the results of ws-aux go")
 
 
 def _unprivileged(command):
