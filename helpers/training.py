@@ -230,7 +230,10 @@ def run_experiment(params):
     torch.set_num_threads(params["threads"])
     try:
         started = time.perf_counter()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        # On a GPU, cuDNN would choose convolution algorithms by timing them, some of which
+        # add in a varying order: fixed, deterministic ones keep a seed's numbers repeatable.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
             torch.manual_seed(seed)  # initialisation and dropout masks
             model = build_model(params).to(device)
             batch_order = torch.Generator().manual_seed(seed)
