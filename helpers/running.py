@@ -582,7 +582,7 @@ def run(experiments=("all",), seeds="0-9", workers=None, results_dir="results", 
 
     tqdm.monitor_interval = 0  # no monitor thread: the workers are forked from this process
     workers = min(workers or os.cpu_count() or 1, len(todo))
-    pool = pool or LocalPool()
+    pool = pool if pool is not None else LocalPool()  # (an idle pool has len 0: falsy)
     locks = _Locks()
     waiting = []  # runs another runner holds: tried again when nothing else can start
     stop = {"signal": 0, "hard": False}
