@@ -44,6 +44,7 @@ def write_record(record, results_dir):
         raise UsageError(f"cannot write run records under {results_dir} ({error.strerror}): "
                          f"choose a writable results folder") from None
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; a record is for every reader
         with os.fdopen(fd, "w") as handle:
             json.dump(record, handle, indent=1)
             handle.write("\n")

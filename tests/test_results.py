@@ -20,6 +20,7 @@ def test_round_trip(tmp_path):
     assert path == record_path(tmp_path, "ws", 3) == tmp_path / "ws" / "seed-3.json"
     record = read_record(path)
     assert record["test_errors"] == 120 and record["schema"] == 1
+    assert path.stat().st_mode & 0o777 == 0o644
     table = load_results(tmp_path)
     assert list(table["experiment"]) == ["ws"] and list(table["test_errors"]) == [120]
 
