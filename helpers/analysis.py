@@ -8,6 +8,7 @@ variation that comes from the pairs themselves.
 """
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -232,8 +233,6 @@ def sweep_answer(table):
 def plot_sweep(table, figures_dir=None):
     import matplotlib.pyplot as plt
 
-    from .report import _save
-
     figure, axes = plt.subplots(figsize=(7, 4))
     # alpha 0 cannot sit on a log axis: a symlog axis keeps 0 and spreads 0.1 .. 8
     axes.fill_between(table["alpha"], table["ci_low"], table["ci_high"], alpha=0.25,
@@ -245,8 +244,17 @@ def plot_sweep(table, figures_dir=None):
              title="The alpha sweep")
     axes.legend()
     figure.tight_layout()
-    _save(figure, figures_dir, "alpha_sweep.png")
+    save_figure(figure, figures_dir, "alpha_sweep.png")
     plt.show()
+
+
+def save_figure(figure, figures_dir, name):
+    """Save `figure` as figures_dir/name (PNG) when a figures folder is given."""
+    if figures_dir:
+        path = Path(figures_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+        print(f"saved {path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,8 +288,6 @@ def misclassified_pairs(record, limit=12, data_root=None):
 def plot_gallery(record, limit=12, figures_dir=None, data_root=None):
     import matplotlib.pyplot as plt
 
-    from .report import _save
-
     pairs = misclassified_pairs(record, limit, data_root)
     if not pairs:
         print(f"{record['experiment']} seed {record['seed']}: no misclassified pair")
@@ -297,7 +303,7 @@ def plot_gallery(record, limit=12, figures_dir=None, data_root=None):
                        f"seen {predicted[0]},{predicted[1]}", fontsize=8)
     figure.suptitle(f"Misclassified test pairs of {record['experiment']}, seed {record['seed']}")
     figure.tight_layout()
-    _save(figure, figures_dir, f"misclassified_{record['experiment']}.png")
+    save_figure(figure, figures_dir, f"misclassified_{record['experiment']}.png")
     plt.show()
 
 

@@ -109,3 +109,29 @@ def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
     assert table.loc["ws-aux", analysis.ERROR_KINDS].sum() == 0
     true, predicted = analysis.digit_arrays([record])
     assert analysis.confusion_matrix(true, predicted).to_numpy().trace() == 99
+
+
+# --- the analysis notebook, executed on the fixture records ------------------------------------
+def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
+    import json
+    from pathlib import Path
+
+    import papermill
+
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("MNIST_ROOT", mnist_root)  # the kernel recomputes the fixture's pairs
+    figures = tmp_path / "figures"
+    output = tmp_path / "analysis.ipynb"
+    papermill.execute_notebook(
+        str(repo / "notebooks" / "analysis.ipynb"), str(output), kernel_name="python3",
+        cwd=str(tmp_path), progress_bar=False,
+        parameters={"results_dir": str(repo / "tests" / "fixtures" / "results"),
+                    "validation_dir": str(tmp_path / "no-validation"),
+                    "figures_dir": str(figures)})
+    cells = json.loads(output.read_text())["cells"]
+    text = "\n".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    # the fixture holds both rounds of ws and ws-aux: a paired sentence, read from the numbers
+    assert "ws-aux vs ws (the auxiliary loss, eq. (1))" in text and "2 paired rounds" in text
+    assert "No records of the head study yet" in text
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "alpha_sweep.png", "digit_confusion.png", "misclassified_ws-aux.png"]

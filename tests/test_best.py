@@ -147,3 +147,26 @@ def test_validation_run_measures_validation_pairs(mnist_root):
     assert record["test_errors"] == int((predicted != validation[4]).sum())
     assert record["params"]["evaluate_on"] == "validation"
     assert not torch.equal(validation[5], test[5])
+
+
+def test_best_notebook_writes_its_record(tmp_path, mnist_root):
+    import json
+    from pathlib import Path
+
+    import papermill
+
+    from helpers.results import read_record, record_path
+
+    repo = Path(__file__).resolve().parent.parent
+    results = tmp_path / "results"
+    output = tmp_path / "best.ipynb"
+    papermill.execute_notebook(
+        str(repo / "notebooks" / "best.ipynb"), str(output), kernel_name="python3",
+        cwd=str(tmp_path), progress_bar=False,
+        parameters={"experiment": "best", "seed": 2, "epochs": 1, "n_pairs": 100,
+                    "data_root": mnist_root, "results_dir": str(results)})
+    record = read_record(record_path(results, "best", 2))
+    assert record["params"]["comparison"] == "computed" and record["params"]["epochs"] == 1
+    cells = json.loads(output.read_text())["cells"]
+    text = "\n".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    assert f"({record['test_errors']} of 100 pairs)" in text and "140,458 trainable" in text
