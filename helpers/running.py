@@ -92,14 +92,18 @@ def parse_seeds(text):
 
 
 def expand_experiments(names):
-    """Experiment names, `all` (every catalogue row) and group names -> catalogue names, in order."""
+    """Experiment names, `all` and group names -> catalogue names, in order.
+
+    `all` is every row measured on the test pairs; the `ablation` rows, which measure
+    validation pairs and belong in validation/, run only when named (by row or group).
+    """
     if not names:
         raise UsageError("name the experiments to run, or all "
                          "(python -m helpers list shows them)")
     chosen = []
     for name in names:
         if name == "all":
-            rows = catalogue.CATALOGUE
+            rows = [row for row in catalogue.CATALOGUE if "ablation" not in _groups(row)]
         elif name in catalogue.EXPERIMENTS:
             rows = [catalogue.EXPERIMENTS[name]]
         else:

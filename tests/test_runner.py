@@ -32,6 +32,9 @@ def test_malformed_seed_lists(text):
 
 def test_experiment_names_expand(monkeypatch):
     assert expand_experiments(["all"])[:3] == ["baseline", "ws-plain", "ws"]
+    # the ablation rows measure validation pairs: never part of `all`, only run by name
+    assert "best" in expand_experiments(["all"])
+    assert not set(expand_experiments(["all"])) & set(expand_experiments(["ablation"]))
     for name in ("ws-aux-c0.5", "ws-aux-c0.75"):  # a catalogue `group` names several rows
         monkeypatch.setitem(EXPERIMENTS[name], "group", ["constant-alpha"])
     assert expand_experiments(["constant-alpha", "ws"]) == ["ws-aux-c0.5", "ws-aux-c0.75", "ws"]
