@@ -6,6 +6,7 @@ User mistakes print one line on stderr and exit with 2; no traceback.
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from . import experiments
 from .errors import UsageError
@@ -64,8 +65,13 @@ def cmd_run(args):
 def cmd_summary(args):
     from . import running
 
+    # The README shows the committed results/: a summary of another folder leaves it alone.
+    readme = args.readme
+    if readme is None and Path(args.results).resolve() == (running.REPO_ROOT / "results"):
+        readme = running.REPO_ROOT / "README.md"
     return running.summary(results_dir=args.results, figures_dir=args.figures,
-                           report=args.report, notebooks_dir=args.notebooks)
+                           report=args.report, notebooks_dir=args.notebooks,
+                           readme=readme or None)
 
 
 def cmd_bench(args):
@@ -116,6 +122,9 @@ def build_parser():
     summary.add_argument("--results", default="results", help="records folder (default results)")
     summary.add_argument("--figures", default="figures", help="PNG figures folder (default figures)")
     summary.add_argument("--report", default="report.html", help="HTML report (default report.html)")
+    summary.add_argument("--readme", default=None,
+                         help="rewrite this README's results section (default README.md when "
+                              "--results is the project's results/, else none)")
     summary.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     summary.set_defaults(func=cmd_summary)
 

@@ -350,3 +350,79 @@ def conclusion(found, expected_rounds=None):
             f"so differences between two means of that order need a paired test before they "
             f"are read as real.")
     return "\n\n".join(paragraphs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's results section, written from the records (never typed): `python -m helpers
+# summary` replaces the text between the two markers, and a test checks it is up to date.
+# ---------------------------------------------------------------------------------------------
+README_START = "<!-- results: written by `python -m helpers summary` from results/; do not edit -->"
+README_END = "<!-- end of results -->"
+
+
+def _markdown(frame):
+    """A DataFrame as a GitHub markdown table (pandas' to_markdown needs the tabulate package)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _readme_table(table):
+    def cell(value, digits):
+        return "-" if pd.isna(value) else f"{value:.{digits}f}"
+
+    return _markdown(pd.DataFrame({
+        "configuration": [f"`{name}`" for name in table["experiment"]],
+        "rounds": table["rounds"],
+        "train % (SD)": [f"{cell(p, 1)} ({cell(s, 1)})"
+                         for p, s in zip(table["train_pct"], table["train_sd"])],
+        "test % (SD)": [f"**{cell(p, 1)}** ({cell(s, 1)})"
+                        for p, s in zip(table["test_pct"], table["test_sd"])],
+        "report train % (SD)": [f"{p} ({s})" for p, s in
+                                zip(table["report_train_pct"], table["report_train_sd"])],
+        "report test % (SD)": [f"{p} ({s})" for p, s in
+                               zip(table["report_test_pct"], table["report_test_sd"])],
+    }))
+
+
+def readme_results(found, expected_rounds=None):
+    """The README's results section (markdown) from the records in `found`."""
+    from . import analysis
+
+    if not found.records:
+        return "No run records yet: `make report` produces them."
+    stats = configuration_stats(found)
+    parts = ["SD is the standard deviation of the number of test (or train) errors out of 1000, "
+             "over the rounds, as in the report.",
+             "", "**Table III**", "", _readme_table(report_table(found, "III", expected_rounds)),
+             "", "**Table IV**", "", _readme_table(report_table(found, "IV", expected_rounds))]
+    if "best" in stats.index:
+        best = stats.loc["best"]
+        parts += ["", f"**Best model** (`best`): mean test error {best['test_pct']:.2f}% "
+                      f"(SD {best['test_sd']:.1f} errors) over {int(best['rounds'])} rounds "
+                      f"(seeds {best['seeds']}), {best['n_parameters']} parameters, "
+                      f"{best['seconds']:.0f} s per training on one CPU thread."]
+    sweep = analysis.sweep_table(found.frame)
+    if not sweep.empty:
+        parts += ["", f"**Which alpha?** {analysis.sweep_answer(sweep)}"]
+    parts += ["", conclusion(found, expected_rounds)]
+    return "\n".join(parts)
+
+
+def update_readme(readme, found, expected_rounds=None):
+    """Replace the results section of `readme` (between the markers) atomically.
+    -> True when the file changed. Raises ValueError when the markers are missing."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no results markers")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    new = f"{head}{README_START}\n{readme_results(found, expected_rounds)}\n{README_END}{tail}"
+    if new == text:
+        return False
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(new)
+    temporary.replace(path)
+    return True

@@ -689,10 +689,12 @@ def _print_summary(batch, total, command, stream):
 # The summary notebook and report.html
 # ---------------------------------------------------------------------------------------------
 def summary(results_dir="results", figures_dir="figures", report="report.html",
-            notebooks_dir=None, stream=None):
-    """Execute the summary notebook in place over `results_dir`, then export `report` (HTML
-    without code). -> exit code: 0, or 1 when the notebook fails (it is then left as it was)."""
-    import nbformat
+            notebooks_dir=None, stream=None, readme=None):
+    """Execute the summary notebook, then the analysis notebook where there is one, in place
+    over `results_dir`; export each to HTML without code (`report`, and analysis.html beside
+    it); rewrite the results section of `readme` when one is given.
+    -> exit code: 0, or 1 when a notebook fails (it is then left as it was)."""
+    from . import report as tables
 
     stream = stream or sys.stderr
     notebooks_dir = Path(notebooks_dir or NOTEBOOKS_DIR).resolve()
@@ -713,25 +715,48 @@ def summary(results_dir="results", figures_dir="figures", report="report.html",
     if not records:
         print(f"warning: no valid record in {results_dir}: the summary will be empty",
               file=stream)
+    if os.environ.get("MNIST_ROOT"):  # the kernels run in the notebooks folder
+        os.environ["MNIST_ROOT"] = str(Path(os.environ["MNIST_ROOT"]).resolve())
+    Path(figures_dir).mkdir(parents=True, exist_ok=True)
+    parameters = {"results_dir": notebook_path(results_dir, notebooks_dir),
+                  "figures_dir": notebook_path(figures_dir, notebooks_dir)}
+    pages = [(notebook, Path(report))]
+    if (notebooks_dir / "analysis.ipynb").is_file():
+        pages.append((notebooks_dir / "analysis.ipynb", Path(report).with_name("analysis.html")))
+    for page, html in pages:
+        code = _execute_in_place(page, parameters, html, notebooks_dir, stream)
+        if code != EXIT_OK:
+            return code
+    if readme:
+        changed = tables.update_readme(readme, tables.load(results_dir))
+        print(f"{_relative(readme)}: results section {'rewritten' if changed else 'up to date'}",
+              file=stream)
+    print(f"summary: {len(records)} records; "
+          f"{', '.join(_relative(page) for page, _ in pages)} executed, "
+          f"{', '.join(_relative(html) for _, html in pages)} written", file=stream)
+    return EXIT_OK
+
+
+def _execute_in_place(notebook, parameters, html, notebooks_dir, stream):
+    """Execute `notebook` with papermill into a temporary file beside it, rename it over the
+    notebook (a failure leaves the notebook as it was) and export it to `html`. -> exit code."""
+    import nbformat
     import papermill
 
-    Path(figures_dir).mkdir(parents=True, exist_ok=True)
-    # Executed into a temporary file beside it and renamed: a failure leaves the notebook as it was.
-    fd, executed = tempfile.mkstemp(dir=notebooks_dir, prefix=".summary-", suffix=".ipynb")
+    fd, executed = tempfile.mkstemp(dir=notebooks_dir, prefix=f".{notebook.stem}-",
+                                    suffix=".ipynb")
     os.close(fd)
     try:
         papermill.execute_notebook(
             str(notebook), executed, kernel_name=KERNEL, cwd=str(notebooks_dir),
-            progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
-            parameters={"results_dir": notebook_path(results_dir, notebooks_dir),
-                        "figures_dir": notebook_path(figures_dir, notebooks_dir)})
+            progress_bar=False, start_timeout=KERNEL_START_TIMEOUT, parameters=parameters)
     except papermill.PapermillExecutionError as error:
         Path(executed).unlink(missing_ok=True)
-        print(f"error: the summary notebook failed: {_error_line(error)}", file=stream)
+        print(f"error: {notebook.name} failed: {_error_line(error)}", file=stream)
         return EXIT_USAGE if error.ename in USAGE_ERRORS else EXIT_FAILED
     except Exception as error:  # the kernel died or would not start
         Path(executed).unlink(missing_ok=True)
-        print(f"error: the summary notebook failed: {type(error).__name__}: "
+        print(f"error: {notebook.name} failed: {type(error).__name__}: "
               f"{_first_line(error)}", file=stream)
         return EXIT_FAILED
     except BaseException:
@@ -742,9 +767,7 @@ def summary(results_dir="results", figures_dir="figures", report="report.html",
     executed_nb.metadata.papermill.update(input_path=notebook.name, output_path=notebook.name)
     nbformat.write(executed_nb, executed)
     os.replace(executed, notebook)
-    _export_html(executed_nb, Path(report))
-    print(f"summary: {len(records)} records; {_relative(notebook)} executed, report "
-          f"{_relative(report)} written", file=stream)
+    _export_html(executed_nb, html)
     return EXIT_OK
 
 
