@@ -17,6 +17,15 @@ def scheduler():
         yield cluster.scheduler_address
 
 
+def _ran_on_the_cluster(scheduler):
+    """Seeds of the ws-aux runs the scheduler has seen as tasks."""
+    with distributed.Client(scheduler) as client:
+        keys = client.run_on_scheduler(
+            lambda dask_scheduler: {str(entry[0]) for entry in dask_scheduler.transition_log})
+    prefix = "helpers-run-ws-aux-seed-"
+    return {int(key[len(prefix):].split("-")[0]) for key in keys if key.startswith(prefix)}
+
+
 def _run(*args, mnist_root, folder):
     return helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
                    "--runs", folder / "runs", *TINY, *args, mnist_root=mnist_root)
@@ -27,6 +36,7 @@ def test_dask_run_writes_the_records_of_a_local_run_and_skips_them_after(
     on_dask = _run("--scheduler", scheduler, mnist_root=mnist_root, folder=tmp_path / "dask")
     assert on_dask.returncode == 0, on_dask.stderr
     assert "2 runs: 2 done" in on_dask.stderr
+    assert _ran_on_the_cluster(scheduler) == {0, 1}  # not silently run locally
     local = _run("--workers", "2", mnist_root=mnist_root, folder=tmp_path / "local")
     assert local.returncode == 0, local.stderr
     dask_records = [read_record(p) for p in record_files(tmp_path / "dask" / "results")]
