@@ -8,13 +8,13 @@ variation that comes from the pairs themselves.
 """
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from . import experiments
+from .report import save_figure
 from .data import generate_pair_sets, generate_validation_sets
 
 # The comparisons the report makes (before -> after), then ours: the paired difference is
@@ -246,15 +246,6 @@ def plot_sweep(table, figures_dir=None):
     figure.tight_layout()
     save_figure(figure, figures_dir, "alpha_sweep.png")
     plt.show()
-
-
-def save_figure(figure, figures_dir, name):
-    """Save `figure` as figures_dir/name (PNG) when a figures folder is given."""
-    if figures_dir:
-        path = Path(figures_dir) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=120)
-        print(f"saved {path}")
 
 
 # ---------------------------------------------------------------------------------------------

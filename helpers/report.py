@@ -192,7 +192,8 @@ def history_frame(found):
     return pd.DataFrame(rows, columns=["experiment", "seed", "epoch", "train_pct", "test_pct"])
 
 
-def _save(figure, figures_dir, name):
+def save_figure(figure, figures_dir, name):
+    """Save `figure` as figures_dir/name (PNG) when a figures folder is given."""
     if figures_dir:
         path = Path(figures_dir) / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +229,7 @@ def plot_test_errors(found, figures_dir=None):
         axes.legend()
     axes.set(ylabel="test error (%)", title="Test error of each round (points) per configuration")
     figure.tight_layout()
-    _save(figure, figures_dir, "test_errors.png")
+    save_figure(figure, figures_dir, "test_errors.png")
     plt.show()
 
 
@@ -265,7 +266,7 @@ def plot_learning_curves(found, figures_dir=None):
     axes.flat[0].legend()
     figure.suptitle("Comparison error per epoch: mean and SD band over the rounds")
     figure.tight_layout()
-    _save(figure, figures_dir, "learning_curves.png")
+    save_figure(figure, figures_dir, "learning_curves.png")
     plt.show()
 
 
@@ -358,6 +359,7 @@ def conclusion(found, expected_rounds=None):
 # ---------------------------------------------------------------------------------------------
 README_START = "<!-- results: written by `python -m helpers summary` from results/; do not edit -->"
 README_END = "<!-- end of results -->"
+FAR_FROM_REPORT = 5.0  # percentage points: a row this far from the report's is named
 
 
 def _markdown(frame):
@@ -379,9 +381,9 @@ def _readme_table(table):
                          for p, s in zip(table["train_pct"], table["train_sd"])],
         "test % (SD)": [f"**{cell(p, 1)}** ({cell(s, 1)})"
                         for p, s in zip(table["test_pct"], table["test_sd"])],
-        "report train % (SD)": [f"{p} ({s})" for p, s in
+        "report train % (SD)": [f"{p:g} ({s:g})" for p, s in
                                 zip(table["report_train_pct"], table["report_train_sd"])],
-        "report test % (SD)": [f"{p} ({s})" for p, s in
+        "report test % (SD)": [f"{p:g} ({s:g})" for p, s in
                                zip(table["report_test_pct"], table["report_test_sd"])],
     }))
 
@@ -393,10 +395,23 @@ def readme_results(found, expected_rounds=None):
     if not found.records:
         return "No run records yet: `make report` produces them."
     stats = configuration_stats(found)
+    tables = pd.concat([report_table(found, "III", expected_rounds),
+                        report_table(found, "IV", expected_rounds)])
     parts = ["SD is the standard deviation of the number of test (or train) errors out of 1000, "
              "over the rounds, as in the report.",
              "", "**Table III**", "", _readme_table(report_table(found, "III", expected_rounds)),
              "", "**Table IV**", "", _readme_table(report_table(found, "IV", expected_rounds))]
+    far = []
+    for row in tables.itertuples():
+        gaps = [f"{kind} {ours:.1f}% against {theirs:g}%"
+                for kind, ours, theirs in (("train", row.train_pct, row.report_train_pct),
+                                           ("test", row.test_pct, row.report_test_pct))
+                if row.rounds and abs(ours - theirs) > FAR_FROM_REPORT]
+        if gaps:
+            far.append(f"`{row.experiment}` ({', '.join(gaps)})")
+    if far:
+        parts += ["", f"More than {FAR_FROM_REPORT:g} points from the report: "
+                      f"{'; '.join(far)}."]
     if "best" in stats.index:
         best = stats.loc["best"]
         parts += ["", f"**Best model** (`best`): mean test error {best['test_pct']:.2f}% "

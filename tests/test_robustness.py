@@ -285,7 +285,7 @@ def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
                    mnist_root=mnist_root)
     assert done.returncode == 0, done.stderr
     name = f"{damaged.parent.name}/{damaged.name}"
-    assert f"damaged record" in done.stderr and name in done.stderr
+    assert "damaged record" in done.stderr and name in done.stderr
     papermill = read_json(notebooks / "summary.ipynb")["metadata"]["papermill"]
     assert papermill["input_path"] == papermill["output_path"] == "summary.ipynb"
     assert papermill["parameters"]["figures_dir"] == "../figures"  # relative to the notebook
