@@ -509,6 +509,23 @@ def _complete(run):
         return False
 
 
+# Parameters that do not change what a run computes: a record may differ in them.
+_RUN_ONLY = ("device", "data_root")
+
+
+def _check_same_parameters(run, overrides):
+    """UsageError when `run`'s existing record was made with other parameters than asked now:
+    skipping it would silently not run what was asked, redoing it would replace a result."""
+    recorded = results.read_record(run.record)["params"]
+    asked = catalogue.resolve(run.experiment, seed=run.seed, **(overrides or {}))
+    differ = [f"{key} {recorded.get(key)!r} there, {value!r} asked" for key, value in asked.items()
+              if key not in _RUN_ONLY and recorded.get(key) != value]
+    if differ:
+        raise UsageError(f"{_relative(run.record)} was made with other parameters "
+                         f"({'; '.join(differ[:3])}): write these runs elsewhere with "
+                         f"--results DIR, or replace the records with --force")
+
+
 def _stale_temporaries(record):
     """Temporary files a killed write_record may have left beside `record`."""
     return list(record.parent.glob(f".{record.name}.*.tmp"))
@@ -572,6 +589,7 @@ def run(experiments=("all",), seeds="0-9", workers=None, results_dir="results", 
     todo = deque()
     for run_ in runs:
         if not force and _complete(run_):
+            _check_same_parameters(run_, overrides)
             batch.skipped.append(run_)
         else:
             todo.append(run_)

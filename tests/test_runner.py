@@ -91,6 +91,20 @@ def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
     assert snapshot(folder) == before  # nothing executed, nothing rewritten
 
 
+def test_a_record_made_with_other_parameters_is_neither_skipped_nor_replaced(batch, tmp_path,
+                                                                           mnist_root):
+    folder = _copy(batch, tmp_path / "batch")
+    before = snapshot(folder)
+    other = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
+                    "--runs", folder / "runs", "-p", "epochs", "2", "-p", "n_pairs", "100",
+                    mnist_root=mnist_root)
+    assert other.returncode == 2
+    assert other.stderr.count("\n") == 1 and "Traceback" not in other.stderr
+    assert "was made with other parameters (epochs 1 there, 2 asked)" in other.stderr
+    assert "--results DIR" in other.stderr and "--force" in other.stderr
+    assert snapshot(folder) == before
+
+
 def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_path, mnist_root):
     # Two copies of the batch, one rerun in each, side by side (one run each: two cores).
     damaged, forced = _copy(batch, tmp_path / "damaged"), _copy(batch, tmp_path / "forced")
