@@ -26,6 +26,10 @@ def cmd_list(args):
         if row["report"]:
             print(f"{'':<14} report Table {table} '{label}': train {train}% (SD {train_sd}), "
                   f"test {test}% (SD {test_sd})")
+    print(f"\ngroups: {', '.join(experiments.GROUPS)}; all = every row but the ablation\n")
+    print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their defaults:")
+    for name, (default, meaning) in experiments.PARAMETERS.items():
+        print(f"  {name:<17} {str(default):<15} {meaning}")
     return 0
 
 
