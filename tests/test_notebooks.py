@@ -2,9 +2,11 @@
 they write and on the one-line errors they give for bad parameters."""
 
 import json
+import re
 import types
 from pathlib import Path
 
+import nbformat
 import papermill
 import pytest
 
@@ -149,3 +151,17 @@ def test_summary_parameters_are_checked():
     check_names({"results_dir": "../results", "figures_dir": None, "found": object()}, known)
     with pytest.raises(UsageError, match="unknown parameter 'results'"):
         check_names({"results_dir": "../results", "results": "x"}, known)
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")))
+def test_papermill_reads_every_parameter_of_the_parameters_cell(notebook):
+    # papermill cannot parse an assignment whose comment holds '=' and then only warns:
+    # `--help-notebook` would hide the parameter and `-p` would call it unknown.
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in nbformat.read(REPO / "notebooks" / notebook, as_version=4).cells
+                if "parameters" in c.metadata.get("tags", []))
+    assigned = [line.split("=")[0].strip() for line in cell.source.splitlines()
+                if re.match(r"^\w+\s*=", line)]
+    inferred = [p.name for p in PythonTranslator.inspect(cell)]
+    assert inferred == assigned and assigned
