@@ -9,8 +9,9 @@ How the pieces fit, top to bottom:
 - `plan()` checks everything the user asked for (experiments, seeds, overrides, folders, MNIST)
   and raises one-line `UsageError`s before anything starts or is written.
 - `run()` skips runs whose valid record exists (a rerun resumes), then keeps up to `workers`
-  runs going in `LocalPool` worker processes (one process per run, forked; each starts its own
-  kernel) under one tqdm progress bar. A failed run is listed at the end; the others go on.
+  runs going in `LocalPool` worker processes (forked; each keeps one warm kernel and runs
+  notebook after notebook in it, its namespace reset before each run) under one tqdm progress
+  bar. A failed run is listed at the end; the others go on.
 - Two runners on one results folder: each run is taken under a per-run lock file
   (results/<experiment>/.seed-<k>.lock, `filelock`, i.e. flock: the OS drops it when its holder
   dies, so no stale lock outlives a killed runner). A runner that finds a run locked does other
@@ -255,8 +256,70 @@ def _error_line(error):
     return f"{error.ename} in cell [{error.exec_count}]: {_first_line(error.source)}"
 
 
-def execute(run):
-    """Execute `run` with papermill; return its outcome dict. Never raises."""
+class _WarmKernel:
+    """One kernel kept running from run to run in a local worker.
+
+    A fresh kernel costs ~5 s per run (start, then importing torch, torchvision, matplotlib and
+    helpers) against a ~6.5 s training. papermill hands `km` to nbclient, which starts it when it
+    has no kernel yet and, as it does not own it, leaves it running after the notebook.
+    Before each later run the namespace is reset (and figures closed), so no name of a previous
+    run can reach the next one; only imported modules stay. The trainings set their own
+    threads and seeds (`run_experiment`), which keeps the records identical to a fresh kernel's.
+    A kernel's own output (a crash) goes to the log of the run that started it.
+    """
+
+    RESET = ("import sys\n"
+             "if 'matplotlib.pyplot' in sys.modules:\n"
+             "    sys.modules['matplotlib.pyplot'].close('all')\n"
+             "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again")
+
+    def __init__(self):
+        self.km, self._started_for = None, None
+
+    def manager(self, run):
+        """The kernel manager for `run`: a new one (nbclient starts it), or the warm one reset."""
+        from jupyter_core.utils import run_sync
+
+        # The kernel's working directory and environment are fixed when it starts.
+        started_for = (str(run.cwd), sorted(run.environment.items()))
+        if self.km is not None and (self._started_for != started_for
+                                    or not run_sync(self.km.is_alive)()):
+            self.stop()
+        if self.km is None:
+            from jupyter_client.manager import AsyncKernelManager
+
+            self.km, self._started_for = AsyncKernelManager(kernel_name=KERNEL), started_for
+        elif self.km.has_kernel:
+            run_sync(self._reset)()
+        return self.km
+
+    async def _reset(self):
+        client = self.km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
+            reply = await client.execute_interactive(self.RESET, allow_stdin=False, timeout=60,
+                                                     output_hook=lambda message: None)
+        finally:
+            client.stop_channels()
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"resetting the warm kernel failed: {reply['content']}")
+
+    def stop(self):
+        """Shut the kernel down (a failed run may have left it in any state)."""
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None and self.km.has_kernel:
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception:  # already dead: the pool kills what is left of it
+                pass
+        self.km = None
+
+
+def execute(run, kernel=None):
+    """Execute `run` with papermill, in `kernel` (a _WarmKernel) or else a fresh kernel;
+    return its outcome dict. Never raises."""
     import papermill
 
     started = time.monotonic()
@@ -266,7 +329,8 @@ def execute(run):
         run.output.parent.mkdir(parents=True, exist_ok=True)
         papermill.execute_notebook(
             str(run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
-            cwd=str(run.cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT)
+            cwd=str(run.cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
+            km=kernel.manager(run) if kernel else None)
     except papermill.PapermillExecutionError as error:
         status, message = "failed", _error_line(error)
         usage = error.ename in USAGE_ERRORS
@@ -279,38 +343,68 @@ def execute(run):
         except results.DamagedRecord as why:
             status, message = "failed", (f"the notebook finished without a valid record at "
                                          f"{run.record} ({why})")
+    if kernel and status != "done":  # the next run gets a fresh kernel, not a broken one
+        kernel.stop()
     if _interrupted and status != "done":  # a run whose record got written is done
         status = "interrupted"
     return {"status": status, "message": message, "usage": usage,
             "seconds": time.monotonic() - started}
 
 
-def _worker(run, connection):
-    signal.signal(signal.SIGINT, _interrupt_kernel)
-    signal.signal(signal.SIGTERM, _interrupt_kernel)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    # The parameters were checked before the batch: papermill's warnings about parsing the
-    # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
-    # go to runs/<experiment>/seed-<k>.log, not over the progress bar.
-    logging.getLogger("papermill").setLevel(logging.ERROR)
+def _log_to(path):
+    """Send this process's stdout/stderr (and a kernel it starts) to `path`."""
     try:
-        run.output.parent.mkdir(parents=True, exist_ok=True)
-        log = os.open(run.output.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
     except OSError:
         pass
-    connection.send(execute(run))
-    connection.close()
+
+
+def _worker(connection):
+    """A local worker: executes the runs it receives, one at a time, in one warm kernel, until
+    it receives None (or the pipe closes, or it is interrupted)."""
+    signal.signal(signal.SIGINT, _interrupt_kernel)
+    signal.signal(signal.SIGTERM, _interrupt_kernel)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # The parameters were checked before the batch: papermill's warnings about parsing the
+    # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
+    # go to runs/<experiment>/seed-<k>.log of the run that started it, not over the progress bar.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    kernel = _WarmKernel()
+    try:
+        while not _interrupted:
+            try:
+                run = connection.recv()
+            except (EOFError, OSError):
+                break
+            if run is None:
+                break
+            _log_to(run.output.with_suffix(".log"))
+            connection.send(execute(run, kernel))
+    finally:
+        kernel.stop()
+        connection.close()
+
+
+@dataclass(eq=False)
+class _LocalWorker:
+    process: multiprocessing.Process
+    connection: multiprocessing.connection.Connection  # runs go out, outcomes come back
+    run: Run = None  # the run it is doing; None when idle
+    descendants: dict = field(default_factory=dict)  # pid -> psutil.Process (its kernel)
 
 
 class LocalPool:
-    """Runs in worker processes on this machine, one forked process per run.
+    """Runs in worker processes on this machine, forked from the runner, each executing one run
+    at a time in its warm kernel (`_WarmKernel`).
 
-    A fresh process per run means a worker killed by anyone (SIGKILL, out of memory) costs
-    exactly its own run, which is reported as failed; papermill is imported once, before the
-    forks. The pool remembers each worker's descendants (its kernel) to stop them too.
+    A worker killed by anyone (SIGKILL, out of memory) costs exactly the run it was doing,
+    which is reported as failed; the next run starts a new worker. papermill is imported once,
+    before the forks. The pool remembers each worker's descendants (its kernel) to stop them
+    too. `close()` stops the idle workers and their kernels: call it when the batch ends.
     """
 
     def __init__(self):
@@ -318,87 +412,122 @@ class LocalPool:
 
         self._psutil = psutil
         self._context = multiprocessing.get_context("fork")
-        self._workers = {}  # sentinel -> (run, process, receiving end, {pid: psutil.Process})
+        self._workers = []
 
-    def __len__(self):
-        return len(self._workers)
+    def __len__(self):  # runs in flight
+        return sum(worker.run is not None for worker in self._workers)
 
     def submit(self, run):
-        receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_worker, args=(run, send), daemon=True,
-                                        name=f"run {run.name}")
+        worker = next((w for w in self._workers if w.run is None and w.process.is_alive()),
+                      None) or self._start_worker()
+        worker.connection.send(run)
+        worker.run = run
+
+    def _start_worker(self):
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(target=_worker, args=(theirs,), daemon=True,
+                                        name="helpers run worker")
         # Signals stay blocked until the worker has its own handlers (no window with ours).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        send.close()
-        self._workers[process.sentinel] = (run, process, receive, {})
+        theirs.close()
+        worker = _LocalWorker(process, ours)
+        self._workers.append(worker)
+        return worker
 
     def _track_descendants(self):
-        for _, process, _, descendants in self._workers.values():
+        for worker in self._workers:
             try:
-                for child in self._psutil.Process(process.pid).children(recursive=True):
-                    descendants.setdefault(child.pid, child)
+                for child in self._psutil.Process(worker.process.pid).children(recursive=True):
+                    worker.descendants.setdefault(child.pid, child)
             except self._psutil.Error:
                 pass
 
     def wait(self, timeout):
         """[(run, outcome)] for the runs that ended within `timeout` seconds."""
-        if not self._workers:
+        if not len(self):
             time.sleep(timeout)
             return []
         self._track_descendants()
-        ended = multiprocessing.connection.wait(list(self._workers), timeout)
+        multiprocessing.connection.wait(
+            [w.connection for w in self._workers] + [w.process.sentinel for w in self._workers],
+            timeout)
         finished = []
-        for sentinel in ended:
-            run, process, receive, descendants = self._workers.pop(sentinel)
+        for worker in list(self._workers):
             outcome = None
             try:
-                if receive.poll():
-                    outcome = receive.recv()
+                if worker.connection.poll():
+                    outcome = worker.connection.recv()
             except (EOFError, OSError):
                 pass
-            receive.close()
-            process.join()
-            if outcome is None:
-                how = (f"killed by {signal.Signals(-process.exitcode).name}"
-                       if process.exitcode and process.exitcode < 0
-                       else f"exit code {process.exitcode}")
-                outcome = {"status": "failed", "usage": False, "seconds": None,
-                           "message": f"its worker process died ({how}) before reporting"}
-            self._kill_all(descendants.values())  # an orphaned kernel, if any
-            finished.append((run, outcome))
+            if outcome is not None:
+                finished.append((worker.run, outcome))
+                worker.run = None
+            elif worker.run is not None and worker.process.is_alive():
+                continue  # still running
+            if worker.process.is_alive():
+                continue  # idle, ready for the next run
+            worker.process.join()  # it ended: idle after an interruption, or killed
+            if worker.run is not None:
+                code = worker.process.exitcode
+                how = (f"killed by {signal.Signals(-code).name}" if code and code < 0
+                       else f"exit code {code}")
+                finished.append((worker.run, {
+                    "status": "failed", "usage": False, "seconds": None,
+                    "message": f"its worker process died ({how}) before reporting"}))
+            self._remove(worker)
         return finished
 
-    def interrupt(self):
-        """Ask every worker to stop (they interrupt their kernels)."""
-        for _, process, _, _ in self._workers.values():
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
+    def _remove(self, worker):
+        self._workers.remove(worker)
+        worker.connection.close()
+        self._kill_all(worker.descendants.values())  # an orphaned kernel, if any
 
-    def kill(self):
-        """Kill every worker and its kernel now; -> the runs they were doing."""
+    def interrupt(self):
+        """Ask every busy worker to stop (they interrupt their kernels)."""
+        for worker in self._workers:
+            if worker.run is not None and worker.process.is_alive():
+                os.kill(worker.process.pid, signal.SIGTERM)
+
+    def kill(self, idle_too=False):
+        """Kill every busy worker (and idle ones with `idle_too`) and its kernel now;
+        -> the runs they were doing."""
         self._track_descendants()
         runs = []
-        for run, process, receive, descendants in self._workers.values():
-            self._kill_all([self._psutil.Process(process.pid)] if process.is_alive() else [])
-            self._kill_all(descendants.values())
-            process.join()
-            receive.close()
-            runs.append(run)
-        self._workers.clear()
+        for worker in [w for w in self._workers if idle_too or w.run is not None]:
+            self._kill_all([self._psutil.Process(worker.process.pid)]
+                           if worker.process.is_alive() else [])
+            worker.process.join()
+            self._remove(worker)
+            runs += [worker.run] if worker.run is not None else []
         return runs
 
+    def close(self, grace=10):
+        """Stop the idle workers, which shut their kernels down; kill what is left after
+        `grace` seconds."""
+        self._track_descendants()
+        for worker in self._workers:
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        for worker in self._workers:
+            worker.process.join(max(0, deadline - time.monotonic()))
+        self.kill(idle_too=True)
+
     def _kill_all(self, processes):
+        processes = list(processes)
         for proc in processes:
             try:
                 if proc.is_running():  # also checks the pid was not reused
                     proc.kill()
             except self._psutil.Error:
                 pass
-        self._psutil.wait_procs([p for p in processes], timeout=5)
+        self._psutil.wait_procs(processes, timeout=5)
 
 
 def _execute_on_dask_worker(run):
@@ -409,7 +538,8 @@ def _execute_on_dask_worker(run):
 
 class DaskPool:
     """Runs on an existing dask.distributed cluster (`--scheduler ADDRESS`): one task per run,
-    executing the notebook with papermill on a worker, exactly as a local worker does.
+    executing the notebook with papermill on a worker in a fresh kernel per run (a local worker
+    keeps one warm; keeping kernels warm on Dask workers is not done yet).
 
     The workers need this package installed, the same paths to the notebooks, results, runs
     and MNIST folders (a shared file system), and the `python3` kernel. Skipping, locking and
@@ -604,7 +734,8 @@ def run(experiments=("all",), seeds="0-9", workers=None, results_dir="results", 
 
     tqdm.monitor_interval = 0  # no monitor thread: the workers are forked from this process
     workers = min(workers or os.cpu_count() or 1, len(todo))
-    pool = pool if pool is not None else LocalPool()  # (an idle pool has len 0: falsy)
+    local = pool is None  # a pool passed in is the caller's to close
+    pool = LocalPool() if local else pool  # (an idle pool has len 0: falsy)
     locks = _Locks()
     waiting = []  # runs another runner holds: tried again when nothing else can start
     stop = {"signal": 0, "hard": False}
@@ -671,6 +802,8 @@ def run(experiments=("all",), seeds="0-9", workers=None, results_dir="results", 
             locks.release(killed)
             batch.not_done.append(killed)
     finally:
+        if local:
+            pool.close()  # the idle workers and their warm kernels
         bar.close()
         locks.release_all()
         for signum, handler in previous.items():

@@ -11,14 +11,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 
 from helpers.cli import main
 from helpers.data import MNIST_MD5
 from helpers.results import read_record
-from runner_tools import (REPO, TINY, descendants, environment, helpers, read_json, record_files,
-                          snapshot, start, temporaries, wait_for)
+from runner_tools import (REPO, TINY, copy_notebooks, descendants, environment, helpers,
+                          read_json, record_files, snapshot, start, temporaries, wait_for)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,12 +176,27 @@ def test_bad_input_through_a_real_process_has_no_traceback(folders, damaged_mnis
 # --------------------------------------------------------------------------------------------
 # Faults during a batch
 # --------------------------------------------------------------------------------------------
-def _interrupt_mid_batch(tmp_path, mnist_root, send):
+def _slow_notebooks(tmp_path):
+    """Notebooks where `ws` seeds > 0 sleep while the file `slow` exists: the signal then lands
+    while they run (a tiny run in a warm kernel could otherwise finish before it does)."""
+    notebooks = copy_notebooks(tmp_path / "notebooks")
+    slow = tmp_path / "slow"
+    slow.touch()
+    nb = nbformat.read(notebooks / "weight_sharing.ipynb", as_version=4)
+    at = next(i for i, cell in enumerate(nb.cells)
+              if "parameters" in cell.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(
+        f"import os, time\nif seed > 0 and os.path.exists({str(slow)!r}):\n    time.sleep(300)"))
+    nbformat.write(nb, notebooks / "weight_sharing.ipynb")
+    return notebooks, slow
+
+
+def _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks):
     """Start 3 runs on 2 workers, let the first record land, then `send(process)`."""
     results = tmp_path / "results"
     process, stderr = start("run", "ws", "--seeds", "0-2", "--workers", "2", "--results",
-                            results, "--runs", tmp_path / "runs", *TINY, mnist_root=mnist_root,
-                            log_dir=tmp_path)
+                            results, "--runs", tmp_path / "runs", "--notebooks", notebooks,
+                            *TINY, mnist_root=mnist_root, log_dir=tmp_path)
     family = {}
 
     def first_record():
@@ -205,7 +221,8 @@ def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
     else:  # kill PID
         def send(process):
             process.send_signal(signal.SIGTERM)
-    returned, err, results = _interrupt_mid_batch(tmp_path, mnist_root, send)
+    notebooks, slow = _slow_notebooks(tmp_path)
+    returned, err, results = _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks)
     assert returned == code, err
     assert "Traceback" not in err
     assert f"interrupted by {how}: finished records are kept; run the same command again" in err
@@ -220,8 +237,10 @@ def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
     if how == "SIGTERM":
         return
     before = snapshot(results)
+    slow.unlink()
     rerun = helpers("run", "ws", "--seeds", "0-2", "--workers", "2", "--results", results,
-                    "--runs", tmp_path / "runs", *TINY, mnist_root=mnist_root)
+                    "--runs", tmp_path / "runs", "--notebooks", notebooks, *TINY,
+                    mnist_root=mnist_root)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipping {len(kept)} of 3 runs" in rerun.stderr
     assert f"3 runs: {3 - len(kept)} done, {len(kept)} skipped" in rerun.stderr

@@ -3,6 +3,7 @@ through papermill into temporary folders, then what a rerun, --force and a failu
 
 import shutil
 
+import nbformat
 import pytest
 
 from helpers import UsageError
@@ -160,3 +161,35 @@ def test_a_usage_error_inside_a_run_stops_the_batch(tmp_path, mnist_root):
     assert "2 runs: 0 done, 1 failed, 1 not done" in stopped.stderr
     assert stopped.stderr.strip().splitlines()[-1] == "stopped: DataError: injected data problem"
     assert not (tmp_path / "runs" / "ws-aux" / "seed-1.ipynb").exists()
+
+
+def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_after_a_failure(
+        tmp_path, mnist_root):
+    # Seed 0 leaves a name behind; seed 1 must not see it (same kernel), then fails; seed 2
+    # must get a fresh kernel. Each run prints its kernel's pid.
+    notebooks = copy_notebooks(tmp_path / "notebooks")
+    path = notebooks / "auxiliary_loss.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    at = next(i for i, cell in enumerate(nb.cells)
+              if "parameters" in cell.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(
+        "import os\nprint('kernel', os.getpid())\n"
+        "assert 'left_behind' not in globals(), 'a name of the previous run leaked'\n"
+        "import json as left_behind  # a module: the parameters check lets it pass\n"
+        "if seed == 1:\n    raise RuntimeError('injected failure')"))
+    nbformat.write(nb, path)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    done = helpers("run", "ws-aux", "--seeds", "0-2", "--workers", "1", "--results", results,
+                   "--runs", runs, "--notebooks", notebooks, *TINY, mnist_root=mnist_root)
+    assert done.returncode == 1, done.stderr
+    assert "3 runs: 2 done, 1 failed" in done.stderr
+    assert "failed: ws-aux seed 1: RuntimeError: injected failure" in done.stderr
+
+    def kernel_pid(seed):
+        cells = read_json(runs / "ws-aux" / f"seed-{seed}.ipynb")["cells"]
+        text = "".join("".join(output.get("text", "")) for cell in cells
+                       for output in cell.get("outputs", []))
+        return text.split("kernel ", 1)[1].split()[0]
+
+    assert kernel_pid(0) == kernel_pid(1) != kernel_pid(2)
+    assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
