@@ -2,6 +2,8 @@
 loopback (a scheduler and two single-threaded worker processes): the same records as a local
 run, the same skipping of finished runs, the same failure report."""
 
+import os
+
 import distributed
 import pytest
 
@@ -12,9 +14,14 @@ from runner_tools import TINY, copy_notebooks, helpers, record_files, snapshot
 
 @pytest.fixture(scope="module")
 def scheduler():
+    # A LocalCluster sets OMP_NUM_THREADS & co. in this process for good (dask's
+    # pre-spawn-environ); every later kernel of the session would inherit them.
+    environment = dict(os.environ)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         yield cluster.scheduler_address
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def _ran_on_the_cluster(scheduler):

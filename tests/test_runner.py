@@ -1,7 +1,10 @@
 """The notebook runner, `python -m helpers run`, for real: tiny runs (1 epoch, 100 pairs)
 through papermill into temporary folders, then what a rerun, --force and a failure do."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -193,3 +196,18 @@ def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_aft
 
     assert kernel_pid(0) == kernel_pid(1) != kernel_pid(2)
     assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
+
+
+def test_thread_variables_of_the_environment_do_not_change_a_record(tmp_path, mnist_root):
+    # OMP_NUM_THREADS=1 (which dask workers set) changes this run's numbers when the kernel
+    # inherits it: the runner starts every kernel without it, so the committed record comes out.
+    committed = read_record(REPO / "results" / "ws" / "seed-0.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "ws", "--seeds", "0", "--results",
+         tmp_path / "results", "--runs", tmp_path / "runs"], cwd=REPO, capture_output=True,
+        text=True, timeout=600, env={**os.environ, "MNIST_ROOT": str(mnist_root),
+                                     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    record = read_record(tmp_path / "results" / "ws" / "seed-0.json")
+    assert (record["test_errors"], record["test_predictions"]) == \
+        (committed["test_errors"], committed["test_predictions"])
