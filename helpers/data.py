@@ -53,13 +53,22 @@ def _check_raw_files(root, train):
                                 f"replace it with the original, or {_fix_hint(root)}")
 
 
+def check_data_root(root=None, splits=(True, False)):
+    """The resolved data root; DataError if it is missing (a root the user named must exist:
+    only the default data/ may be created by torchvision's download) or if a raw file of
+    `splits` (True = train, False = test) is present but damaged."""
+    root = resolve_data_root(root)
+    if not root.is_dir() and root != (REPO_ROOT / "data").resolve():
+        raise DataError(f"MNIST data root {root} does not exist: {_fix_hint(root)}")
+    for train in splits:
+        _check_raw_files(root, train)
+    return root
+
+
 @lru_cache(maxsize=4)
 def _load_split(root, train):
     """One MNIST split as (N x 1 x 28 x 28 float images in 0..255, int64 labels); cached per process."""
-    # The default data/ may be created by torchvision's download; a root the user named must exist.
-    if not root.is_dir() and root != (REPO_ROOT / "data").resolve():
-        raise DataError(f"MNIST data root {root} does not exist: {_fix_hint(root)}")
-    _check_raw_files(root, train)
+    check_data_root(root, splits=(train,))
     try:
         # torchvision prints download chatter; keep it out of notebooks and logs.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -45,6 +45,8 @@ PARAMETERS = {
     "data_root": (None, "folder holding MNIST/raw; default $MNIST_ROOT, else data/"),
 }
 DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
+# Parameters that never change what a run computes: two records may differ in them alone.
+RUN_ONLY = ("device", "data_root")
 CHOICES = {
     "optimizer": ("sgd", "adam"),
     "model": ("baseline", "weight_sharing", "deep_weight_sharing"),

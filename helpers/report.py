@@ -15,8 +15,9 @@ import pandas as pd
 
 from . import experiments, results
 
-# Parameters that do not change what is computed, so they may differ between rounds.
-_RUN_ONLY = ("experiment", "seed", "device", "threads", "data_root")
+# Parameters that may differ between the rounds of one protocol: the round itself, those that
+# never change what is computed, and the thread count (it changes the numbers, not the protocol).
+_NOT_PROTOCOL = ("experiment", "seed", "threads", *experiments.RUN_ONLY)
 
 
 @dataclass
@@ -73,7 +74,7 @@ def _protocol_note(records):
     differing = {}
     for record in records:
         for key, value in record["params"].items():
-            if key not in _RUN_ONLY and key in protocol and protocol[key] != value:
+            if key not in _NOT_PROTOCOL and key in protocol and protocol[key] != value:
                 differing.setdefault(key, set()).add(repr(value) if isinstance(value, str)
                                                      else str(value))
     if not differing:

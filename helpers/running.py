@@ -157,13 +157,7 @@ def _check_data_root(data_root):
     """UsageError (DataError) now, rather than in every run, when MNIST is missing or damaged."""
     from . import data  # imports torch: only once the cheap checks have passed
 
-    explicit = data_root or os.environ.get("MNIST_ROOT")
-    root = data.resolve_data_root(data_root)
-    if explicit and not root.is_dir():
-        raise data.DataError(f"MNIST data root {root} does not exist: {data._fix_hint(root)}")
-    for train in (True, False):
-        data._check_raw_files(root, train)
-    return root
+    return data.check_data_root(data_root)
 
 
 def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="runs",
@@ -646,17 +640,13 @@ def _complete(run):
         return False
 
 
-# Parameters that do not change what a run computes: a record may differ in them.
-_RUN_ONLY = ("device", "data_root")
-
-
 def _check_same_parameters(run, overrides):
     """UsageError when `run`'s existing record was made with other parameters than asked now:
     skipping it would silently not run what was asked, redoing it would replace a result."""
     recorded = results.read_record(run.record)["params"]
     asked = catalogue.resolve(run.experiment, seed=run.seed, **(overrides or {}))
     differ = [f"{key} {recorded.get(key)!r} there, {value!r} asked" for key, value in asked.items()
-              if key not in _RUN_ONLY and recorded.get(key) != value]
+              if key not in catalogue.RUN_ONLY and recorded.get(key) != value]
     if differ:
         raise UsageError(f"{_relative(run.record)} was made with other parameters "
                          f"({'; '.join(differ[:3])}): write these runs elsewhere with "
