@@ -95,9 +95,11 @@ def load_mnist(train, root=None):
 
 def mnist_to_pairs(n, images, labels, generator):
     """The course's `mnist_to_pairs`, drawing from `generator` instead of the global one."""
-    images = F.avg_pool2d(images, kernel_size=2)
     order = torch.randperm(images.size(0), generator=generator)[: 2 * n].view(n, 2)
-    pair_input = torch.cat((images[order[:, 0]], images[order[:, 1]]), 1)
+    # The course pools all 60,000 images, then picks; picking first pools only the 2n used
+    # (the same values: each 2x2 average is computed per image, as before).
+    pair_input = torch.cat((F.avg_pool2d(images[order[:, 0]], kernel_size=2),
+                            F.avg_pool2d(images[order[:, 1]], kernel_size=2)), 1)
     classes = labels[order]
     target = (classes[:, 0] <= classes[:, 1]).long()
     return pair_input, target, classes
