@@ -1,11 +1,12 @@
-# Two commands for a newcomer: `make report` and `make test`. Both create .venv first if needed.
+# Two commands for a newcomer: `make report` and `make test` (and `make extended` for the
+# sweep and `best`). All create .venv first if needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SEEDS ?= 0-9
 WORKERS ?= 2
 
-.PHONY: report test venv list clean-venv
+.PHONY: report extended test venv list clean-venv
 
 venv: $(VENV)/.installed
 
@@ -18,7 +19,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
+# The report's eight configurations (Tables III and IV), then the summary.
 report: venv
+	$(PY) -m helpers run report --seeds $(SEEDS) --workers $(WORKERS)
+	$(PY) -m helpers summary
+
+# Everything measured on the test pairs: the eight, the alpha sweep and `best`, then the summary.
+extended: venv
 	$(PY) -m helpers run all --seeds $(SEEDS) --workers $(WORKERS)
 	$(PY) -m helpers summary
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import experiments as catalogue
-from . import results
+from . import mnist, results
 from .errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -153,13 +153,6 @@ def _check_writable(folder, what, option):
                          f"choose another with {option}, or fix its permissions") from None
 
 
-def _check_data_root(data_root):
-    """UsageError (DataError) now, rather than in every run, when MNIST is missing or damaged."""
-    from . import data  # imports torch: only once the cheap checks have passed
-
-    return data.check_data_root(data_root)
-
-
 def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="runs",
          notebooks_dir=None, check_data=True):
     """Every Run asked for, after checking all of the input; raises UsageError on bad input."""
@@ -191,7 +184,8 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
                                  f"go: move it away, or choose another folder with {option}")
     environment = {}
     if check_data:
-        root = _check_data_root(overrides.get("data_root"))
+        # DataError (a UsageError) now, rather than in every run, when MNIST is missing or damaged
+        root = mnist.check_data_root(overrides.get("data_root"))
         # The kernel runs in the notebooks folder: a relative MNIST_ROOT would point elsewhere.
         if os.environ.get("MNIST_ROOT"):
             environment["MNIST_ROOT"] = str(root)
@@ -272,8 +266,33 @@ class _WarmKernel:
              "    sys.modules['matplotlib.pyplot'].close('all')\n"
              "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again")
 
+    # What every notebook imports first (torch, torchvision, matplotlib through these): a kernel
+    # started ahead of its first run imports them while its worker imports papermill.
+    WARM_UP = ("import matplotlib.pyplot\n"
+               "import helpers.notebook, helpers.results, helpers.training")
+
     def __init__(self):
-        self.km, self._started_for = None, None
+        self.km, self._started_for, self._client = None, None, None
+
+    def start(self, cwd, environment):
+        """Start the kernel for runs in `cwd` with `environment`, and have it import WARM_UP
+        without waiting for it. A kernel that fails to start here is left to nbclient, which
+        tries again and reports why it could not."""
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        _set_kernel_environment(environment)
+        self.km = AsyncKernelManager(kernel_name=KERNEL)
+        self._started_for = (str(cwd), sorted(environment.items()))
+        try:
+            # as nbclient starts it: in the notebooks folder, no history file
+            run_sync(self.km.start_kernel)(cwd=str(cwd),
+                                           extra_arguments=["--HistoryManager.hist_file=:memory:"])
+            self._client = self.km.client()
+            self._client.start_channels()
+            self._client.execute(self.WARM_UP, silent=True, store_history=False)
+        except Exception:
+            self.stop()
 
     def manager(self, run):
         """The kernel manager for `run`: a new one (nbclient starts it), or the warm one reset."""
@@ -293,8 +312,11 @@ class _WarmKernel:
         return self.km
 
     async def _reset(self):
-        client = self.km.client()
-        client.start_channels()
+        # the client that sent WARM_UP, if any: the reset's reply comes after WARM_UP's imports
+        client, self._client = self._client, None
+        if client is None:
+            client = self.km.client()
+            client.start_channels()
         try:
             await client.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
             reply = await client.execute_interactive(self.RESET, allow_stdin=False, timeout=60,
@@ -308,12 +330,23 @@ class _WarmKernel:
         """Shut the kernel down (a failed run may have left it in any state)."""
         from jupyter_core.utils import run_sync
 
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
         if self.km is not None and self.km.has_kernel:
             try:
                 run_sync(self.km.shutdown_kernel)(now=True)
             except Exception:  # already dead: the pool kills what is left of it
                 pass
         self.km = None
+
+
+def _set_kernel_environment(environment):
+    """Set `environment` in this worker, whose environment a kernel it starts inherits, and
+    unset THREAD_VARIABLES."""
+    os.environ.update(environment)
+    for name in THREAD_VARIABLES:
+        os.environ.pop(name, None)
 
 
 def execute(run, kernel=None):
@@ -324,9 +357,7 @@ def execute(run, kernel=None):
     started = time.monotonic()
     usage = False
     try:
-        os.environ.update(run.environment)
-        for name in THREAD_VARIABLES:  # the kernel inherits this process's environment
-            os.environ.pop(name, None)
+        _set_kernel_environment(run.environment)
         run.output.parent.mkdir(parents=True, exist_ok=True)
         papermill.execute_notebook(
             str(run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
@@ -384,6 +415,8 @@ def _worker(connection):
             if run is None:
                 break
             _log_to(run.output.with_suffix(".log"))
+            if kernel.km is None:  # the first run, or the last one failed: the kernel boots and
+                kernel.start(run.cwd, run.environment)  # imports while papermill is imported
             connection.send(execute(run, kernel))
     finally:
         kernel.stop()
@@ -403,9 +436,10 @@ class LocalPool:
     at a time in its warm kernel (`_WarmKernel`).
 
     A worker killed by anyone (SIGKILL, out of memory) costs exactly the run it was doing,
-    which is reported as failed; the next run starts a new worker. papermill is imported once,
-    before the forks. The pool remembers each worker's descendants (its kernel) to stop them
-    too. `close()` stops the idle workers and their kernels: call it when the batch ends.
+    which is reported as failed; the next run starts a new worker. Each worker imports papermill
+    itself, while its kernel starts. The pool remembers each worker's descendants (its kernel)
+    to stop them too. `close()` stops the idle workers and their kernels: call it when the batch
+    ends.
     """
 
     def __init__(self):
@@ -726,7 +760,6 @@ def run(experiments=("all",), seeds="0-9", workers=None, results_dir="results", 
     if not todo:
         return batch
 
-    import papermill  # noqa: F401  imported once here, inherited by every forked worker
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: the workers are forked from this process

@@ -67,3 +67,36 @@ def test_record_contents(mnist_root):
     assert "loss_digit_first" not in record["history"][0]  # the baseline has no digit outputs
     assert len(record["test_predictions"]) == 100 and record["test_digit_predictions"] is None
     assert record["device"] == "cpu" and record["versions"]["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize("name", ["baseline", "ws-aux", "best"])
+def test_evaluation_batch_size_changes_no_output(mnist_root, name):
+    """`predict` evaluates in chunks for speed: chunks of several pairs must give exactly the
+    logits of one whole batch, or the records would depend on the chunk size (channels-last CPU
+    layout, as in run_experiment). A one-pair chunk is not asked to: its dense layers take
+    another matrix-product path (matrix-vector), whose sums round differently."""
+    from helpers import experiments, models, training
+    from helpers.data import generate_pair_sets, standardise
+
+    params = experiments.resolve(name, seed=0, epochs=1, n_pairs=300, data_root=mnist_root)
+    train_input, train_target, train_classes, test_input, _, _ = \
+        generate_pair_sets(300, 0, mnist_root)
+    train_input, test_input = standardise(train_input, test_input)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(params["threads"])  # as run_experiment does: 1 thread
+    try:
+        torch.manual_seed(0)
+        model = training.to_device(models.build_model(params), torch.device("cpu"))
+        training.train(model, params, (train_input, train_target, train_classes),
+                       (test_input, *generate_pair_sets(300, 0, mnist_root)[4:6]),
+                       torch.Generator().manual_seed(0))
+        model.eval()
+        with torch.inference_mode():
+            whole = model(test_input)
+            for size in (7, 100, 250):  # 300 pairs: last chunks of 6, 100 and 50 pairs
+                chunks = [model(test_input[start:start + size]) for start in range(0, 300, size)]
+                for key in whole:
+                    assert torch.equal(torch.cat([chunk[key] for chunk in chunks]), whole[key]), \
+                        (key, size)
+    finally:
+        torch.set_num_threads(threads)
