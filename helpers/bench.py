@@ -13,7 +13,10 @@ Prints, in one run, medians over `--repeats`:
   1 worker x 2 threads and 2 workers x 1 thread: the thread layout to choose;
 - the overhead of the notebook runner: wall time of `python -m helpers run EXPERIMENT
   --seeds S --force` (temporary folders) against the same trainings called as
-  `helpers.run` in a pool with the same number of worker processes; their ratio.
+  `helpers.run` in a pool with the same number of worker processes; their ratio (at all
+  cores: the median of `--repeats` pairs measured back to back);
+- with `--report`: the wall time of `make report` from scratch (the runner on the report's
+  eight configurations, then the summary), into temporary folders.
 
 A benchmark, not a test: the numbers depend on the machine and on what else runs on it.
 """
@@ -21,6 +24,7 @@ A benchmark, not a test: the numbers depend on the machine and on what else runs
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -134,10 +138,38 @@ def runner_wall(name, seeds, workers, overrides, folder):
     return wall
 
 
+def report_walls(seeds, workers, overrides, folder):
+    """Wall seconds of what `make report` does, from scratch, into `folder`: the runner on the
+    report's eight configurations, then the summary (on a copy of the notebooks, which it
+    executes in place). -> (run seconds, summary seconds)."""
+    from .running import NOTEBOOKS_DIR
+
+    folder = Path(folder)
+    shutil.copytree(NOTEBOOKS_DIR, folder / "notebooks")
+    options = [item for key, value in overrides.items() for item in ("-p", key, str(value))]
+    commands = [
+        ["run", "report", "--seeds", ",".join(map(str, seeds)), "--workers", str(workers),
+         "--results", str(folder / "results"), "--runs", str(folder / "runs"), *options],
+        ["summary", "--results", str(folder / "results"), "--figures", str(folder / "figures"),
+         "--report", str(folder / "report.html"), "--notebooks", str(folder / "notebooks")]]
+    walls = []
+    for command in commands:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "helpers", *command], capture_output=True,
+                              text=True)
+        walls.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m helpers {command[0]} failed (exit {done.returncode}): "
+                               f"{done.stderr.strip().splitlines()[-1:]}")
+    return tuple(walls)
+
+
 def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_experiment="ws-aux",
-          runner_seeds=tuple(range(10)), runner="all", out=print):
+          runner_seeds=tuple(range(10)), runner="all", report=False, out=print):
     """Print the figures (see the module's docstring). `runner`: "all" times the notebook
-    runner at 1 worker and at all cores, True only at all cores, False not at all."""
+    runner at 1 worker and at all cores, True only at all cores, False not at all. `report`:
+    also time `make report` from scratch (the runner on the eight configurations, seeds
+    `runner_seeds`, then the summary)."""
     import torch
 
     from . import experiments
@@ -185,23 +217,43 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
         layout = (f"{workers} worker{'s' * (workers > 1)} x {per_worker} thread"
                   f"{'s' * (per_worker > 1)}")
         run_overrides = {**overrides, "threads": per_worker}
-        with tempfile.TemporaryDirectory() as folder:
-            pool = pool_wall(runner_experiment, seeds, workers, run_overrides,
-                             Path(folder) / "pool")
-            # the runner at the report's thread count (records depend on it); --quick: only
-            # at the report's layout, all cores
-            timed = per_worker == threads and (runner == "all" or (runner and workers == cores))
-            notebooks = (runner_wall(runner_experiment, seeds, workers, overrides, folder)
-                         if timed else None)
+        # the runner at the report's thread count (records depend on it); --quick: only at
+        # the report's layout, all cores
+        timed = per_worker == threads and (runner == "all" or (runner and workers == cores))
+        # at all cores (the report's layout), `repeats` interleaved pairs: pool, runner, ...
+        pairs = repeats if timed and workers == cores else 1
+        pools, notebooks = [], []
+        for _ in range(pairs):
+            with tempfile.TemporaryDirectory() as folder:
+                pools.append(pool_wall(runner_experiment, seeds, workers, run_overrides,
+                                       Path(folder) / "pool"))
+                if timed:
+                    notebooks.append(runner_wall(runner_experiment, seeds, workers, overrides,
+                                                 folder))
+        pool = statistics.median(pools)
         pool_walls[layout] = pool
         line = f"  {layout:<22} {_rate(len(seeds), pool):>22}"
-        if notebooks is not None:
-            line += f" {_rate(len(seeds), notebooks):>26} {notebooks / pool:>9.2f}"
+        if notebooks:
+            ratios = [n / p for n, p in zip(notebooks, pools)]
+            line += (f" {_rate(len(seeds), statistics.median(notebooks)):>26} "
+                     f"{statistics.median(ratios):>9.2f}")
+            if pairs > 1:
+                line += f"  (median of {pairs}: {', '.join(f'{r:.2f}' for r in ratios)})"
         out(line)
     out(f"thread layout chosen: {min(pool_walls, key=pool_walls.get)} (the fastest above; "
         f"records depend on threads, so it stays a run parameter, default 1)")
     out("  (overhead = wall of python -m helpers run / wall of the same trainings as "
-        "helpers.run calls in a pool of as many fresh worker processes)")
+        "helpers.run calls in a pool of as many fresh worker processes, measured back to back)")
+
+    if report:
+        with tempfile.TemporaryDirectory() as folder:
+            run_wall, summary_wall = report_walls(seeds, cores, overrides, folder)
+        from .running import expand_experiments
+
+        out(f"make report from scratch ({len(seeds)} seed{'s' * (len(seeds) != 1)} x "
+            f"{len(expand_experiments(['report']))} configurations, {cores} workers, "
+            f"then the summary): {run_wall + summary_wall:.1f} s (runs {run_wall:.1f} s, "
+            f"summary {summary_wall:.1f} s)")
 
 
 def _rate(runs, seconds):

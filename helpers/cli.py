@@ -90,7 +90,8 @@ def cmd_bench(args):
     seeds = running.parse_seeds(args.seeds or ("0-1" if args.quick else "0-9"))
     repeats = args.repeats or (1 if args.quick else 3)
     bench.bench(names, repeats=repeats, overrides=overrides, runner_seeds=seeds,
-                runner=False if args.no_runner else (True if args.quick else "all"))
+                runner=False if args.no_runner else (True if args.quick else "all"),
+                report=args.report)
     return 0
 
 
@@ -148,6 +149,9 @@ def build_parser():
                             "runner timed at one layout")
     bench.add_argument("--no-runner", action="store_true",
                        help="skip the timing of python -m helpers run")
+    bench.add_argument("--report", action="store_true",
+                       help="also time make report from scratch (the eight configurations "
+                            "for --seeds, then the summary) into temporary folders")
     bench.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
                        help="override a run parameter, e.g. -p epochs 5")
     bench.set_defaults(func=cmd_bench)

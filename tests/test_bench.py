@@ -10,7 +10,7 @@ from runner_tools import helpers
 
 def test_bench_quick_prints_every_row(mnist_root):
     done = helpers("bench", "--quick", "--experiments", "ws-plain,ws-aux", "--seeds", "0",
-                   mnist_root=mnist_root)
+                   "--report", mnist_root=mnist_root)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert re.search(r"^matmul float32, 1 thread: [\d.]+ GFLOP/s", out, re.M)
@@ -25,6 +25,10 @@ def test_bench_quick_prints_every_row(mnist_root):
     if cores > 1:
         assert re.search(r"^  1 worker x 1 thread +[\d.]+ runs/min \([\d.]+ s\)$", out, re.M)
     assert re.search(r"^thread layout chosen: \d workers? x \d threads?", out, re.M)
+    # --report: the runner on the eight configurations, then the summary, from scratch
+    assert re.search(r"^make report from scratch \(1 seed x 8 configurations, \d+ workers, "
+                     r"then the summary\): [\d.]+ s \(runs [\d.]+ s, summary [\d.]+ s\)$",
+                     out, re.M), out
 
 
 def test_bench_rejects_an_unknown_configuration(capsys):
