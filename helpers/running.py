@@ -45,13 +45,6 @@ from .errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-KERNEL = "python3"
-# Set when the BLAS/OpenMP runtimes load, these change a training's numbers even with
-# torch.set_num_threads fixed (measured: ws seed 0, 121 test errors without them, 128 with
-# OMP_NUM_THREADS=1), and dask's workers set them. Every run's kernel starts without them, so
-# a record is the same on a laptop, on Dask and in a notebook opened in Jupyter.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly on a loaded 2-core machine
 INTERRUPT_GRACE = 20  # seconds the workers get to stop their kernels before they are killed
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # A run failing with one of these is the user's mistake, the same for every run: stop the batch.
@@ -249,120 +242,25 @@ def _error_line(error):
     return f"{error.ename} in cell [{error.exec_count}]: {_first_line(error.source)}"
 
 
-class _WarmKernel:
-    """One kernel kept running from run to run in a local worker.
-
-    A fresh kernel costs ~5 s per run (start, then importing torch, torchvision, matplotlib and
-    helpers) against a ~6.5 s training. papermill hands `km` to nbclient, which starts it when it
-    has no kernel yet and, as it does not own it, leaves it running after the notebook.
-    Before each later run the namespace is reset (and figures closed), so no name of a previous
-    run can reach the next one; only imported modules stay. The trainings set their own
-    threads and seeds (`run_experiment`), which keeps the records identical to a fresh kernel's.
-    A kernel's own output (a crash) goes to the log of the run that started it.
-    """
-
-    RESET = ("import sys\n"
-             "if 'matplotlib.pyplot' in sys.modules:\n"
-             "    sys.modules['matplotlib.pyplot'].close('all')\n"
-             "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again")
-
-    # What every notebook imports first (torch, torchvision, matplotlib through these): a kernel
-    # started ahead of its first run imports them while its worker imports papermill.
-    WARM_UP = ("import matplotlib.pyplot\n"
-               "import helpers.notebook, helpers.results, helpers.training")
-
-    def __init__(self):
-        self.km, self._started_for, self._client = None, None, None
-
-    def start(self, cwd, environment):
-        """Start the kernel for runs in `cwd` with `environment`, and have it import WARM_UP
-        without waiting for it. A kernel that fails to start here is left to nbclient, which
-        tries again and reports why it could not."""
-        from jupyter_client.manager import AsyncKernelManager
-        from jupyter_core.utils import run_sync
-
-        _set_kernel_environment(environment)
-        self.km = AsyncKernelManager(kernel_name=KERNEL)
-        self._started_for = (str(cwd), sorted(environment.items()))
-        try:
-            # as nbclient starts it: in the notebooks folder, no history file
-            run_sync(self.km.start_kernel)(cwd=str(cwd),
-                                           extra_arguments=["--HistoryManager.hist_file=:memory:"])
-            self._client = self.km.client()
-            self._client.start_channels()
-            self._client.execute(self.WARM_UP, silent=True, store_history=False)
-        except Exception:
-            self.stop()
-
-    def manager(self, run):
-        """The kernel manager for `run`: a new one (nbclient starts it), or the warm one reset."""
-        from jupyter_core.utils import run_sync
-
-        # The kernel's working directory and environment are fixed when it starts.
-        started_for = (str(run.cwd), sorted(run.environment.items()))
-        if self.km is not None and (self._started_for != started_for
-                                    or not run_sync(self.km.is_alive)()):
-            self.stop()
-        if self.km is None:
-            from jupyter_client.manager import AsyncKernelManager
-
-            self.km, self._started_for = AsyncKernelManager(kernel_name=KERNEL), started_for
-        elif self.km.has_kernel:
-            run_sync(self._reset)()
-        return self.km
-
-    async def _reset(self):
-        # the client that sent WARM_UP, if any: the reset's reply comes after WARM_UP's imports
-        client, self._client = self._client, None
-        if client is None:
-            client = self.km.client()
-            client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
-            reply = await client.execute_interactive(self.RESET, allow_stdin=False, timeout=60,
-                                                     output_hook=lambda message: None)
-        finally:
-            client.stop_channels()
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"resetting the warm kernel failed: {reply['content']}")
-
-    def stop(self):
-        """Shut the kernel down (a failed run may have left it in any state)."""
-        from jupyter_core.utils import run_sync
-
-        if self._client is not None:
-            self._client.stop_channels()
-            self._client = None
-        if self.km is not None and self.km.has_kernel:
-            try:
-                run_sync(self.km.shutdown_kernel)(now=True)
-            except Exception:  # already dead: the pool kills what is left of it
-                pass
-        self.km = None
-
-
-def _set_kernel_environment(environment):
-    """Set `environment` in this worker, whose environment a kernel it starts inherits, and
-    unset THREAD_VARIABLES."""
-    os.environ.update(environment)
-    for name in THREAD_VARIABLES:
-        os.environ.pop(name, None)
-
-
 def execute(run, kernel=None):
-    """Execute `run` with papermill, in `kernel` (a _WarmKernel) or else a fresh kernel;
+    """Execute `run` with papermill, in `kernel` (a kernels.WarmKernel) or else a fresh kernel;
     return its outcome dict. Never raises."""
     import papermill
+
+    from .kernels import KERNEL, KERNEL_START_TIMEOUT, set_kernel_environment
 
     started = time.monotonic()
     usage = False
     try:
-        _set_kernel_environment(run.environment)
+        set_kernel_environment(run.environment)
         run.output.parent.mkdir(parents=True, exist_ok=True)
+        run.output.unlink(missing_ok=True)  # an earlier run's notebook must not pass for this one
+        # The executed notebook is written once, at the end (with the error where a cell
+        # failed): papermill's save after every cell cost ~0.1 s a run.
         papermill.execute_notebook(
             str(run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
             cwd=str(run.cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
-            km=kernel.manager(run) if kernel else None)
+            request_save_on_cell_execute=False, km=kernel.manager(run) if kernel else None)
     except papermill.PapermillExecutionError as error:
         status, message = "failed", _error_line(error)
         usage = error.ename in USAGE_ERRORS
@@ -405,7 +303,14 @@ def _worker(connection):
     # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
     # go to runs/<experiment>/seed-<k>.log of the run that started it, not over the progress bar.
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    kernel = _WarmKernel()
+    # jsonschema (under papermill's nbformat) imports rfc3987_syntax, when installed, for IRI
+    # formats that no notebook schema uses, and it builds ~35 parsers as it is imported: 0.9 s
+    # of each worker's start-up (python-jsonschema/jsonschema#1428). A worker goes without it
+    # (a None in sys.modules makes that optional import fail, which jsonschema allows for).
+    sys.modules.setdefault("rfc3987_syntax", None)
+    from .kernels import WarmKernel
+
+    kernel = WarmKernel()
     try:
         while not _interrupted:
             try:
@@ -433,7 +338,7 @@ class _LocalWorker:
 
 class LocalPool:
     """Runs in worker processes on this machine, forked from the runner, each executing one run
-    at a time in its warm kernel (`_WarmKernel`).
+    at a time in its warm kernel (`kernels.WarmKernel`).
 
     A worker killed by anyone (SIGKILL, out of memory) costs exactly the run it was doing,
     which is reported as failed; the next run starts a new worker. Each worker imports papermill
@@ -856,8 +761,11 @@ def _print_summary(batch, total, command, stream):
         parts.append(f"{len(batch.not_done)} not done")
     print(f"{total} run{'s' * (total != 1)}: {', '.join(parts)}", file=stream)
     for failed, message in batch.failed:
-        print(f"  failed: {failed.name}: {message}  (executed notebook: "
-              f"{_relative(failed.output)})", file=stream)
+        # no executed notebook when the kernel died or never started: its log says why
+        log = failed.output.with_suffix(".log")
+        evidence = (f"  (executed notebook: {_relative(failed.output)})" if failed.output.is_file()
+                    else f"  (kernel log: {_relative(log)})" if log.is_file() else "")
+        print(f"  failed: {failed.name}: {message}{evidence}", file=stream)
     if batch.interrupted_by:
         name = signal.Signals(batch.interrupted_by).name
         print(f"interrupted by {name}: finished records are kept; run the same command again "
@@ -923,6 +831,8 @@ def _execute_in_place(notebook, parameters, html, notebooks_dir, stream):
     notebook (a failure leaves the notebook as it was) and export it to `html`. -> exit code."""
     import nbformat
     import papermill
+
+    from .kernels import KERNEL, KERNEL_START_TIMEOUT
 
     fd, executed = tempfile.mkstemp(dir=notebooks_dir, prefix=f".{notebook.stem}-",
                                     suffix=".ipynb")

@@ -211,3 +211,30 @@ def test_thread_variables_of_the_environment_do_not_change_a_record(tmp_path, mn
     record = read_record(tmp_path / "results" / "ws" / "seed-0.json")
     assert (record["test_errors"], record["test_predictions"]) == \
         (committed["test_errors"], committed["test_predictions"])
+
+
+def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_root):
+    # Seed 1's kernel exits mid-run (as after a segfault or the OOM killer): no executed
+    # notebook can be written for it, so an old one from an earlier batch must not stay
+    # behind to pass for it; the failure points to the kernel's log; seed 2 gets a new kernel.
+    notebooks = copy_notebooks(tmp_path / "notebooks")
+    path = notebooks / "auxiliary_loss.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    at = next(i for i, cell in enumerate(nb.cells)
+              if "parameters" in cell.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(
+        "import os\nif seed == 1:\n    os._exit(3)"))
+    nbformat.write(nb, path)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    (runs / "ws-aux").mkdir(parents=True)
+    (runs / "ws-aux" / "seed-1.ipynb").write_text("{}")  # an earlier batch's notebook
+    done = helpers("run", "ws-aux", "--seeds", "0-2", "--workers", "1", "--results", results,
+                   "--runs", runs, "--notebooks", notebooks, *TINY, mnist_root=mnist_root)
+    assert done.returncode == 1, done.stderr
+    assert "3 runs: 2 done, 1 failed" in done.stderr
+    # the summary's line (the progress bar's, above it, has no pointer)
+    failed = [line for line in done.stderr.splitlines() if "failed: ws-aux seed 1" in line][-1]
+    assert "Traceback" not in done.stderr and "DeadKernelError" in failed, failed
+    assert failed.endswith(f"(kernel log: {os.path.relpath(runs / 'ws-aux' / 'seed-1.log', REPO)})")
+    assert not (runs / "ws-aux" / "seed-1.ipynb").exists()
+    assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]

@@ -1,0 +1,149 @@
+"""The Jupyter kernels the runner executes notebooks in: one warm kernel per local worker.
+
+Imported by the runner's worker processes and the summary, not by the runner itself (it
+never talks to a kernel), so `python -m helpers run` starts without jupyter_client.
+
+Per run, a fresh kernel cost ~5 s (start, then importing torch, torchvision, matplotlib and
+helpers) against a ~3.5 s training, and every new kernel client ~0.2-0.4 s: jupyter_client's
+`wait_for_ready` checks the IOPub connection, then waits for 0.2 s of IOPub silence. So a
+worker keeps one kernel and one client, ready once, from run to run (`WarmKernel`).
+"""
+
+import os
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+
+KERNEL = "python3"
+KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly on a loaded 2-core machine
+# Set when the BLAS/OpenMP runtimes load, these change a training's numbers even with
+# torch.set_num_threads fixed (measured: ws seed 0, 121 test errors without them, 128 with
+# OMP_NUM_THREADS=1), and dask's workers set them. Every run's kernel starts without them, so
+# a record is the same on a laptop, on Dask and in a notebook opened in Jupyter.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def set_kernel_environment(environment):
+    """Set `environment` in this process, whose environment a kernel it starts inherits, and
+    unset THREAD_VARIABLES."""
+    os.environ.update(environment)
+    for name in THREAD_VARIABLES:
+        os.environ.pop(name, None)
+
+
+class _KeptClient(AsyncKernelClient):
+    """A kernel client that stays connected from run to run: nbclient may start its channels
+    and wait for it again, which it then skips (a dead kernel is caught by nbclient's own
+    liveness checks, and by `WarmKernel.manager` before each run)."""
+
+    ready = False
+
+    def start_channels(self, *args, **kwargs):
+        if not self.channels_running:
+            super().start_channels(*args, **kwargs)
+
+    async def wait_for_ready(self, timeout=None):
+        if not self.ready:
+            await AsyncKernelClient.wait_for_ready(self, timeout)
+            self.ready = True
+
+
+class _KernelManager(AsyncKernelManager):
+    """Hands out one `_KeptClient` for the life of its kernel, instead of a new client per call
+    (nbclient asks for one per notebook)."""
+
+    _kept_client = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.client_factory = _KeptClient
+
+    def client(self, **kwargs):
+        if self._kept_client is None:
+            self._kept_client = super().client(**kwargs)
+        return self._kept_client
+
+    def drop_client(self):
+        if self._kept_client is not None:
+            self._kept_client.stop_channels()
+            self._kept_client = None
+
+
+class WarmKernel:
+    """One kernel kept running from run to run in a local worker.
+
+    papermill hands `km` to nbclient, which starts the kernel when it has none and, as it does
+    not own it, leaves it (and the client) running after the notebook. Before each later run
+    the namespace is reset (and figures closed), so no name of a previous run can reach the
+    next one; only imported modules stay. The trainings set their own threads and seeds
+    (`run_experiment`), which keeps the records identical to a fresh kernel's. A kernel's own
+    output (a crash) goes to the log of the run that started it.
+    """
+
+    RESET = ("import sys\n"
+             "if 'matplotlib.pyplot' in sys.modules:\n"
+             "    sys.modules['matplotlib.pyplot'].close('all')\n"
+             "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again")
+
+    # What every notebook imports first (torch, torchvision, matplotlib through these): a kernel
+    # started ahead of its first run imports them while its worker imports papermill. Then
+    # gc.freeze(): the reset's gc.collect() skips these long-lived objects (0.17 s -> 2 ms).
+    WARM_UP = ("import matplotlib.pyplot\n"
+               "import helpers.notebook, helpers.results, helpers.training\n"
+               "import gc\n"
+               "gc.freeze()")
+
+    def __init__(self):
+        self.km, self._started_for = None, None
+
+    def start(self, cwd, environment):
+        """Start the kernel for runs in `cwd` with `environment`, and have it import WARM_UP
+        without waiting for it. A kernel that fails to start here is left to nbclient, which
+        tries again and reports why it could not."""
+        set_kernel_environment(environment)
+        self.km = _KernelManager(kernel_name=KERNEL)
+        self._started_for = (str(cwd), sorted(environment.items()))
+        try:
+            # as nbclient starts it: in the notebooks folder, no history file
+            run_sync(self.km.start_kernel)(cwd=str(cwd),
+                                           extra_arguments=["--HistoryManager.hist_file=:memory:"])
+            client = self.km.client()
+            client.start_channels()
+            client.execute(self.WARM_UP, silent=True, store_history=False)
+        except Exception:
+            self.stop()
+
+    def manager(self, run):
+        """The kernel manager for `run`: a new one (nbclient starts it), or the warm one reset."""
+        # The kernel's working directory and environment are fixed when it starts.
+        started_for = (str(run.cwd), sorted(run.environment.items()))
+        if self.km is not None and (self._started_for != started_for
+                                    or not run_sync(self.km.is_alive)()):
+            self.stop()
+        if self.km is None:
+            self.km, self._started_for = _KernelManager(kernel_name=KERNEL), started_for
+        elif self.km.has_kernel:
+            run_sync(self._reset)()
+        return self.km
+
+    async def _reset(self):
+        client = self.km.client()  # the kept one: its reply comes after WARM_UP's imports
+        client.start_channels()
+        await client.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
+        reply = await client.execute_interactive(self.RESET, allow_stdin=False, timeout=60,
+                                                 output_hook=lambda message: None)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"resetting the warm kernel failed: {reply['content']}")
+
+    def stop(self):
+        """Shut the kernel down (a failed run may have left it in any state)."""
+        if self.km is None:
+            return
+        self.km.drop_client()
+        if self.km.has_kernel:
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception:  # already dead: the pool kills what is left of it
+                pass
+        self.km = None
