@@ -47,3 +47,13 @@ def test_readme_numbers_are_those_of_the_tables():
     for _, row in table.iterrows():
         if row["rounds"]:
             assert f"**{row['test_pct']:.1f}** ({row['test_sd']:.1f})" in section
+
+
+def test_readme_speed_section_shows_the_committed_benchmark_output():
+    # The benchmark figures in the README are the printed output of `python -m helpers bench`,
+    # kept in docs/bench/cpu.txt, not typed: the README must show that file as it is.
+    text = (REPO / "README.md").read_text()
+    output = (REPO / "docs" / "bench" / "cpu.txt").read_text().rstrip("\n")
+    speed = text.split("\n## Speed\n", 1)[1]
+    assert f"```\n{output}\n```" in speed
+    assert output.startswith("machine: ") and "make report from scratch" in output
