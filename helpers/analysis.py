@@ -266,6 +266,32 @@ def plot_confusion(matrix, title, axes):
              title=title)
 
 
+def plot_digit_confusions(records, names=("ws-aux", "best"), figures_dir=None, data_root=None):
+    """Side by side, the digit confusion over all rounds of each of `names` that has records
+    (saved as digit_confusion.png in `figures_dir`, when given); -> the names shown."""
+    import matplotlib.pyplot as plt
+
+    shown = [name for name in names if any(r["experiment"] == name for r in records)]
+    if not shown:
+        print(f"no records of {' or '.join(names)} yet")
+        return shown
+    figure, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 5), squeeze=False)
+    for axis, name in zip(axes[0], shown):
+        runs = [r for r in records if r["experiment"] == name]
+        matrix = confusion_matrix(*digit_arrays(runs, data_root))
+        error = 100 * (1 - matrix.to_numpy().trace() / matrix.to_numpy().sum())
+        plot_confusion(matrix, f"{name}: {len(runs)} rounds, digit error {error:.2f}%", axis)
+    figure.tight_layout()
+    save_figure(figure, figures_dir, "digit_confusion.png")
+    plt.show()
+    return shown
+
+
+def first_round(records, name):
+    """The record of `name` with the lowest seed."""
+    return min((r for r in records if r["experiment"] == name), key=lambda r: r["seed"])
+
+
 def misclassified_pairs(record, limit=12, data_root=None):
     """Up to `limit` test pairs `record` answered wrong: (images 2x14x14, true digits, predicted
     digits, true comparison)."""

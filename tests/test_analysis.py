@@ -1,5 +1,7 @@
 """The error analysis and paired statistics, on small inputs whose answers are known."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,3 +137,21 @@ def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
     assert "No records of the head study yet" in text
     assert sorted(p.name for p in figures.iterdir()) == [
         "alpha_sweep.png", "digit_confusion.png", "misclassified_ws-aux.png"]
+
+
+def test_digit_confusions_show_the_configurations_with_records(tmp_path, mnist_root, capsys):
+    import matplotlib
+
+    matplotlib.use("agg")
+    from helpers import report
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "results"
+    records = report.load(fixture).records
+    shown = analysis.plot_digit_confusions(records, ("ws-aux", "best"), tmp_path, mnist_root)
+    assert shown == ["ws-aux"]  # the fixtures have no `best` record
+    assert (tmp_path / "digit_confusion.png").stat().st_size > 0
+    assert analysis.plot_digit_confusions(records, ("best",), tmp_path / "none") == []
+    assert "no records of best yet" in capsys.readouterr().out
+    assert not (tmp_path / "none").exists()
+    assert analysis.first_round(records, "ws-aux")["seed"] == \
+        min(r["seed"] for r in records if r["experiment"] == "ws-aux")
