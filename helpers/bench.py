@@ -122,20 +122,27 @@ def pool_wall(name, seeds, workers, overrides, results_dir=None):
     return time.perf_counter() - started
 
 
-def runner_wall(name, seeds, workers, overrides, folder):
-    """Wall seconds of `python -m helpers run` for these runs (temporary folders, --force)."""
-    options = [item for key, value in overrides.items() for item in ("-p", key, str(value))]
-    command = [sys.executable, "-m", "helpers", "run", name, "--seeds",
-               ",".join(map(str, seeds)), "--workers", str(workers), "--force",
-               "--results", str(Path(folder) / "results"), "--runs", str(Path(folder) / "runs"),
-               *options]
+def helpers_wall(*arguments):
+    """Wall seconds of `python -m helpers ARGUMENTS`; RuntimeError if it fails."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "helpers", *map(str, arguments)],
+                          capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"the runner failed (exit {done.returncode}): "
+        raise RuntimeError(f"python -m helpers {arguments[0]} failed (exit {done.returncode}): "
                            f"{done.stderr.strip().splitlines()[-1:]}")
     return wall
+
+
+def _run_options(seeds, workers, overrides, folder):
+    return ["--seeds", ",".join(map(str, seeds)), "--workers", workers,
+            "--results", Path(folder) / "results", "--runs", Path(folder) / "runs",
+            *[item for key, value in overrides.items() for item in ("-p", key, value)]]
+
+
+def runner_wall(name, seeds, workers, overrides, folder):
+    """Wall seconds of `python -m helpers run` for these runs (temporary folders, --force)."""
+    return helpers_wall("run", name, "--force", *_run_options(seeds, workers, overrides, folder))
 
 
 def report_walls(seeds, workers, overrides, folder):
@@ -146,22 +153,10 @@ def report_walls(seeds, workers, overrides, folder):
 
     folder = Path(folder)
     shutil.copytree(NOTEBOOKS_DIR, folder / "notebooks")
-    options = [item for key, value in overrides.items() for item in ("-p", key, str(value))]
-    commands = [
-        ["run", "report", "--seeds", ",".join(map(str, seeds)), "--workers", str(workers),
-         "--results", str(folder / "results"), "--runs", str(folder / "runs"), *options],
-        ["summary", "--results", str(folder / "results"), "--figures", str(folder / "figures"),
-         "--report", str(folder / "report.html"), "--notebooks", str(folder / "notebooks")]]
-    walls = []
-    for command in commands:
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "helpers", *command], capture_output=True,
-                              text=True)
-        walls.append(time.perf_counter() - started)
-        if done.returncode != 0:
-            raise RuntimeError(f"python -m helpers {command[0]} failed (exit {done.returncode}): "
-                               f"{done.stderr.strip().splitlines()[-1:]}")
-    return tuple(walls)
+    return (helpers_wall("run", "report", *_run_options(seeds, workers, overrides, folder)),
+            helpers_wall("summary", "--results", folder / "results", "--figures",
+                         folder / "figures", "--report", folder / "report.html",
+                         "--notebooks", folder / "notebooks"))
 
 
 def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_experiment="ws-aux",

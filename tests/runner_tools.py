@@ -70,19 +70,21 @@ def temporaries(folder):
 
 
 def copy_notebooks(destination, fail_at_seed=None, notebook="auxiliary_loss.ipynb",
-                   error="RuntimeError('injected failure')"):
-    """A copy of the repo's notebooks; with `fail_at_seed`, `notebook` raises `error` for that
-    seed (a failure that passes the runner's checks and happens inside the run)."""
+                   error="RuntimeError('injected failure')", cell=None):
+    """A copy of the repo's notebooks; `notebook` gets the code `cell` right after its
+    parameters cell, or with `fail_at_seed`, one that raises `error` for that seed (a failure
+    that passes the runner's checks and happens inside the run)."""
     destination = Path(destination)
     destination.mkdir(parents=True)
     for path in (REPO / "notebooks").glob("*.ipynb"):
         shutil.copy(path, destination / path.name)
     if fail_at_seed is not None:
+        cell = f"import helpers.errors\nif seed == {fail_at_seed}:\n    raise {error}"
+    if cell is not None:
         nb = nbformat.read(destination / notebook, as_version=4)
-        at = next(i for i, cell in enumerate(nb.cells)
-                  if "parameters" in cell.metadata.get("tags", [])) + 1
-        nb.cells.insert(at, nbformat.v4.new_code_cell(
-            f"import helpers.errors\nif seed == {fail_at_seed}:\n    raise {error}"))
+        at = next(i for i, existing in enumerate(nb.cells)
+                  if "parameters" in existing.metadata.get("tags", [])) + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell(cell))
         nbformat.write(nb, destination / notebook)
     return destination
 

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import nbformat
 import pytest
 
 from helpers import UsageError
@@ -170,17 +169,11 @@ def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_aft
         tmp_path, mnist_root):
     # Seed 0 leaves a name behind; seed 1 must not see it (same kernel), then fails; seed 2
     # must get a fresh kernel. Each run prints its kernel's pid.
-    notebooks = copy_notebooks(tmp_path / "notebooks")
-    path = notebooks / "auxiliary_loss.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    at = next(i for i, cell in enumerate(nb.cells)
-              if "parameters" in cell.metadata.get("tags", [])) + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(
+    notebooks = copy_notebooks(tmp_path / "notebooks", cell=(
         "import os\nprint('kernel', os.getpid())\n"
         "assert 'left_behind' not in globals(), 'a name of the previous run leaked'\n"
         "import json as left_behind  # a module: the parameters check lets it pass\n"
         "if seed == 1:\n    raise RuntimeError('injected failure')"))
-    nbformat.write(nb, path)
     results, runs = tmp_path / "results", tmp_path / "runs"
     done = helpers("run", "ws-aux", "--seeds", "0-2", "--workers", "1", "--results", results,
                    "--runs", runs, "--notebooks", notebooks, *TINY, mnist_root=mnist_root)
@@ -217,14 +210,8 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     # Seed 1's kernel exits mid-run (as after a segfault or the OOM killer): no executed
     # notebook can be written for it, so an old one from an earlier batch must not stay
     # behind to pass for it; the failure points to the kernel's log; seed 2 gets a new kernel.
-    notebooks = copy_notebooks(tmp_path / "notebooks")
-    path = notebooks / "auxiliary_loss.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    at = next(i for i, cell in enumerate(nb.cells)
-              if "parameters" in cell.metadata.get("tags", [])) + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(
-        "import os\nif seed == 1:\n    os._exit(3)"))
-    nbformat.write(nb, path)
+    notebooks = copy_notebooks(tmp_path / "notebooks",
+                               cell="import os\nif seed == 1:\n    os._exit(3)")
     results, runs = tmp_path / "results", tmp_path / "runs"
     (runs / "ws-aux").mkdir(parents=True)
     (runs / "ws-aux" / "seed-1.ipynb").write_text("{}")  # an earlier batch's notebook
