@@ -242,10 +242,24 @@ def _error_line(error):
     return f"{error.ename} in cell [{error.exec_count}]: {_first_line(error.source)}"
 
 
+def _import_papermill():
+    """papermill, imported without jsonschema's optional rfc3987_syntax.
+
+    jsonschema (under papermill's nbformat) imports rfc3987_syntax, when installed, for IRI
+    formats that no notebook schema uses, and it builds ~35 parsers as it is imported: 0.9 s of
+    papermill's 1.2 s (python-jsonschema/jsonschema#1428), paid by every worker at start-up.
+    A None in sys.modules makes that optional import fail, which jsonschema allows for.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import papermill
+
+    return papermill
+
+
 def execute(run, kernel=None):
     """Execute `run` with papermill, in `kernel` (a kernels.WarmKernel) or else a fresh kernel;
     return its outcome dict. Never raises."""
-    import papermill
+    papermill = _import_papermill()
 
     from .kernels import KERNEL, KERNEL_START_TIMEOUT, set_kernel_environment
 
@@ -303,11 +317,6 @@ def _worker(connection):
     # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
     # go to runs/<experiment>/seed-<k>.log of the run that started it, not over the progress bar.
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    # jsonschema (under papermill's nbformat) imports rfc3987_syntax, when installed, for IRI
-    # formats that no notebook schema uses, and it builds ~35 parsers as it is imported: 0.9 s
-    # of each worker's start-up (python-jsonschema/jsonschema#1428). A worker goes without it
-    # (a None in sys.modules makes that optional import fail, which jsonschema allows for).
-    sys.modules.setdefault("rfc3987_syntax", None)
     from .kernels import WarmKernel
 
     kernel = WarmKernel()
@@ -829,8 +838,8 @@ def summary(results_dir="results", figures_dir="figures", report="report.html",
 def _execute_in_place(notebook, parameters, html, notebooks_dir, stream):
     """Execute `notebook` with papermill into a temporary file beside it, rename it over the
     notebook (a failure leaves the notebook as it was) and export it to `html`. -> exit code."""
+    papermill = _import_papermill()
     import nbformat
-    import papermill
 
     from .kernels import KERNEL, KERNEL_START_TIMEOUT
 
