@@ -44,7 +44,7 @@ def _workers(text):
 
 
 def cmd_run(args):
-    from . import running
+    from . import pools, running
 
     overrides = {}
     for name, value in args.p or []:
@@ -53,7 +53,7 @@ def cmd_run(args):
         overrides[name] = value
     pool, workers = None, args.workers
     if args.scheduler:  # the same runs, on a Dask cluster instead of local processes
-        pool = running.DaskPool(args.scheduler)
+        pool = pools.DaskPool(args.scheduler)
         workers = workers or pool.capacity()
     try:
         batch = running.run(args.experiments, seeds=args.seeds, workers=workers,
