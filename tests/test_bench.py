@@ -3,9 +3,11 @@ asserted: speed is what the benchmark prints, not what a test checks)."""
 
 import os
 import re
+import subprocess
+import sys
 
 from helpers.cli import main
-from runner_tools import helpers
+from runner_tools import REPO, environment, helpers
 
 
 def test_bench_quick_prints_every_row(mnist_root):
@@ -35,3 +37,43 @@ def test_bench_rejects_an_unknown_configuration(capsys):
     assert main(["bench", "--experiments", "ws,nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown experiment 'nope'") and "\n" not in err
+
+
+def _layer_times(*args, mnist_root):
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "layer_times.py"), *args],
+                          cwd=REPO, env=environment(mnist_root), capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_layer_times_accounts_for_every_flop_of_a_step(mnist_root):
+    from helpers import bench, experiments
+
+    done = _layer_times("ws-aux", "3", mnist_root=mnist_root)
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"^(\w+)\(.*?\) +\d+x[\dx]+ +([\d.]+) +([\d.]+) +([\d.]+)", done.stdout,
+                      re.M)
+    # every layer of the shared digit network, in order
+    assert [name for name, *_ in rows] == [type(layer).__name__ for layer in
+                                           _digit_net_layers("ws-aux")]
+    step = re.search(r"^whole training step: [\d.]+ ms, ([\d.]+) MFLOP", done.stdout, re.M)
+    params = experiments.resolve("ws-aux", seed=0)
+    train, _ = bench.training_flops(params)
+    steps = params["epochs"] * params["n_pairs"] // params["batch_size"]
+    # the same step as the benchmark counts, and the layers hold all of it but the tiny head
+    assert float(step.group(1)) == round(train / steps / 1e6, 1)
+    layers = sum(float(mflop) for *_, mflop in rows)
+    assert 0.99 * float(step.group(1)) <= layers <= float(step.group(1))
+
+
+def _digit_net_layers(name):
+    from helpers import experiments
+    from helpers.models import build_model
+
+    return list(build_model(experiments.resolve(name, seed=0)).digit_net.layers)
+
+
+def test_layer_times_rejects_an_unknown_experiment_in_one_line(mnist_root):
+    done = _layer_times("nope", mnist_root=mnist_root)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: unknown experiment 'nope'")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
