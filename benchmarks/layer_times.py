@@ -90,7 +90,8 @@ def main(experiment="ws-aux", repeats=200):
         backward = max(0.0, both - forward)
         total_fwd, total_bwd = total_fwd + forward, total_bwd + backward
         rate = f"{count / both / 1e6:8.1f}" if count else f"{'':8}"
-        name = f"{type(layer).__name__}({', '.join(str(getattr(layer, a)) for a in ATTRIBUTES if hasattr(layer, a))})"
+        sizes = [str(getattr(layer, a)) for a in ATTRIBUTES if hasattr(layer, a)]
+        name = f"{type(layer).__name__}({', '.join(sizes)})"
         print(f"{name:<34} {'x'.join(map(str, inputs.shape)):<18} {forward:7.3f} {backward:7.3f} "
               f"{count / 1e6:7.1f} {rate}")
         activation = output.detach()

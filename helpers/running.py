@@ -10,7 +10,8 @@ How the pieces fit, top to bottom:
   and raises one-line `UsageError`s before anything starts or is written.
 - `run()` skips runs whose valid record exists (a rerun resumes), then keeps up to `workers`
   runs going in a pool (`pools.LocalPool`: forked worker processes, each keeping one warm
-  kernel and running notebook after notebook in it) under one tqdm progress bar. A failed run is listed at the end; the others go on.
+  kernel and running notebook after notebook in it) under one tqdm progress bar. A failed
+  run is listed at the end; the others go on.
 - Two runners on one results folder: each run is taken under a per-run lock file
   (results/<experiment>/.seed-<k>.lock, `filelock`, i.e. flock: the OS drops it when its holder
   dies, so no stale lock outlives a killed runner). A runner that finds a run locked does other
