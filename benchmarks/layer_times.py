@@ -18,11 +18,10 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import experiments
-from helpers.bench import cpu_name
+from helpers.bench import cpu_name, training_step
 from helpers.errors import UsageError
 from helpers.models import build_model
 from helpers.training import keep_freed_memory, make_optimizer, to_device
@@ -97,19 +96,7 @@ def main(experiment="ws-aux", repeats=200):
         activation = output.detach()
     print(f"{'sum of the layers':<53} {total_fwd:7.3f} {total_bwd:7.3f}")
 
-    optimizer = make_optimizer(params, model)
-    target, classes = torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2))
-
-    def step():
-        out = model(pairs)
-        loss = F.cross_entropy(out["comparison"], target)
-        if "digits" in out:
-            loss = loss + F.cross_entropy(out["digits"][:, 0], classes[:, 0]) \
-                + F.cross_entropy(out["digits"][:, 1], classes[:, 1])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    step = training_step(model, make_optimizer(params, model), batch)
     whole, count = median_ms(step, repeats), flops(step)
     print(f"whole training step: {whole:.3f} ms, {count / 1e6:.1f} MFLOP, "
           f"{count / whole / 1e6:.1f} GFLOP/s")

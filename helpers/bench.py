@@ -71,10 +71,32 @@ def matmul_gflops(threads, repeats, sizes=(256, 512, 1024)):
     return max(rates.values()), rates
 
 
+def training_step(model, optimizer, batch):
+    """A function doing one training step of `model` on a random batch of `batch` pairs, with
+    the losses of a run (comparison, and both digits where the network has them): what the
+    benchmark counts and `benchmarks/layer_times.py` times."""
+    import torch
+    import torch.nn.functional as F
+
+    pairs = torch.randn(batch, 2, 14, 14)
+    target, classes = torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2))
+
+    def step():
+        out = model(pairs)
+        loss = F.cross_entropy(out["comparison"], target)
+        if "digits" in out:
+            loss = loss + F.cross_entropy(out["digits"][:, 0], classes[:, 0]) \
+                + F.cross_entropy(out["digits"][:, 1], classes[:, 1])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def training_flops(params):
     """(training FLOPs, evaluation FLOPs) of one run with `params`, counted on one step."""
     import torch
-    import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
     from .models import build_model
@@ -82,17 +104,9 @@ def training_flops(params):
 
     n, batch = params["n_pairs"], params["batch_size"]
     model = build_model(params)
-    optimizer = make_optimizer(params, model)
-    pairs = torch.randn(batch, 2, 14, 14)
-    target, classes = torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2))
+    one_step = training_step(model, make_optimizer(params, model), batch)
     with FlopCounterMode(display=False) as counter:
-        out = model(pairs)
-        loss = F.cross_entropy(out["comparison"], target)
-        if "digits" in out:
-            loss = loss + F.cross_entropy(out["digits"][:, 0], classes[:, 0]) \
-                + F.cross_entropy(out["digits"][:, 1], classes[:, 1])
-        loss.backward()
-        optimizer.step()
+        one_step()
     step = counter.get_total_flops()
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
