@@ -18,10 +18,9 @@ import sys
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import experiments
-from helpers.bench import cpu_name, training_step
+from helpers.bench import count_flops, cpu_name, training_step
 from helpers.errors import UsageError
 from helpers.models import build_model
 from helpers.training import keep_freed_memory, make_optimizer, to_device
@@ -39,12 +38,6 @@ def median_ms(function, repeats):
         function()
         times.append(time.perf_counter() - started)
     return 1e3 * statistics.median(times)
-
-
-def flops(function):
-    with FlopCounterMode(display=False) as counter:
-        function()
-    return counter.get_total_flops()
 
 
 def layers_and_input(model, pairs):
@@ -85,7 +78,7 @@ def main(experiment="ws-aux", repeats=200):
         forward = median_ms(lambda: layer(inputs), repeats)
         both = median_ms(lambda: torch.autograd.grad(layer(inputs), wrt, gradient), repeats) \
             if wrt else forward
-        count = flops(lambda: layer(inputs).backward(gradient)) if wrt else 0
+        count = count_flops(lambda: layer(inputs).backward(gradient)) if wrt else 0
         backward = max(0.0, both - forward)
         total_fwd, total_bwd = total_fwd + forward, total_bwd + backward
         rate = f"{count / both / 1e6:8.1f}" if count else f"{'':8}"
@@ -97,7 +90,7 @@ def main(experiment="ws-aux", repeats=200):
     print(f"{'sum of the layers':<53} {total_fwd:7.3f} {total_bwd:7.3f}")
 
     step = training_step(model, make_optimizer(params, model), batch)
-    whole, count = median_ms(step, repeats), flops(step)
+    whole, count = median_ms(step, repeats), count_flops(step)
     print(f"whole training step: {whole:.3f} ms, {count / 1e6:.1f} MFLOP, "
           f"{count / whole / 1e6:.1f} GFLOP/s")
 

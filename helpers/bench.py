@@ -94,24 +94,29 @@ def training_step(model, optimizer, batch):
     return step
 
 
+def count_flops(function):
+    """FLOPs that `function()` does (`torch.utils.flop_counter`: convolutions and matrix
+    products, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
+
+
 def training_flops(params):
     """(training FLOPs, evaluation FLOPs) of one run with `params`, counted on one step."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from .models import build_model
     from .training import make_optimizer
 
     n, batch = params["n_pairs"], params["batch_size"]
     model = build_model(params)
-    one_step = training_step(model, make_optimizer(params, model), batch)
-    with FlopCounterMode(display=False) as counter:
-        one_step()
-    step = counter.get_total_flops()
+    step = count_flops(training_step(model, make_optimizer(params, model), batch))
     model.eval()
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model(torch.randn(n, 2, 14, 14))
-    evaluation = counter.get_total_flops()
+    with torch.inference_mode():
+        evaluation = count_flops(lambda: model(torch.randn(n, 2, 14, 14)))
     steps = math.ceil(n / batch) * params["epochs"]
     return step * steps, evaluation * params["epochs"]
 
