@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from helpers import experiments
+from helpers.catalogue import experiments
 from helpers.bench import count_flops, cpu_name, training_step
 from helpers.errors import UsageError
-from helpers.models import build_model
-from helpers.training import keep_freed_memory, make_optimizer, to_device
+from helpers.science.models import build_model
+from helpers.science.training import keep_freed_memory, make_optimizer, to_device
 
 
 ATTRIBUTES = ("in_channels", "out_channels", "num_features", "in_features", "out_features", "p")

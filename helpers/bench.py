@@ -13,7 +13,7 @@ Prints, in one run, medians over `--repeats`:
   1 worker x 2 threads and 2 workers x 1 thread: the thread layout to choose;
 - the overhead of the notebook runner: wall time of `python -m helpers run EXPERIMENT
   --seeds S --force` (temporary folders) against the same trainings called as
-  `helpers.run` in a pool with the same number of worker processes; their ratio (at all
+  `helpers.train` in a pool with the same number of worker processes; their ratio (at all
   cores: the median of `--repeats` pairs measured back to back);
 - with `--report`: the wall time of `make report` from scratch (the runner on the report's
   eight configurations, then the summary), into temporary folders.
@@ -73,20 +73,17 @@ def matmul_gflops(threads, repeats, sizes=(256, 512, 1024)):
 
 def training_step(model, optimizer, batch):
     """A function doing one training step of `model` on a random batch of `batch` pairs, with
-    the losses of a run (comparison, and both digits where the network has them): what the
+    the loss of a run (`losses.loss_terms`, the comparison and both digits weighted 1): what the
     benchmark counts and `benchmarks/layer_times.py` times."""
     import torch
-    import torch.nn.functional as F
+
+    from .science.losses import loss_terms
 
     pairs = torch.randn(batch, 2, 14, 14)
     target, classes = torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2))
 
     def step():
-        out = model(pairs)
-        loss = F.cross_entropy(out["comparison"], target)
-        if "digits" in out:
-            loss = loss + F.cross_entropy(out["digits"][:, 0], classes[:, 0]) \
-                + F.cross_entropy(out["digits"][:, 1], classes[:, 1])
+        loss, _ = loss_terms(model(pairs), target, classes, weights=(1.0, 1.0))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -108,8 +105,8 @@ def training_flops(params):
     """(training FLOPs, evaluation FLOPs) of one run with `params`, counted on one step."""
     import torch
 
-    from .models import build_model
-    from .training import make_optimizer
+    from .science.models import build_model
+    from .science.training import make_optimizer
 
     n, batch = params["n_pairs"], params["batch_size"]
     model = build_model(params)
@@ -123,16 +120,17 @@ def training_flops(params):
 
 def _train(name, seed, overrides, results_dir):
     """One training in a pool worker, written like the notebooks write it."""
-    from . import experiments, results
+    from . import train
+    from .runs.records import write_record
 
-    record = experiments.run(name, seed, **overrides)
+    record = train(name, seed, **overrides)
     if results_dir:
-        results.write_record(record, results_dir)
+        write_record(record, results_dir)
     return record["seconds"]
 
 
 def pool_wall(name, seeds, workers, overrides, results_dir=None):
-    """Wall seconds of `helpers.run(name, seed)` for every seed in `workers` fresh processes."""
+    """Wall seconds of `helpers.train(name, seed)` for every seed in `workers` fresh processes."""
     started = time.perf_counter()
     # spawn, not fork: a fork of a process that has run OpenMP threads can hang.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
@@ -168,10 +166,10 @@ def report_walls(seeds, workers, overrides, folder):
     """Wall seconds of what `make report` does, from scratch, into `folder`: the runner on the
     report's eight configurations, then the summary (on a copy of the notebooks, which it
     executes in place). -> (run seconds, summary seconds)."""
-    from .running import NOTEBOOKS_DIR
+    from .files import NOTEBOOKS
 
     folder = Path(folder)
-    shutil.copytree(NOTEBOOKS_DIR, folder / "notebooks")
+    shutil.copytree(NOTEBOOKS, folder / "notebooks")
     return (helpers_wall("run", "report", *_run_options(seeds, workers, overrides, folder)),
             helpers_wall("summary", "--results", folder / "results", "--figures",
                          folder / "figures", "--report", folder / "report.html",
@@ -186,7 +184,8 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
     `runner_seeds`, then the summary)."""
     import torch
 
-    from . import experiments
+    from . import train
+    from .catalogue import experiments
 
     overrides = dict(overrides or {})
     threads = 1
@@ -206,10 +205,10 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
         f"{first['batch_size']}, {threads} thread, in this process; median of {repeats}")
     seconds = {name: [] for name in configurations}
     for name in configurations:  # warm-up: MNIST into the cache, kernels chosen
-        experiments.run(name, 0, **{**overrides, "epochs": 1, "threads": threads})
+        train(name, 0, **{**overrides, "epochs": 1, "threads": threads})
     for _ in range(repeats):  # round robin, so a burst of load hits every configuration alike
         for name in configurations:
-            seconds[name].append(experiments.run(name, 0, **overrides)["seconds"])
+            seconds[name].append(train(name, 0, **overrides)["seconds"])
     out(f"{'configuration':<14} {'s/training':>10} {'train GFLOP':>11} {'eval GFLOP':>10} "
         f"{'GFLOP/s':>8} {'efficiency':>10}")
     for name in configurations:
@@ -225,7 +224,7 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
     cores = os.cpu_count() or 1
     out(f"throughput and runner overhead, {runner_experiment} x {len(seeds)} seeds "
         f"(records into temporary folders):")
-    out(f"  {'layout':<22} {'helpers.run pool':>22} {'python -m helpers run':>26} {'overhead':>9}")
+    out(f"  {'layout':<22} {'helpers.train pool':>22} {'python -m helpers run':>26} {'overhead':>9}")
     pool_walls = {}
     for workers, per_worker in dict.fromkeys([(1, 1), (1, 2), (cores, 1)]):
         layout = (f"{workers} worker{'s' * (workers > 1)} x {per_worker} thread"
@@ -257,15 +256,13 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
     out(f"thread layout chosen: {min(pool_walls, key=pool_walls.get)} (the fastest above; "
         f"records depend on threads, so it stays a run parameter, default 1)")
     out("  (overhead = wall of python -m helpers run / wall of the same trainings as "
-        "helpers.run calls in a pool of as many fresh worker processes, measured back to back)")
+        "helpers.train calls in a pool of as many fresh worker processes, measured back to back)")
 
     if report:
         with tempfile.TemporaryDirectory() as folder:
             run_wall, summary_wall = report_walls(seeds, cores, overrides, folder)
-        from .running import expand_experiments
-
         out(f"make report from scratch ({len(seeds)} seed{'s' * (len(seeds) != 1)} x "
-            f"{len(expand_experiments(['report']))} configurations, {cores} workers, "
+            f"{len(experiments.expand(['report']))} configurations, {cores} workers, "
             f"then the summary): {run_wall + summary_wall:.1f} s (runs {run_wall:.1f} s, "
             f"summary {summary_wall:.1f} s)")
 

@@ -8,8 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import experiments
+from .catalogue import experiments
+from .catalogue.parameters import PARAMETERS
 from .errors import UsageError
+from .files import README, RESULTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,12 +30,12 @@ def cmd_list(args):
                   f"test {test}% (SD {test_sd})")
     print(f"\ngroups: {', '.join(experiments.GROUPS)}; all = every row but the ablation\n")
     print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their defaults:")
-    for name, (default, meaning) in experiments.PARAMETERS.items():
-        print(f"  {name:<17} {str(default):<15} {meaning}")
+    for name, parameter in PARAMETERS.items():
+        print(f"  {name:<17} {str(parameter.default):<15} {parameter.help}")
     return 0
 
 
-def _workers(text):
+def positive_int(text):
     try:
         value = int(text)
     except ValueError:
@@ -44,19 +46,16 @@ def _workers(text):
 
 
 def cmd_run(args):
-    from . import pools, running
+    from .runs import pools, runner
 
     overrides = {}
     for name, value in args.p or []:
         if name in overrides:
             raise UsageError(f"-p {name} is given twice: give each parameter once")
         overrides[name] = value
-    pool, workers = None, args.workers
-    if args.scheduler:  # the same runs, on a Dask cluster instead of local processes
-        pool = pools.DaskPool(args.scheduler)
-        workers = workers or pool.capacity()
+    pool = pools.DaskPool(args.scheduler) if args.scheduler else None  # else local processes
     try:
-        batch = running.run(args.experiments, seeds=args.seeds, workers=workers,
+        batch = runner.run_batch(args.experiments, seeds=args.seeds, workers=args.workers,
                             results_dir=args.results, runs_dir=args.runs, force=args.force,
                             overrides=overrides, notebooks_dir=args.notebooks,
                             command="python -m helpers " + shlex.join(args.argv), pool=pool)
@@ -67,27 +66,27 @@ def cmd_run(args):
 
 
 def cmd_summary(args):
-    from . import running
+    from .publish.summary import summary
 
     # The README shows the committed results/: a summary of another folder leaves it alone.
     readme = args.readme
-    if readme is None and Path(args.results).resolve() == (running.REPO_ROOT / "results"):
-        readme = running.REPO_ROOT / "README.md"
-    return running.summary(results_dir=args.results, figures_dir=args.figures,
-                           report=args.report, notebooks_dir=args.notebooks,
-                           readme=readme or None)
+    if readme is None and Path(args.results).resolve() == RESULTS:
+        readme = README
+    return summary(results_dir=args.results, figures_dir=args.figures, report=args.report,
+                   notebooks_dir=args.notebooks, readme=readme or None)
 
 
 def cmd_bench(args):
-    from . import bench, experiments as catalogue, running
+    from . import bench
+    from .runs.runner import parse_seeds
 
     overrides = dict(args.p or [])
     if args.quick:  # a smoke run of every part: tiny trainings, two seeds, one repeat
         overrides = {"epochs": 1, "n_pairs": 100, **overrides}
     names = [name.strip() for name in args.experiments.split(",") if name.strip()]
     for name in names:
-        catalogue.resolve(name, **overrides)  # unknown names and bad values: one line, exit 2
-    seeds = running.parse_seeds(args.seeds or ("0-1" if args.quick else "0-9"))
+        experiments.resolve(name, **overrides)  # unknown names and bad values: one line, exit 2
+    seeds = parse_seeds(args.seeds or ("0-1" if args.quick else "0-9"))
     repeats = args.repeats or (1 if args.quick else 3)
     bench.bench(names, repeats=repeats, overrides=overrides, runner_seeds=seeds,
                 runner=False if args.no_runner else (True if args.quick else "all"),
@@ -109,7 +108,7 @@ def build_parser():
     run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                      help="catalogue names (python -m helpers list), or all")
     run.add_argument("--seeds", default="0-9", help="rounds, e.g. 0-9, 0,3,5 or 0-2,7 (default 0-9)")
-    run.add_argument("--workers", type=_workers, default=None,
+    run.add_argument("--workers", type=positive_int, default=None,
                      help="parallel runs (default: the number of CPU cores)")
     run.add_argument("--results", default="results", help="records folder (default results)")
     run.add_argument("--runs", default="runs", help="executed notebooks folder (default runs)")
@@ -140,7 +139,7 @@ def build_parser():
                     "layout, and the notebook runner's overhead; medians over --repeats.")
     bench.add_argument("--experiments", default=",".join(("baseline", "ws-plain", "ws", "ws-aux")),
                        help="comma-separated configurations (default baseline,ws-plain,ws,ws-aux)")
-    bench.add_argument("--repeats", type=_workers, default=None,
+    bench.add_argument("--repeats", type=positive_int, default=None,
                        help="timings per configuration, the median is printed (default 3)")
     bench.add_argument("--seeds", default=None,
                        help="runs of ws-aux for throughput and runner overhead (default 0-9)")

@@ -1,5 +1,5 @@
-"""What the architecture notebooks share: reading their `parameters` cell, showing the
-network, plotting one run's learning curves and printing its final errors.
+"""What the architecture notebooks call: reading their `parameters` cell, showing the network,
+printing a run's final errors (the figures are in `publish.figures`).
 
 Papermill injects the parameters it is given as a cell of assignments after the notebook's
 `parameters` cell, and only warns about a name that cell does not define. `parameters()`
@@ -12,9 +12,10 @@ instead of a traceback: the mistake is the user's, the fix is in the message.
 
 import types
 
-from . import experiments
+from .catalogue import experiments
+from .catalogue.parameters import PARAMETERS
 from .errors import UsageError
-from .models import build_model, count_parameters
+from .science.models import build_model, count_parameters
 
 # Names a notebook's parameters cell may set besides the run parameters.
 NOTEBOOK_PARAMETERS = ("results_dir",)
@@ -57,7 +58,7 @@ def parameters(namespace, notebook):
     protocol). Raises UsageError, before anything is trained, for an unknown name, a value
     of the wrong type or out of range, or an experiment that another notebook runs.
     """
-    known = set(experiments.PARAMETERS) | set(NOTEBOOK_PARAMETERS)
+    known = set(PARAMETERS) | set(NOTEBOOK_PARAMETERS)
     check_names(namespace, known, ignore=NOTEBOOK_RESULTS)
     experiment = namespace.get("experiment")
     row = experiments.get(experiment)
@@ -65,7 +66,7 @@ def parameters(namespace, notebook):
         mine = [r["name"] for r in experiments.CATALOGUE if r["notebook"] == notebook]
         raise UsageError(f"experiment {experiment!r} runs in notebooks/{row['notebook']}, "
                          f"not {notebook}: choose one of {', '.join(mine)} here")
-    overrides = {name: namespace[name] for name in experiments.PARAMETERS
+    overrides = {name: namespace[name] for name in PARAMETERS
                  if name != "experiment" and namespace.get(name) is not None}
     return experiments.resolve(experiment, **overrides)
 
@@ -97,32 +98,6 @@ def print_final_errors(record):
     for split in ("train", "test"):
         errors, total = record[f"{split}_errors"], record[f"n_{split}"]
         print(f"  {split} error {record[f'{split}_error_rate']:5.2f}% ({errors} of {total} pairs)")
-
-
-def plot_learning_curves(record):
-    """Loss terms (left) and train and test error (right) per epoch of one run."""
-    import matplotlib.pyplot as plt
-
-    history = record["history"]
-    epochs = [row["epoch"] for row in history]
-    figure, (losses, errors) = plt.subplots(1, 2, figsize=(11, 3.8))
-    labels = {"loss": "total (weighted)", "loss_comparison": "comparison",
-              "loss_digit_first": "first digit", "loss_digit_second": "second digit"}
-    for key, label in labels.items():
-        if key in history[0]:
-            losses.plot(epochs, [row[key] for row in history], label=label)
-    losses.set(xlabel="epoch", ylabel="cross-entropy (mean over the epoch)", title="loss terms")
-    losses.legend()
-    n_train, n_test = record["n_train"], record["n_test"]
-    errors.plot(epochs, [100 * row["train_errors_running"] / n_train for row in history],
-                label="train (counted during the epoch)")
-    errors.plot(epochs, [100 * row["test_errors"] / n_test for row in history],
-                label="test (end of the epoch)")
-    errors.set(xlabel="epoch", ylabel="error (%)", title="comparison error")
-    errors.legend()
-    figure.suptitle(f"{record['experiment']}, seed {record['seed']}")
-    figure.tight_layout()
-    plt.show()
 
 
 def _one_line_usage_error(shell, etype, value, tb, tb_offset=None):

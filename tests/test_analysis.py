@@ -5,18 +5,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+import scipy.stats
 
-from helpers import analysis, experiments
-from helpers.analysis import (ALL_RIGHT, DIGIT_WRONG_ANSWER_RIGHT, DIGIT_WRONG_FLIPS_ORDER,
-                              DIGIT_WRONG_ORDER_KEPT, DIGITS_RIGHT_COMPARISON_WRONG)
-from helpers.data import generate_pair_sets
+from helpers.catalogue import experiments
+from helpers.publish import diagnosis, figures, stats
+from helpers.publish.diagnosis import (
+    ALL_RIGHT,
+    DIGIT_WRONG_ANSWER_RIGHT,
+    DIGIT_WRONG_FLIPS_ORDER,
+    DIGIT_WRONG_ORDER_KEPT,
+    DIGITS_RIGHT_COMPARISON_WRONG,
+)
+from helpers.runs import records
+from helpers.science.data import generate_pair_sets
 
 
 def test_confusion_matrix_counts_and_sums():
     true = np.array([[0, 1], [2, 2], [9, 4]])
     predicted = np.array([[0, 7], [2, 2], [4, 4]])
-    matrix = analysis.confusion_matrix(true, predicted)
+    matrix = diagnosis.confusion_matrix(true, predicted)
     assert matrix.shape == (10, 10) and matrix.to_numpy().sum() == 6
     assert matrix.loc[1, 7] == 1 and matrix.loc[9, 4] == 1 and matrix.loc[2, 2] == 2
     assert matrix.loc[4, 4] == 1 and matrix.loc[0, 0] == 1
@@ -34,39 +41,39 @@ def test_each_pair_gets_the_kind_of_its_mistake():
         [3, 9],  # 8 seen as 9: order kept, answer right
         [2, 2]])
     predicted = np.array([1, 0, 1, 0, 1, 1])
-    kinds = analysis.classify_pairs(classes, target, predicted, predicted_digits)
+    kinds = diagnosis.classify_pairs(classes, target, predicted, predicted_digits)
     assert list(kinds) == [ALL_RIGHT, DIGITS_RIGHT_COMPARISON_WRONG, DIGIT_WRONG_FLIPS_ORDER,
                            DIGIT_WRONG_ORDER_KEPT, DIGIT_WRONG_ANSWER_RIGHT, ALL_RIGHT]
     # every comparison error is in exactly one error kind
-    assert sum(k in analysis.ERROR_KINDS for k in kinds) == int((predicted != target).sum())
+    assert sum(k in diagnosis.ERROR_KINDS for k in kinds) == int((predicted != target).sum())
 
 
 def test_paired_difference_known_answer():
     before = pd.Series([10, 12, 9, 11], index=[0, 1, 2, 3])
     after = pd.Series([8, 10, 8, 8], index=[0, 1, 2, 3])  # differences -2, -2, -1, -3
-    row = analysis.paired_difference(before, after)
+    row = stats.paired_difference(before, after)
     assert row["rounds"] == 4 and row["mean_difference"] == pytest.approx(-2.0)
     # t = mean / (sd / sqrt(n)) = -2 / (0.8165 / 2) = -4.899, 3 degrees of freedom
-    assert row["p_value"] == pytest.approx(2 * stats.t.sf(4.898979, 3), rel=1e-4)
-    half_width = stats.t.ppf(0.975, 3) * np.std([-2, -2, -1, -3], ddof=1) / 2
+    assert row["p_value"] == pytest.approx(2 * scipy.stats.t.sf(4.898979, 3), rel=1e-4)
+    half_width = scipy.stats.t.ppf(0.975, 3) * np.std([-2, -2, -1, -3], ddof=1) / 2
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((-2 - half_width, -2 + half_width))
 
 
 def test_paired_difference_uses_only_common_seeds_in_seed_order():
     before = pd.Series([10, 20, 30], index=[2, 0, 1])
     after = pd.Series([11, 22, 99], index=[0, 1, 5])  # seed 5 has no partner, seed 2 neither
-    row = analysis.paired_difference(before, after)
+    row = stats.paired_difference(before, after)
     assert row["rounds"] == 2 and row["mean_difference"] == pytest.approx(((11 - 20) + (22 - 30)) / 2)
 
 
 def test_paired_difference_without_spread_has_no_p_value():
-    row = analysis.paired_difference(pd.Series([5, 6]), pd.Series([4, 5]))
+    row = stats.paired_difference(pd.Series([5, 6]), pd.Series([4, 5]))
     assert row["mean_difference"] == -1 and row["ci_low"] == row["ci_high"] == -1
     assert np.isnan(row["p_value"])
 
 
 def frame_of(errors):
-    """A results table (as helpers.results.records_table makes it) from {experiment: [errors]}."""
+    """A results table (as helpers.runs.records.records_table makes it) from {experiment: [errors]}."""
     return pd.DataFrame([{"experiment": name, "seed": seed, "test_errors": e,
                           "test_error_rate": e / 10, "n_parameters": 1, "seconds": 1.0}
                          for name, values in errors.items() for seed, e in enumerate(values)])
@@ -74,11 +81,11 @@ def frame_of(errors):
 
 def test_paired_table_and_its_sentence():
     frame = frame_of({"ws": [120, 130, 125, 128], "ws-aux": [70, 72, 69, 75], "baseline": [200]})
-    table = analysis.paired_table(frame)
+    table = stats.paired_table(frame)
     assert table[["before", "after"]].values.tolist() == [["baseline", "ws"], ["ws", "ws-aux"]]
     aux = table.iloc[1]
     assert aux["mean_difference"] == pytest.approx(-54.25) and aux["p_value"] < 0.001
-    sentence = analysis.describe_difference(aux)
+    sentence = stats.describe_difference(aux)
     assert "54.2 fewer errors" in sentence and "significant at 5%" in sentence
     assert table.iloc[0]["rounds"] == 1 and np.isnan(table.iloc[0]["p_value"])
 
@@ -87,12 +94,12 @@ def test_sweep_table_and_answer_come_from_the_numbers():
     errors = {name: [80, 82, 78] for name in experiments.SWEEP.values()}
     errors[experiments.SWEEP[0]] = [130, 125, 128]   # no auxiliary loss: much worse
     errors[experiments.SWEEP[2]] = [60, 63, 61]       # alpha 2: clearly the best here
-    table = analysis.sweep_table(frame_of(errors))
+    table = stats.sweep_table(frame_of(errors))
     assert table["alpha"].tolist() == list(experiments.SWEEP_ALPHAS)
     row = table.set_index("alpha").loc[2]
     assert row["test_pct"] == pytest.approx(6.133, abs=1e-3) and row["vs_alpha_1"] < 0
     assert row["ci_low"] < row["test_pct"] < row["ci_high"]
-    answer = analysis.sweep_answer(table)
+    answer = stats.sweep_answer(table)
     assert "alpha = 2 with 6.13%" in answer
     assert "significantly better (p < 0.05): 2" in answer
 
@@ -104,13 +111,13 @@ def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
     record = {"experiment": "ws-aux", "seed": 7,
               "params": {"n_pairs": 50, "evaluate_on": "test", "data_root": mnist_root},
               "test_predictions": target.tolist(), "test_digit_predictions": digits.tolist()}
-    table = analysis.error_kinds([record])
+    table = diagnosis.error_kinds([record])
     assert table.loc["ws-aux", "rounds"] == 1
     assert table.loc["ws-aux", ALL_RIGHT] == 49
     assert table.loc["ws-aux", DIGIT_WRONG_ANSWER_RIGHT] == 1
-    assert table.loc["ws-aux", analysis.ERROR_KINDS].sum() == 0
-    true, predicted = analysis.digit_arrays([record])
-    assert analysis.confusion_matrix(true, predicted).to_numpy().trace() == 99
+    assert table.loc["ws-aux", diagnosis.ERROR_KINDS].sum() == 0
+    true, predicted = diagnosis.digit_arrays([record])
+    assert diagnosis.confusion_matrix(true, predicted).to_numpy().trace() == 99
 
 
 # --- the analysis notebook, executed on the fixture records ------------------------------------
@@ -143,15 +150,13 @@ def test_digit_confusions_show_the_configurations_with_records(tmp_path, mnist_r
     import matplotlib
 
     matplotlib.use("agg")
-    from helpers import report
-
     fixture = Path(__file__).resolve().parent / "fixtures" / "results"
-    records = report.load(fixture).records
-    shown = analysis.plot_digit_confusions(records, ("ws-aux", "best"), tmp_path, mnist_root)
+    found = records.load(fixture).records
+    shown = figures.digit_confusions(found, ("ws-aux", "best"), tmp_path, mnist_root)
     assert shown == ["ws-aux"]  # the fixtures have no `best` record
     assert (tmp_path / "digit_confusion.png").stat().st_size > 0
-    assert analysis.plot_digit_confusions(records, ("best",), tmp_path / "none") == []
+    assert figures.digit_confusions(found, ("best",), tmp_path / "none") == []
     assert "no records of best yet" in capsys.readouterr().out
     assert not (tmp_path / "none").exists()
-    assert analysis.first_round(records, "ws-aux")["seed"] == \
-        min(r["seed"] for r in records if r["experiment"] == "ws-aux")
+    assert diagnosis.first_round(found, "ws-aux")["seed"] == \
+        min(r["seed"] for r in found if r["experiment"] == "ws-aux")

@@ -6,8 +6,9 @@ import re
 import subprocess
 import sys
 
-from helpers.cli import main
 from runner_tools import REPO, environment, helpers
+
+from helpers.cli import main
 
 
 def test_bench_quick_prints_every_row(mnist_root):
@@ -46,7 +47,8 @@ def _layer_times(*args, mnist_root):
 
 
 def test_layer_times_accounts_for_every_flop_of_a_step(mnist_root):
-    from helpers import bench, experiments
+    from helpers import bench
+    from helpers.catalogue import experiments
 
     done = _layer_times("ws-aux", "3", mnist_root=mnist_root)
     assert done.returncode == 0, done.stderr
@@ -66,8 +68,8 @@ def test_layer_times_accounts_for_every_flop_of_a_step(mnist_root):
 
 
 def _digit_net_layers(name):
-    from helpers import experiments
-    from helpers.models import build_model
+    from helpers.catalogue import experiments
+    from helpers.science.models import build_model
 
     return list(build_model(experiments.resolve(name, seed=0)).digit_net.layers)
 

@@ -6,12 +6,19 @@ import torch
 from torch import nn
 
 import helpers
-import helpers.data
+import helpers.science.data
 from helpers import UsageError, resolve
-from helpers.data import generate_pair_sets, generate_validation_sets
-from helpers.models import (ComputedComparison, DeepDigitNet, LinearComparison, WeightSharingNet,
-                            build_model, count_parameters)
-from helpers.training import loss_weights, random_affine
+from helpers.science.data import generate_pair_sets, generate_validation_sets
+from helpers.science.losses import loss_weights
+from helpers.science.models import (
+    ComputedComparison,
+    DeepDigitNet,
+    LinearComparison,
+    WeightSharingNet,
+    build_model,
+    count_parameters,
+)
+from helpers.science.training import random_affine
 
 
 def one_hot_logits(digits):
@@ -68,8 +75,9 @@ def test_digits_weighting_trains_the_digits_alone():
 
 @pytest.mark.parametrize("overrides, fragment", [
     ({"comparison": "linear"}, "weighting digits leaves a learned linear comparison head untrained"),
-    ({"dropout_2d": 0.3}, "deep_weight_sharing always has batch norm and no Dropout2d"),
-    ({"augment_shift": 8}, "augment_shift must be from 0 to 7"),
+    ({"dropout_2d": 0.3}, "dropout_2d = 0.3 would change nothing: dropout_2d is read only by "
+                          "model weight_sharing"),
+    ({"augment_shift": 8}, "augment_shift must be in [0, 7]"),
     ({"momentum": 1}, "momentum must be in [0, 1)"),
     ({"schedule": "cosine"}, "schedule must be one of constant, onecycle"),
     ({"evaluate_on": "train"}, "evaluate_on must be one of test, validation"),
@@ -107,13 +115,13 @@ def test_validation_pairs_share_the_training_pairs_and_never_load_the_test_image
         mnist_root, monkeypatch):
     n = 300
     train_input, train_target, train_classes = generate_pair_sets(n, 5, mnist_root)[:3]
-    real_load = helpers.data.load_mnist
+    real_load = helpers.science.data.load_mnist
 
     def train_split_only(train, root=None):
         assert train, "the validation pairs must not load the MNIST test images"
         return real_load(train, root)
 
-    monkeypatch.setattr(helpers.data, "load_mnist", train_split_only)
+    monkeypatch.setattr(helpers.science.data, "load_mnist", train_split_only)
     sets = generate_validation_sets(n, 5, mnist_root)
     assert torch.equal(sets[0], train_input) and torch.equal(sets[1], train_target)
     assert torch.equal(sets[2], train_classes)
@@ -126,20 +134,20 @@ def test_validation_pairs_share_the_training_pairs_and_never_load_the_test_image
 
 
 def test_best_trains_with_tiny_parameters(mnist_root):
-    record = helpers.run("best", 0, epochs=2, n_pairs=100, data_root=mnist_root)
+    record = helpers.train("best", 0, epochs=2, n_pairs=100, data_root=mnist_root)
     assert record["n_parameters"] == 140_458 and len(record["history"]) == 2
     assert record["params"]["schedule"] == "onecycle"
     first, last = record["history"]
     assert (first["weight_comparison"], first["weight_digits"]) == (0.0, 1.0)
     assert last["loss"] < first["loss"]
     assert len(record["test_digit_predictions"]) == 100
-    again = helpers.run("best", 0, epochs=2, n_pairs=100, data_root=mnist_root)
+    again = helpers.train("best", 0, epochs=2, n_pairs=100, data_root=mnist_root)
     assert again["test_predictions"] == record["test_predictions"]
     assert again["history"] == record["history"]
 
 
 def test_validation_run_measures_validation_pairs(mnist_root):
-    record = helpers.run("best", 101, epochs=1, n_pairs=100, evaluate_on="validation",
+    record = helpers.train("best", 101, epochs=1, n_pairs=100, evaluate_on="validation",
                          data_root=mnist_root)
     validation = generate_validation_sets(100, 101, mnist_root)
     test = generate_pair_sets(100, 101, mnist_root)
@@ -155,7 +163,7 @@ def test_best_notebook_writes_its_record(tmp_path, mnist_root):
 
     import papermill
 
-    from helpers.results import read_record, record_path
+    from helpers.runs.records import read_record, record_path
 
     repo = Path(__file__).resolve().parent.parent
     results = tmp_path / "results"

@@ -6,10 +6,10 @@ import os
 
 import distributed
 import pytest
+from runner_tools import TINY, copy_notebooks, helpers, record_files, snapshot
 
 from helpers.cli import main
-from helpers.results import read_record
-from runner_tools import TINY, copy_notebooks, helpers, record_files, snapshot
+from helpers.runs.records import read_record
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torchvision.datasets import MNIST
 
 from helpers import DataError
-from helpers.data import MNIST_MD5, generate_pair_sets, standardise
+from helpers.science.data import generate_pair_sets, standardise
+from helpers.science.mnist import MNIST_MD5
 
 
 def course_generate_pair_sets(n, root):

@@ -7,7 +7,7 @@ import torch
 
 import helpers
 from helpers import UsageError, resolve
-from helpers.training import resolve_device
+from helpers.science.training import resolve_device
 
 
 def test_auto_means_cuda_exactly_when_a_gpu_is_there(monkeypatch):
@@ -29,6 +29,6 @@ def test_cuda_is_accepted_with_a_gpu_and_refused_in_one_line_without(monkeypatch
 def test_a_run_leaves_the_cudnn_settings_as_it_found_them(mnist_root):
     cudnn = torch.backends.cudnn
     before = (cudnn.enabled, cudnn.benchmark, cudnn.deterministic)
-    record = helpers.run("ws", 0, epochs=1, n_pairs=100, device="cpu", data_root=mnist_root)
+    record = helpers.train("ws", 0, epochs=1, n_pairs=100, device="cpu", data_root=mnist_root)
     assert record["device"] == "cpu"
     assert (cudnn.enabled, cudnn.benchmark, cudnn.deterministic) == before

@@ -1,8 +1,8 @@
 import pytest
 
 from helpers import CATALOGUE, UsageError, resolve
+from helpers.catalogue import DEFAULTS, EXPERIMENTS
 from helpers.cli import main
-from helpers.experiments import DEFAULTS, EXPERIMENTS
 
 REPORT_NAMES = ["baseline", "ws-plain", "ws", "ws-aux", "ws-aux-c0.5", "ws-aux-c0.75",
                 "ws-aux-d0.25", "ws-aux-d0.75"]
@@ -31,7 +31,7 @@ def test_rows_mean_what_the_report_says():
 
 
 def test_values_are_converted_from_text():
-    params = resolve("ws", epochs="3", lr="0.05", batch_norm="false", alpha=1)
+    params = resolve("ws-aux-c0.5", epochs="3", lr="0.05", batch_norm="false", alpha=1)
     assert params["epochs"] == 3 and params["lr"] == 0.05 and params["batch_norm"] is False
     assert isinstance(params["alpha"], float)
 
@@ -40,7 +40,7 @@ def test_values_are_converted_from_text():
     ({"epochs": 0}, "epochs must be >= 1"),
     ({"epochs": "ten"}, "epochs must be an integer"),
     ({"epochs": 2.5}, "epochs must be an integer"),
-    ({"lr": 0}, "lr must be > 0"),
+    ({"lr": 0}, "lr must be in (0, 100]"),
     ({"lr": "nan"}, "lr must be a finite number"),
     ({"batch_size": 0}, "batch_size must be from 1"),
     ({"batch_size": 2000}, "batch_size must be from 1 to n_pairs"),
@@ -52,12 +52,12 @@ def test_values_are_converted_from_text():
     ({"weighting": "eq4"}, "weighting must be one of none, eq1, eq2, eq3"),
     ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
     ({"batch_norm": "maybe"}, "batch_norm must be true or false"),
-    ({"seed": -1}, "seed must be >= 0"),
+    ({"seed": -1}, "seed must be from 0 to"),
     ({"learning_rate": 0.1}, "unknown parameter 'learning_rate'"),
 ])
 def test_bad_values_are_rejected_with_one_line(overrides, fragment):
     with pytest.raises(UsageError) as error:
-        resolve("ws-aux", **overrides)
+        resolve("ws-aux-c0.5", **overrides)
     assert fragment in str(error.value) and "\n" not in str(error.value)
 
 

@@ -1,7 +1,7 @@
 import torch
 
 from helpers import resolve
-from helpers.models import BaselineNet, WeightSharingNet, build_model, count_parameters
+from helpers.science.models import BaselineNet, WeightSharingNet, build_model, count_parameters
 
 
 def test_output_shapes():

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import UsageError
 from helpers.notebook import check_names, parameters
-from helpers.results import read_record, record_path
+from helpers.runs.records import read_record, record_path
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -68,7 +68,7 @@ def test_parameters_reject_unknown_names_and_foreign_experiments():
         parameters(notebook_globals(experiment="ws", epoch=3), notebook="weight_sharing.ipynb")
     with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*ws-plain, ws here"):
         parameters(notebook_globals(experiment="ws-aux"), notebook="weight_sharing.ipynb")
-    with pytest.raises(UsageError, match="lr must be > 0"):
+    with pytest.raises(UsageError, match=r"lr must be in \(0, 100\]"):
         parameters(notebook_globals(experiment="ws", lr=-1), notebook="weight_sharing.ipynb")
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import report
+from helpers.publish import summary, tables
+from helpers.runs.records import load
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "results"
@@ -14,21 +15,21 @@ def test_committed_readme_shows_the_committed_records():
     # Fails when README.md's results were edited by hand or results/ changed without
     # `python -m helpers summary` being rerun.
     text = (REPO / "README.md").read_text()
-    section = text.split(report.README_START, 1)[1].split(report.README_END, 1)[0].strip()
-    assert section == report.readme_results(report.load(REPO / "results")).strip()
+    section = text.split(tables.README_START, 1)[1].split(tables.README_END, 1)[0].strip()
+    assert section == tables.readme_results(load(REPO / "results")).strip()
 
 
 def test_readme_section_is_rewritten_between_the_markers_only(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nintro\n\n{report.README_START}\nold numbers\n"
-                      f"{report.README_END}\n\nafter\n")
-    found = report.load(FIXTURE)
-    assert report.update_readme(readme, found) is True
+    readme.write_text(f"# Title\n\nintro\n\n{tables.README_START}\nold numbers\n"
+                      f"{tables.README_END}\n\nafter\n")
+    found = load(FIXTURE)
+    assert summary.update_readme(readme, found) is True
     text = readme.read_text()
     assert text.startswith("# Title\n\nintro\n\n") and text.endswith("\n\nafter\n")
     assert "old numbers" not in text and "**Table III**" in text
     assert "`ws-aux`" in text and "6.9 (5.5)" in text  # ours beside the report's row
-    assert report.update_readme(readme, found) is False  # second time: nothing to change
+    assert summary.update_readme(readme, found) is False  # second time: nothing to change
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
 
 
@@ -36,14 +37,14 @@ def test_readme_without_markers_is_refused(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="no results markers"):
-        report.update_readme(readme, report.load(FIXTURE))
+        summary.update_readme(readme, load(FIXTURE))
     assert readme.read_text() == "# no markers\n"
 
 
 def test_readme_numbers_are_those_of_the_tables():
-    found = report.load(FIXTURE)
-    table = report.report_table(found, "III")
-    section = report.readme_results(found)
+    found = load(FIXTURE)
+    table = tables.report_table(found, "III")
+    section = tables.readme_results(found)
     for _, row in table.iterrows():
         if row["rounds"]:
             assert f"**{row['test_pct']:.1f}** ({row['test_sd']:.1f})" in section

@@ -1,4 +1,4 @@
-"""helpers.report on the fixture results folder (real tiny trainings, see fixtures/make_results.py):
+"""helpers.publish.tables on the fixture results folder (real tiny trainings, see fixtures/make_results.py):
 the tables' numbers against an independent computation from the record files."""
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from helpers import report
-from helpers.results import read_record, record_path, write_record
+from helpers.publish import figures, tables
+from helpers.runs.records import load, read_record, record_path, write_record
 
 matplotlib.use("Agg")
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
@@ -32,8 +32,8 @@ def results_copy(tmp_path):
 
 
 def test_tables_match_an_independent_computation():
-    found = report.load(FIXTURE)
-    table = report.report_table(found, "III").set_index("experiment")
+    found = load(FIXTURE)
+    table = tables.report_table(found, "III").set_index("experiment")
     for name in ("baseline", "ws", "ws-aux"):
         records = fixture_records()[name]
         row = table.loc[name]
@@ -51,8 +51,8 @@ def test_tables_match_an_independent_computation():
 
 
 def test_table_iv_counts_rounds_and_marks_the_incomplete_row():
-    found = report.load(FIXTURE)
-    table = report.report_table(found, "IV").set_index("experiment")
+    found = load(FIXTURE)
+    table = tables.report_table(found, "IV").set_index("experiment")
     assert list(table.index) == ["ws-plain", "ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
                                  "ws-aux-d0.75"]
     assert list(table["rounds"]) == [2, 2, 2, 2, 1]
@@ -67,36 +67,36 @@ def test_table_iv_counts_rounds_and_marks_the_incomplete_row():
 
 
 def test_expected_rounds_parameter_marks_every_short_row():
-    table = report.report_table(report.load(FIXTURE), "III", expected_rounds=10)
+    table = tables.report_table(load(FIXTURE), "III", expected_rounds=10)
     assert table["note"].str.startswith("INCOMPLETE: 2 of 10 rounds").all()
 
 
 def test_damaged_record_is_named_and_left_out(results_copy):
     damaged = record_path(results_copy, "ws", 1)
     damaged.write_text(damaged.read_text()[:100])
-    found = report.load(results_copy)
-    assert "Damaged record left out: ws/seed-1.json" in report.describe(found)
-    row = report.report_table(found, "III").set_index("experiment").loc["ws"]
+    found = load(results_copy)
+    assert "Damaged record left out: ws/seed-1.json" in tables.describe(found)
+    row = tables.report_table(found, "III").set_index("experiment").loc["ws"]
     kept = read_record(record_path(results_copy, "ws", 0))
     assert row["rounds"] == 1 and row["test_pct"] == pytest.approx(kept["test_error_rate"])
     assert row["note"].startswith("INCOMPLETE: 1 of 2 rounds")
-    assert "1 damaged record(s) were left out" in report.conclusion(found)
+    assert "1 damaged record(s) were left out" in tables.conclusion(found)
 
 
 def test_missing_or_empty_folder(tmp_path):
     for folder in (tmp_path / "missing", tmp_path):
-        found = report.load(folder)
-        assert report.describe(found).startswith("No run records under")
-        table = report.report_table(found, "III")
+        found = load(folder)
+        assert tables.describe(found).startswith("No run records under")
+        table = tables.report_table(found, "III")
         assert list(table["rounds"]) == [0, 0, 0] and set(table["note"]) == {"no records"}
-        assert report.cost_table(found).empty
-        assert report.conclusion(found) == "No run records yet, so nothing to conclude."
-        report.plot_test_errors(found)
-        report.plot_learning_curves(found)
+        assert tables.cost_table(found).empty
+        assert tables.conclusion(found) == "No run records yet, so nothing to conclude."
+        figures.test_errors(found)
+        figures.learning_curves(found)
 
 
 def test_cost_table():
-    table = report.cost_table(report.load(FIXTURE))
+    table = tables.cost_table(load(FIXTURE))
     records = fixture_records()
     assert list(table.index)[:3] == ["baseline", "ws-plain", "ws"]
     for name, rows in records.items():
@@ -118,7 +118,7 @@ def set_test_errors(results_dir, errors_by_experiment):
 
 def test_conclusion_follows_the_numbers(results_copy):
     set_test_errors(results_copy, {"baseline": 40, "ws": 30, "ws-aux": 10, "ws-plain": 35})
-    text = report.conclusion(report.load(results_copy))
+    text = tables.conclusion(load(results_copy))
     assert "baseline 40.50%, weight sharing 30.50%" in text and "eq. (1) 10.50%" in text
     assert "lowers the test error by 10.00 points" in text and "lowers it by 20.00 points" in text
     assert "the direction of both steps is the report's" in text
@@ -126,7 +126,7 @@ def test_conclusion_follows_the_numbers(results_copy):
     assert "0 of these 4 discounted weightings beat eq. (1)" in text
 
     set_test_errors(results_copy, {"baseline": 10, "ws": 30, "ws-aux": 48})
-    text = report.conclusion(report.load(results_copy))
+    text = tables.conclusion(load(results_copy))
     assert "raises the test error by 20.00 points" in text
     assert "the direction of the steps differs from the report's" in text
     assert "lowest mean test error is ws-aux-d0.75's" in text  # 47% on its one round
@@ -134,11 +134,11 @@ def test_conclusion_follows_the_numbers(results_copy):
 
 def test_figures_saved_only_when_a_folder_is_given(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    found = report.load(FIXTURE)
-    report.plot_test_errors(found)
-    report.plot_learning_curves(found)
+    found = load(FIXTURE)
+    figures.test_errors(found)
+    figures.learning_curves(found)
     assert list(tmp_path.iterdir()) == []
-    report.plot_test_errors(found, "figures")
-    report.plot_learning_curves(found, "figures")
+    figures.test_errors(found, "figures")
+    figures.learning_curves(found, "figures")
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == \
         ["learning_curves.png", "test_errors.png"]

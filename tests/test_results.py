@@ -4,8 +4,7 @@ import os
 import pytest
 
 from helpers import UsageError
-from helpers.results import (DamagedRecord, load_results, read_record, record_path, scan,
-                             write_record)
+from helpers.runs.records import DamagedRecord, load, read_record, record_path, write_record
 
 
 def fake_record(experiment="ws", seed=0, test_errors=120):
@@ -21,7 +20,7 @@ def test_round_trip(tmp_path):
     record = read_record(path)
     assert record["test_errors"] == 120 and record["schema"] == 1
     assert path.stat().st_mode & 0o777 == 0o644
-    table = load_results(tmp_path)
+    table = load(tmp_path).frame
     assert list(table["experiment"]) == ["ws"] and list(table["test_errors"]) == [120]
 
 
@@ -39,7 +38,7 @@ def test_a_failed_write_keeps_the_old_record(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(UsageError, match="No space left on device"):  # one line, not a traceback
         write_record(fake_record(test_errors=90), tmp_path)
     assert read_record(tmp_path / "ws" / "seed-0.json")["test_errors"] == 100
     assert [p.name for p in (tmp_path / "ws").iterdir()] == ["seed-0.json"]
@@ -58,7 +57,8 @@ def test_damaged_records_are_named_and_left_out(tmp_path):
     path.write_text(path.read_text()[:50])  # truncated
     other = record_path(tmp_path, "ws", 2)
     other.write_text(json.dumps({**fake_record(seed=2), "schema": 0}))  # older schema
-    records, damaged = scan(tmp_path)
+    found = load(tmp_path)
+    records, damaged = found.records, found.damaged
     assert [r["seed"] for r in records] == [0]
     assert sorted(p.name for p, _ in damaged) == ["seed-1.json", "seed-2.json"]
     with pytest.raises(DamagedRecord):

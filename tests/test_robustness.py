@@ -14,12 +14,24 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from runner_tools import (
+    REPO,
+    TINY,
+    copy_notebooks,
+    descendants,
+    environment,
+    helpers,
+    read_json,
+    record_files,
+    snapshot,
+    start,
+    temporaries,
+    wait_for,
+)
 
 from helpers.cli import main
-from helpers.data import MNIST_MD5
-from helpers.results import read_record
-from runner_tools import (REPO, TINY, copy_notebooks, descendants, environment, helpers,
-                          read_json, record_files, snapshot, start, temporaries, wait_for)
+from helpers.runs.records import read_record
+from helpers.science.mnist import MNIST_MD5
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,8 +65,8 @@ BAD_RUNS = [
     (["ws", "-p", "lr", "fast"], "lr must be a finite number"),
     (["ws", "-p", "batch_norm", "maybe"], "batch_norm must be true or false"),
     (["ws", "-p", "epochs", "0"], "epochs must be >= 1"),
-    (["ws", "-p", "lr", "0"], "lr must be > 0"),
-    (["ws", "-p", "lr", "-0.1"], "lr must be > 0"),
+    (["ws", "-p", "lr", "0"], "lr must be in (0, 100]"),
+    (["ws", "-p", "lr", "-0.1"], "lr must be in (0, 100]"),
     (["ws", "-p", "batch_size", "0"], "batch_size must be from 1"),
     (["ws", "-p", "batch_size", "1001"], "batch_size must be from 1 to n_pairs (1000)"),
     (["ws", "-p", "n_pairs", "0"], "n_pairs must be from 1 to 5000"),

@@ -7,13 +7,23 @@ import subprocess
 import sys
 
 import pytest
+from runner_tools import (
+    REPO,
+    TINY,
+    copy_notebooks,
+    helpers,
+    read_json,
+    record_files,
+    snapshot,
+    start,
+    temporaries,
+)
 
 from helpers import UsageError
-from helpers.experiments import EXPERIMENTS
-from helpers.results import read_record
-from helpers.running import expand_experiments, notebook_path, parse_seeds
-from runner_tools import (REPO, TINY, copy_notebooks, helpers, read_json, record_files, snapshot,
-                          start, temporaries)
+from helpers.catalogue.experiments import EXPERIMENTS
+from helpers.catalogue.experiments import expand as expand_experiments
+from helpers.runs.records import read_record
+from helpers.runs.runner import notebook_path, parse_seeds
 
 
 # --------------------------------------------------------------------------------------------

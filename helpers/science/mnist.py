@@ -1,16 +1,16 @@
 """Where the MNIST files are, and whether they are the originals.
 
-Standard library only: the runner checks the files before it starts any worker, without
-paying for importing torch (~1-2 s). `data` loads them.
+Standard library only: the runner checks the files before it starts any worker without
+importing torch. `data` loads them.
 """
 
 import hashlib
 import os
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
+from ..files import DEFAULT_DATA
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # md5 of the uncompressed originals: a damaged file is caught before it is read.
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -19,12 +19,21 @@ MNIST_MD5 = {
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 N_TRAIN_IMAGES, N_TEST_IMAGES = 60_000, 10_000
+MAX_PAIRS = N_TEST_IMAGES // 2  # the 10,000 test images make at most 5000 disjoint pairs
+
+
+def check_pair_count(n):
+    """`n` if it is a number of pairs the MNIST images can make, else DataError."""
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_PAIRS:
+        raise DataError(f"n_pairs must be an integer from 1 to {MAX_PAIRS} (the 10,000 MNIST "
+                        f"test images make at most that many pairs), got {n!r}")
+    return n
 
 
 def resolve_data_root(root=None):
     """The folder holding `MNIST/raw`: the argument, else $MNIST_ROOT, else `data/` in the repo."""
     if root in (None, ""):
-        root = os.environ.get("MNIST_ROOT") or (REPO_ROOT / "data")
+        root = os.environ.get("MNIST_ROOT") or DEFAULT_DATA
     return Path(root).expanduser().resolve()
 
 
@@ -49,7 +58,7 @@ def check_data_root(root=None, splits=(True, False)):
     only the default data/ may be created by torchvision's download) or if a raw file of
     `splits` (True = train, False = test) is present but damaged."""
     root = resolve_data_root(root)
-    if not root.is_dir() and root != (REPO_ROOT / "data").resolve():
+    if not root.is_dir() and root != DEFAULT_DATA.resolve():
         raise DataError(f"MNIST data root {root} does not exist: {_fix_hint(root)}")
     for train in splits:
         _check_raw_files(root, train)

@@ -1,12 +1,11 @@
 """The Jupyter kernels the runner executes notebooks in: one warm kernel per local worker.
 
-Imported by the runner's worker processes and the summary, not by the runner itself (it
-never talks to a kernel), so `python -m helpers run` starts without jupyter_client.
+Imported by the runner's worker processes, not by the runner itself (it never talks to a
+kernel), so `python -m helpers run` starts without jupyter_client.
 
-Per run, a fresh kernel cost ~5 s (start, then importing torch, torchvision, matplotlib and
-helpers) against a ~3.5 s training, and every new kernel client ~0.2-0.4 s: jupyter_client's
-`wait_for_ready` checks the IOPub connection, then waits for 0.2 s of IOPub silence. So a
-worker keeps one kernel and one client, ready once, from run to run (`WarmKernel`).
+A fresh kernel per job would start and import torch, torchvision, matplotlib and helpers again,
+and every new kernel client waits for the kernel to be ready (docs/speed.md has the times); so
+a worker keeps one kernel and one client, ready once, from job to job (`WarmKernel`).
 """
 
 import os
@@ -15,12 +14,11 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-KERNEL = "python3"
-KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly on a loaded 2-core machine
+from .execution import KERNEL, KERNEL_MANAGER_SETTINGS, KERNEL_START_TIMEOUT
+
 # Set when the BLAS/OpenMP runtimes load, these change a training's numbers even with
-# torch.set_num_threads fixed (measured: ws seed 0, 121 test errors without them, 128 with
-# OMP_NUM_THREADS=1), and dask's workers set them. Every run's kernel starts without them, so
-# a record is the same on a laptop, on Dask and in a notebook opened in Jupyter.
+# torch.set_num_threads fixed (docs/numerics.md), and dask's workers set them. Every job's
+# kernel starts without them, so a record is the same on a laptop, on Dask and in Jupyter.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -33,7 +31,7 @@ def set_kernel_environment(environment):
 
 
 class _KeptClient(AsyncKernelClient):
-    """A kernel client that stays connected from run to run: nbclient may start its channels
+    """A kernel client that stays connected from job to job: nbclient may start its channels
     and wait for it again, which it then skips (a dead kernel is caught by nbclient's own
     liveness checks, and by `WarmKernel.manager` before each run)."""
 
@@ -56,7 +54,7 @@ class _KernelManager(AsyncKernelManager):
     _kept_client = None
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{**KERNEL_MANAGER_SETTINGS, **kwargs})
         self.client_factory = _KeptClient
 
     def client(self, **kwargs):
@@ -71,14 +69,14 @@ class _KernelManager(AsyncKernelManager):
 
 
 class WarmKernel:
-    """One kernel kept running from run to run in a local worker.
+    """One kernel kept running from job to job in a local worker.
 
     papermill hands `km` to nbclient, which starts the kernel when it has none and, as it does
-    not own it, leaves it (and the client) running after the notebook. Before each later run
-    the namespace is reset (and figures closed), so no name of a previous run can reach the
+    not own it, leaves it (and the client) running after the notebook. Before each later job
+    the namespace is reset (and figures closed), so no name of a previous job can reach the
     next one; only imported modules stay. The trainings set their own threads and seeds
     (`run_experiment`), which keeps the records identical to a fresh kernel's. A kernel's own
-    output (a crash) goes to the log of the run that started it.
+    output (a crash) goes to the log of the job that started it.
     """
 
     RESET = ("import sys\n"
@@ -87,10 +85,10 @@ class WarmKernel:
              "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again")
 
     # What every notebook imports first (torch, torchvision, matplotlib through these): a kernel
-    # started ahead of its first run imports them while its worker imports papermill. Then
-    # gc.freeze(): the reset's gc.collect() skips these long-lived objects (0.17 s -> 2 ms).
+    # started ahead of its first job imports them while its worker imports papermill. Then
+    # gc.freeze(): the reset's gc.collect() skips these long-lived objects.
     WARM_UP = ("import matplotlib.pyplot\n"
-               "import helpers.notebook, helpers.results, helpers.training\n"
+               "import helpers.notebook, helpers.science.training, helpers.publish.figures\n"
                "import gc\n"
                "gc.freeze()")
 
@@ -98,7 +96,7 @@ class WarmKernel:
         self.km, self._started_for = None, None
 
     def start(self, cwd, environment):
-        """Start the kernel for runs in `cwd` with `environment`, and have it import WARM_UP
+        """Start the kernel for jobs in `cwd` with `environment`, and have it import WARM_UP
         without waiting for it. A kernel that fails to start here is left to nbclient, which
         tries again and reports why it could not."""
         set_kernel_environment(environment)
@@ -114,10 +112,10 @@ class WarmKernel:
         except Exception:
             self.stop()
 
-    def manager(self, run):
-        """The kernel manager for `run`: a new one (nbclient starts it), or the warm one reset."""
+    def manager(self, job):
+        """The kernel manager for `job`: a new one (nbclient starts it), or the warm one reset."""
         # The kernel's working directory and environment are fixed when it starts.
-        started_for = (str(run.cwd), sorted(run.environment.items()))
+        started_for = (str(job.cwd), sorted(job.environment.items()))
         if self.km is not None and (self._started_for != started_for
                                     or not run_sync(self.km.is_alive)()):
             self.stop()
@@ -137,7 +135,7 @@ class WarmKernel:
             raise RuntimeError(f"resetting the warm kernel failed: {reply['content']}")
 
     def stop(self):
-        """Shut the kernel down (a failed run may have left it in any state)."""
+        """Shut the kernel down (a failed job may have left it in any state)."""
         if self.km is None:
             return
         self.km.drop_client()

@@ -1,6 +1,6 @@
 """Pairs of 14x14 MNIST digits, exactly as the course's `generate_pair_sets(N)` makes them.
 
-The course helper (REFERENCE.md) draws pairs with torch's *global* generator right after
+The course helper (docs/protocol.md) draws pairs with torch's *global* generator right after
 `torch.manual_seed(seed)`. We draw the same numbers from a private `torch.Generator`
 seeded the same way, so the pairs are `torch.equal` to the course's while the caller's
 global random state is left alone.
@@ -14,9 +14,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets import MNIST
 
-from .errors import DataError
-from .mnist import (MNIST_MD5, N_TEST_IMAGES, N_TRAIN_IMAGES, _fix_hint,  # noqa: F401
-                    check_data_root, resolve_data_root)
+from ..errors import DataError
+from .mnist import (
+    N_TEST_IMAGES,
+    N_TRAIN_IMAGES,
+    _fix_hint,
+    check_data_root,
+    check_pair_count,
+    resolve_data_root,
+)
 
 
 @lru_cache(maxsize=4)
@@ -66,9 +72,7 @@ def generate_pair_sets(n=1000, seed=0, root=None):
     the train pairs come first from the 60,000 training images, then the test pairs from the
     10,000 test images, from one generator. Inputs are raw (0..255); see `standardise`.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= N_TEST_IMAGES // 2:
-        raise DataError(f"n_pairs must be an integer from 1 to {N_TEST_IMAGES // 2} "
-                        f"(the 10,000 test images make at most that many pairs), got {n!r}")
+    check_pair_count(n)
     generator = torch.Generator().manual_seed(int(seed))
     train = mnist_to_pairs(n, *load_mnist(True, root), generator)
     test = mnist_to_pairs(n, *load_mnist(False, root), generator)
@@ -83,8 +87,7 @@ def generate_validation_sets(n=1000, seed=0, root=None):
     permutation of the MNIST training images); the n validation pairs are the next 2n images
     of that same permutation: digits the training pairs do not contain, and no MNIST test image.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= N_TEST_IMAGES // 2:
-        raise DataError(f"n_pairs must be an integer from 1 to {N_TEST_IMAGES // 2}, got {n!r}")
+    check_pair_count(n)
     images, labels = load_mnist(True, root)  # the MNIST test images are not even loaded
     train = mnist_to_pairs(n, images, labels, torch.Generator().manual_seed(int(seed)))
     # the same permutation again (same seed): its images 2n..4n-1 are the validation digits

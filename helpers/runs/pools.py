@@ -1,14 +1,13 @@
-"""Where the runs execute: one papermill run (`execute`), and the pools that keep several going.
+"""Where the runs execute: one job executed (`execute`), and the pools that keep several going.
 
-A pool is anything with `submit(run)`, `wait(timeout) -> [(run, outcome)]`, `interrupt()`,
-`kill()`, `close()` and `len()` (runs in flight); `running.run` drives one. Two are here:
-- `LocalPool`: worker processes forked from the runner, each executing one run at a time in
-  its warm kernel (`kernels.WarmKernel`: started once, its namespace reset before each run,
-  restarted after a failed run);
-- `DaskPool`: one task per run on an existing dask.distributed cluster (`--scheduler`).
-
-An outcome is a dict: status ("done", "failed" or "interrupted"), message (the error line),
-usage (the failure is the user's mistake: the batch stops) and seconds.
+A pool is anything with `submit(job)`, `wait(timeout) -> [(job, Outcome)]`, `interrupt()` (ask
+the running jobs to stop), `kill() -> [job]` (stop them now), `close()` (release everything),
+`capacity()` (jobs it runs at once by default) and `len()` (jobs in flight); the runner drives
+one. Two are here:
+- `LocalPool`: worker processes forked from the runner, each executing one job at a time in
+  its warm kernel (`kernels.WarmKernel`: started once, its namespace reset before each job,
+  restarted after a failed job);
+- `DaskPool`: one task per job on an existing dask.distributed cluster (`--scheduler`).
 """
 
 import logging
@@ -16,19 +15,27 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
-from . import results
-from .errors import UsageError
+from ..errors import UsageError
+from . import records
+from .execution import NotebookFailed, execute_notebook, first_line
 
-# A run failing with one of these is the user's mistake, the same for every run: stop the batch.
-USAGE_ERRORS = ("UsageError", "DataError")
+
+@dataclass
+class Outcome:
+    """How a job ended: status "done", "failed" or "interrupted"; `message` says why it failed;
+    `usage` marks the user's mistake (the batch stops)."""
+    status: str
+    message: str = ""
+    usage: bool = False
+    seconds: Optional[float] = None
 
 
 # ---------------------------------------------------------------------------------------------
-# Executing one run (in a worker process)
+# Executing one job (in a worker process)
 # ---------------------------------------------------------------------------------------------
 _interrupted = False
 
@@ -38,7 +45,7 @@ def _interrupt_kernel(signum, frame):
 
     SIGINT makes a KeyboardInterrupt in the running cell, so the notebook's cleanups run (the
     atomic record write removes its temporary file). A kernel that is starting or between two
-    cells misses it, so it is sent again every second until the run ends.
+    cells misses it, so it is sent again every second until the job ends.
     """
     global _interrupted
     if _interrupted:
@@ -60,69 +67,33 @@ def _interrupt_kernel(signum, frame):
     threading.Thread(target=keep_interrupting, daemon=True).start()
 
 
-def first_line(text):
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def error_line(error):
-    """The line that says why a cell failed: the exception, else the cell that raised it."""
-    if first_line(error.evalue):
-        return f"{error.ename}: {first_line(error.evalue)}"
-    return f"{error.ename} in cell [{error.exec_count}]: {first_line(error.source)}"
-
-
-def import_papermill():
-    """papermill, imported without jsonschema's optional rfc3987_syntax.
-
-    jsonschema (under papermill's nbformat) imports rfc3987_syntax, when installed, for IRI
-    formats that no notebook schema uses, and it builds ~35 parsers as it is imported: 0.9 s of
-    papermill's 1.2 s (python-jsonschema/jsonschema#1428), paid by every worker at start-up.
-    A None in sys.modules makes that optional import fail, which jsonschema allows for.
-    """
-    sys.modules.setdefault("rfc3987_syntax", None)
-    import papermill
-
-    return papermill
-
-
-def execute(run, kernel=None):
-    """Execute `run` with papermill, in `kernel` (a kernels.WarmKernel) or else a fresh kernel;
-    return its outcome dict. Never raises."""
-    papermill = import_papermill()
-
-    from .kernels import KERNEL, KERNEL_START_TIMEOUT, set_kernel_environment
+def execute(job, kernel=None):
+    """Execute `job` in `kernel` (a kernels.WarmKernel) or else a fresh kernel -> Outcome.
+    Never raises."""
+    from .kernels import set_kernel_environment
 
     started = time.monotonic()
-    usage = False
     try:
-        set_kernel_environment(run.environment)
-        run.output.parent.mkdir(parents=True, exist_ok=True)
-        run.output.unlink(missing_ok=True)  # an earlier run's notebook must not pass for this one
-        # The executed notebook is written once, at the end (with the error where a cell
-        # failed): papermill's save after every cell cost ~0.1 s a run.
-        papermill.execute_notebook(
-            str(run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
-            cwd=str(run.cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
-            request_save_on_cell_execute=False, km=kernel.manager(run) if kernel else None)
-    except papermill.PapermillExecutionError as error:
-        status, message = "failed", error_line(error)
-        usage = error.ename in USAGE_ERRORS
-    except Exception as error:  # kernel died or would not start, notebook unreadable...
-        status, message = "failed", f"{type(error).__name__}: {first_line(error)}"
-    else:
-        try:
-            results.read_record(run.record)
-            status, message = "done", ""
-        except results.DamagedRecord as why:
-            status, message = "failed", (f"the notebook finished without a valid record at "
-                                         f"{run.record} ({why})")
-    if kernel and status != "done":  # the next run gets a fresh kernel, not a broken one
+        set_kernel_environment(job.environment)
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        job.output.unlink(missing_ok=True)  # an earlier job's notebook must not pass for this one
+        execute_notebook(job.notebook, job.output, job.parameters, job.cwd,
+                         km=kernel.manager(job) if kernel else None)
+        records.read_record(job.record)
+        outcome = Outcome("done")
+    except NotebookFailed as failure:
+        outcome = Outcome("failed", failure.message, failure.usage)
+    except records.DamagedRecord as why:
+        outcome = Outcome("failed", f"the notebook finished without a valid record at "
+                                    f"{job.record} ({why})")
+    except Exception as error:  # the kernel could not be reset, a folder not made...
+        outcome = Outcome("failed", f"{type(error).__name__}: {first_line(error)}")
+    if kernel and outcome.status != "done":  # the next job gets a fresh kernel, not a broken one
         kernel.stop()
-    if _interrupted and status != "done":  # a run whose record got written is done
-        status = "interrupted"
-    return {"status": status, "message": message, "usage": usage,
-            "seconds": time.monotonic() - started}
+    if _interrupted and outcome.status != "done":  # a job whose record got written is done
+        outcome.status = "interrupted"
+    outcome.seconds = time.monotonic() - started
+    return outcome
 
 
 def _log_to(path):
@@ -138,14 +109,14 @@ def _log_to(path):
 
 
 def _worker(connection):
-    """A local worker: executes the runs it receives, one at a time, in one warm kernel, until
+    """A local worker: executes the jobs it receives, one at a time, in one warm kernel, until
     it receives None (or the pipe closes, or it is interrupted)."""
     signal.signal(signal.SIGINT, _interrupt_kernel)
     signal.signal(signal.SIGTERM, _interrupt_kernel)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     # The parameters were checked before the batch: papermill's warnings about parsing the
     # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
-    # go to runs/<experiment>/seed-<k>.log of the run that started it, not over the progress bar.
+    # go to runs/<experiment>/seed-<k>.log of the job that started it, not over the progress bar.
     logging.getLogger("papermill").setLevel(logging.ERROR)
     from .kernels import WarmKernel
 
@@ -153,15 +124,15 @@ def _worker(connection):
     try:
         while not _interrupted:
             try:
-                run = connection.recv()
+                job = connection.recv()
             except (EOFError, OSError):
                 break
-            if run is None:
+            if job is None:
                 break
-            _log_to(run.output.with_suffix(".log"))
-            if kernel.km is None:  # the first run, or the last one failed: the kernel boots and
-                kernel.start(run.cwd, run.environment)  # imports while papermill is imported
-            connection.send(execute(run, kernel))
+            _log_to(job.output.with_suffix(".log"))
+            if kernel.km is None:  # the first job, or the last one failed: the kernel boots and
+                kernel.start(job.cwd, job.environment)  # imports while papermill is imported
+            connection.send(execute(job, kernel))
     finally:
         kernel.stop()
         connection.close()
@@ -170,20 +141,19 @@ def _worker(connection):
 @dataclass(eq=False)
 class _LocalWorker:
     process: multiprocessing.Process
-    connection: multiprocessing.connection.Connection  # runs go out, outcomes come back
-    run: object = None  # the running.Run it is doing; None when idle
+    connection: multiprocessing.connection.Connection  # jobs go out, outcomes come back
+    job: object = None  # the runner.Job it is doing; None when idle
     descendants: dict = field(default_factory=dict)  # pid -> psutil.Process (its kernel)
 
 
 class LocalPool:
-    """Runs in worker processes on this machine, forked from the runner, each executing one run
+    """Jobs in worker processes on this machine, forked from the runner, each executing one job
     at a time in its warm kernel (`kernels.WarmKernel`).
 
-    A worker killed by anyone (SIGKILL, out of memory) costs exactly the run it was doing,
-    which is reported as failed; the next run starts a new worker. Each worker imports papermill
-    itself, while its kernel starts. The pool remembers each worker's descendants (its kernel)
-    to stop them too. `close()` stops the idle workers and their kernels: call it when the batch
-    ends.
+    A worker killed by anyone (SIGKILL, out of memory) costs exactly the job it was doing,
+    which is reported as failed; the next job starts a new worker. Each worker imports
+    papermill itself, while its kernel starts. The pool remembers each worker's descendants
+    (its kernel) to stop them too.
     """
 
     def __init__(self):
@@ -193,14 +163,17 @@ class LocalPool:
         self._context = multiprocessing.get_context("fork")
         self._workers = []
 
-    def __len__(self):  # runs in flight
-        return sum(worker.run is not None for worker in self._workers)
+    def __len__(self):  # jobs in flight
+        return sum(worker.job is not None for worker in self._workers)
 
-    def submit(self, run):
-        worker = next((w for w in self._workers if w.run is None and w.process.is_alive()),
+    def capacity(self):
+        return os.cpu_count() or 1
+
+    def submit(self, job):
+        worker = next((w for w in self._workers if w.job is None and w.process.is_alive()),
                       None) or self._start_worker()
-        worker.connection.send(run)
-        worker.run = run
+        worker.connection.send(job)
+        worker.job = job
 
     def _start_worker(self):
         ours, theirs = self._context.Pipe()
@@ -226,7 +199,7 @@ class LocalPool:
                 pass
 
     def wait(self, timeout):
-        """[(run, outcome)] for the runs that ended within `timeout` seconds."""
+        """[(job, Outcome)] for the jobs that ended within `timeout` seconds."""
         if not len(self):
             time.sleep(timeout)
             return []
@@ -243,20 +216,19 @@ class LocalPool:
             except (EOFError, OSError):
                 pass
             if outcome is not None:
-                finished.append((worker.run, outcome))
-                worker.run = None
-            elif worker.run is not None and worker.process.is_alive():
+                finished.append((worker.job, outcome))
+                worker.job = None
+            elif worker.job is not None and worker.process.is_alive():
                 continue  # still running
             if worker.process.is_alive():
-                continue  # idle, ready for the next run
+                continue  # idle, ready for the next job
             worker.process.join()  # it ended: idle after an interruption, or killed
-            if worker.run is not None:
+            if worker.job is not None:
                 code = worker.process.exitcode
                 how = (f"killed by {signal.Signals(-code).name}" if code and code < 0
                        else f"exit code {code}")
-                finished.append((worker.run, {
-                    "status": "failed", "usage": False, "seconds": None,
-                    "message": f"its worker process died ({how}) before reporting"}))
+                finished.append((worker.job, Outcome(
+                    "failed", f"its worker process died ({how}) before reporting")))
             self._remove(worker)
         return finished
 
@@ -268,21 +240,14 @@ class LocalPool:
     def interrupt(self):
         """Ask every busy worker to stop (they interrupt their kernels)."""
         for worker in self._workers:
-            if worker.run is not None and worker.process.is_alive():
+            if worker.job is not None and worker.process.is_alive():
                 os.kill(worker.process.pid, signal.SIGTERM)
 
-    def kill(self, idle_too=False):
-        """Kill every busy worker (and idle ones with `idle_too`) and its kernel now;
-        -> the runs they were doing."""
-        self._track_descendants()
-        runs = []
-        for worker in [w for w in self._workers if idle_too or w.run is not None]:
-            self._kill_all([self._psutil.Process(worker.process.pid)]
-                           if worker.process.is_alive() else [])
-            worker.process.join()
-            self._remove(worker)
-            runs += [worker.run] if worker.run is not None else []
-        return runs
+    def kill(self):
+        """Kill every busy worker and its kernel now -> the jobs they were doing."""
+        busy = [worker for worker in self._workers if worker.job is not None]
+        self._kill_workers(busy)
+        return [worker.job for worker in busy]
 
     def close(self, grace=10):
         """Stop the idle workers, which shut their kernels down; kill what is left after
@@ -296,7 +261,15 @@ class LocalPool:
         deadline = time.monotonic() + grace
         for worker in self._workers:
             worker.process.join(max(0, deadline - time.monotonic()))
-        self.kill(idle_too=True)
+        self._kill_workers(list(self._workers))
+
+    def _kill_workers(self, workers):
+        self._track_descendants()
+        for worker in workers:
+            self._kill_all([self._psutil.Process(worker.process.pid)]
+                           if worker.process.is_alive() else [])
+            worker.process.join()
+            self._remove(worker)
 
     def _kill_all(self, processes):
         processes = list(processes)
@@ -309,21 +282,21 @@ class LocalPool:
         self._psutil.wait_procs(processes, timeout=5)
 
 
-def _execute_on_dask_worker(run):
+def _execute_on_dask_worker(job):
     """`execute` in a Dask worker's task thread (the kernel's output goes to the worker's log)."""
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    return execute(run)
+    return execute(job)
 
 
 class DaskPool:
-    """Runs on an existing dask.distributed cluster (`--scheduler ADDRESS`): one task per run,
-    executing the notebook with papermill on a worker in a fresh kernel per run (a local worker
+    """Jobs on an existing dask.distributed cluster (`--scheduler ADDRESS`): one task per job,
+    executing the notebook with papermill on a worker in a fresh kernel per job (a local worker
     keeps one warm; keeping kernels warm on Dask workers is not done yet).
 
     The workers need this package installed, the same paths to the notebooks, results, runs
     and MNIST folders (a shared file system), and the `python3` kernel. Skipping, locking and
-    the failure report stay here in the runner. Dask cannot stop a task that is running:
-    `interrupt`/`kill` cancel the runs not started and stop waiting for the others.
+    the failure report stay in the runner. Dask cannot stop a task that is running:
+    `interrupt`/`kill` cancel the jobs not started and stop waiting for the others.
     """
 
     def __init__(self, address, timeout=10):
@@ -335,7 +308,7 @@ class DaskPool:
             raise UsageError(f"cannot reach the Dask scheduler at {address} ({type(error).__name__}"
                              f": {first_line(error)}): check the address, or start one with "
                              f"`dask scheduler` and `dask worker ADDRESS`") from None
-        self._futures = {}  # future -> run
+        self._futures = {}  # future -> job
 
     def __len__(self):
         return len(self._futures)
@@ -344,14 +317,14 @@ class DaskPool:
         """Runs the cluster can do at once: its worker threads (at least 1)."""
         return max(1, sum(self._client.nthreads().values()))
 
-    def submit(self, run):
-        future = self._client.submit(_execute_on_dask_worker, run, pure=False,
-                                     key=f"helpers-run-{run.experiment}-seed-{run.seed}-"
+    def submit(self, job):
+        future = self._client.submit(_execute_on_dask_worker, job, pure=False,
+                                     key=f"helpers-run-{job.experiment}-seed-{job.seed}-"
                                          f"{os.urandom(4).hex()}")
-        self._futures[future] = run
+        self._futures[future] = job
 
     def wait(self, timeout):
-        """[(run, outcome)] for the runs that ended within `timeout` seconds."""
+        """[(job, Outcome)] for the jobs that ended within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             ended = [future for future in self._futures if future.done()]
@@ -360,28 +333,26 @@ class DaskPool:
             time.sleep(0.05)
         finished = []
         for future in ended:
-            run = self._futures.pop(future)
+            job = self._futures.pop(future)
             if future.cancelled():
-                outcome = {"status": "interrupted", "message": "", "usage": False,
-                           "seconds": None}
+                outcome = Outcome("interrupted")
             elif future.status == "error":  # the worker died, or the task could not run
                 error = future.exception()
-                outcome = {"status": "failed", "usage": False, "seconds": None,
-                           "message": f"on the Dask cluster: {type(error).__name__}: "
-                                      f"{first_line(error)}"}
+                outcome = Outcome("failed", f"on the Dask cluster: {type(error).__name__}: "
+                                            f"{first_line(error)}")
             else:
                 outcome = future.result()
-            finished.append((run, outcome))
+            finished.append((job, outcome))
         return finished
 
     def interrupt(self):
         self._client.cancel([f for f in self._futures if not f.done()])
 
     def kill(self):
-        runs = list(self._futures.values())
+        jobs = list(self._futures.values())
         self._client.cancel(list(self._futures))
         self._futures.clear()
-        return runs
+        return jobs
 
     def close(self):
         self._client.close()

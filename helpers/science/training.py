@@ -1,8 +1,8 @@
-"""Training with the report's protocol and its auxiliary-loss weightings.
+"""Training with the report's protocol, and one run from its parameters to its record.
 
-The protocol (REFERENCE.md, Table I): SGD, learning rate 0.1, mini-batch 100, 25 epochs,
-cross-entropy, the training pairs reshuffled each epoch. The auxiliary losses are the
-cross-entropies of the two digit outputs against the digit classes.
+The protocol (docs/protocol.md): SGD, learning rate 0.1, mini-batches of 100, 25 epochs,
+cross-entropy, the training pairs reshuffled each epoch; the loss and its weightings are in
+`losses`. `run_experiment(params)` does a whole run: pairs, network, training, evaluation.
 """
 
 import ctypes
@@ -16,39 +16,16 @@ import torch.nn.functional as F
 import torchvision
 
 from .data import generate_pair_sets, generate_validation_sets, standardise
+from .losses import loss_terms, loss_weights
 from .models import build_model, count_parameters
-
-
-def loss_weights(weighting, alpha, epoch, epochs):
-    """(weight of L_cmp, weight of L_A + L_B) at 0-based `epoch` of `epochs`.
-
-    none: L_cmp alone.  eq1: L_cmp + L_A + L_B.  eq2: L_cmp + alpha (L_A + L_B).
-    digits: L_A + L_B alone (L_cmp is still measured).
-    eq3: (1 - a) L_cmp + a (L_A + L_B), with a decaying linearly from 1 at the first epoch
-    to `alpha` at the last (this project's reading of the report's eq. 3).
-    """
-    if weighting == "none":
-        return 1.0, 0.0
-    if weighting == "eq1":
-        return 1.0, 1.0
-    if weighting == "digits":  # the digit labels alone (for a computed comparison)
-        return 0.0, 1.0
-    if weighting == "eq2":
-        return 1.0, alpha
-    if weighting == "eq3":
-        progress = epoch / (epochs - 1) if epochs > 1 else 1.0
-        a = 1.0 + (alpha - 1.0) * progress
-        return 1.0 - a, a
-    raise ValueError(f"unknown weighting {weighting!r}")
 
 
 def keep_freed_memory():
     """Ask glibc to keep freed memory for reuse instead of handing it back to the kernel.
 
-    A training allocates and frees the same few-MB activation tensors thousands of times.
-    By default glibc maps big blocks fresh from the kernel and returns them on free, so
-    every step pays ~4000 page faults (a fifth of a training's time went to the kernel).
-    Numbers are unaffected. A no-op off glibc (macOS, Windows, musl).
+    A training allocates and frees the same few-MB activation tensors thousands of times; by
+    default glibc maps big blocks fresh from the kernel and returns them on free, so every step
+    pays page faults (docs/speed.md). Numbers are unaffected. A no-op off glibc.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -71,10 +48,10 @@ def to_device(model, device):
     """`model` on `device`; on the CPU in channels-last layout (N x H x W x C in memory).
 
     oneDNN then convolves without reordering to and from its blocked layout, and batch norm,
-    ReLU and max-pool run vectorised over the channels: trainings take ~1.5x less time here.
-    The layout changes the order of float additions, hence a seed's numbers (every committed
-    record was made this way). Inputs need no conversion: the first convolution's output
-    follows its weight's layout. On a GPU cuDNN's defaults are kept.
+    ReLU and max-pool run vectorised over the channels (docs/speed.md). The layout changes the
+    order of float additions, hence a seed's numbers (every committed record was made this
+    way). Inputs need no conversion: the first convolution's output follows its weight's
+    layout. On a GPU cuDNN's defaults are kept.
     """
     layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
     return model.to(device, memory_format=layout)
@@ -139,10 +116,9 @@ def random_affine(pairs, generator, background, shift=0.0, rotation=0.0, scale=0
 def predict(model, pairs, batch_size=250):
     """Predicted comparison (N) and, where the network has them, digits (N x 2), in eval mode.
 
-    250 pairs at a time keep the first block's activations in the CPU cache: ~2x faster than
-    1000 here, and the evaluation of the test pairs each epoch is a third of a training's FLOPs.
-    In eval mode chunks of several pairs give exactly the outputs of one batch (tested; only a
-    one-pair chunk takes another, matrix-vector, path through the dense layers).
+    250 pairs at a time keep the first block's activations in the CPU cache (docs/speed.md).
+    In eval mode chunks of 100 or more pairs give exactly the outputs of one batch (tested;
+    much smaller chunks take other matrix-product kernels on some CPUs).
     """
     model.eval()
     comparison, digits = [], []
@@ -185,18 +161,8 @@ def train(model, params, train_set, test_set, generator):
             if augmentation:
                 inputs = random_affine(inputs, generator, background, **augmentation)
             out = model(inputs)
-            loss_cmp = F.cross_entropy(out["comparison"], train_target[batch])
-            terms = {"loss_comparison": loss_cmp}
-            loss = w_cmp * loss_cmp
-            if "digits" in out:
-                classes = train_classes[batch]
-                smoothing = params["label_smoothing"]
-                terms["loss_digit_first"] = F.cross_entropy(out["digits"][:, 0], classes[:, 0],
-                                                            label_smoothing=smoothing)
-                terms["loss_digit_second"] = F.cross_entropy(out["digits"][:, 1], classes[:, 1],
-                                                             label_smoothing=smoothing)
-                if w_aux:
-                    loss = loss + w_aux * (terms["loss_digit_first"] + terms["loss_digit_second"])
+            loss, terms = loss_terms(out, train_target[batch], train_classes[batch],
+                                     (w_cmp, w_aux), params["label_smoothing"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -3,8 +3,10 @@
 Every network maps a batch of pairs (N x 2 x 14 x 14) to a dict of logits:
 `comparison` (N x 2, class 1 means "first digit <= second") and, for the networks that
 recognise digits, `digits` (N x 2 x 10, the logits of each image's digit).
-`build_model(params)` picks the network from the run parameters; `MODELS` names them.
+`MODELS` names them; `build_model(params)` builds the one the run parameters name.
 """
+
+import inspect
 
 import torch
 from torch import nn
@@ -165,21 +167,23 @@ class WeightSharingNet(nn.Module):
         return {"comparison": self.comparison_head(digits), "digits": digits}
 
 
-# architecture name (the `model` parameter) -> constructor taking the run parameters
-MODELS = {
-    "baseline": lambda params: BaselineNet(),
-    "weight_sharing": lambda params: WeightSharingNet(batch_norm=params["batch_norm"],
-                                                      dropout=params["dropout"],
-                                                      dropout_2d=params["dropout_2d"],
-                                                      comparison=params["comparison"]),
-    # `best`'s network: the deeper digit network, shared by the two images
-    "deep_weight_sharing": lambda params: WeightSharingNet(
-        digit_net=DeepDigitNet(dropout=params["dropout"]), comparison=params["comparison"]),
-}
+class DeepWeightSharingNet(WeightSharingNet):
+    """`best`'s network: the deeper digit network (`DeepDigitNet`), shared by the two images."""
+
+    def __init__(self, dropout=0.0, comparison="computed"):
+        super().__init__(comparison=comparison, digit_net=DeepDigitNet(dropout=dropout))
+
+
+# The `model` parameter names one of these; `build_model` gives each constructor the run
+# parameters its signature names (the others keep the constructor's defaults).
+MODELS = {"baseline": BaselineNet, "weight_sharing": WeightSharingNet,
+          "deep_weight_sharing": DeepWeightSharingNet}
 
 
 def build_model(params):
-    return MODELS[params["model"]](params)
+    network = MODELS[params["model"]]
+    wanted = inspect.signature(network).parameters
+    return network(**{name: params[name] for name in wanted if name in params})
 
 
 def count_parameters(model):

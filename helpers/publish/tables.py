@@ -1,44 +1,25 @@
-"""What the summary notebook shows, computed from the run records: the report's Tables III and
-IV rebuilt beside its published numbers, the cost of each configuration, two figures and a
-conclusion written from the numbers.
+"""The report's Tables III and IV rebuilt from the run records beside its published numbers,
+the cost of each configuration, a conclusion written from the numbers, and the README's
+results section.
 
-Conventions of the report (REFERENCE.md): errors in percent are means over the rounds; the SD
-is the standard deviation of the NUMBER of errors (sample SD, ddof=1, as torch.std computes it).
-Every table counts the rounds behind each row and marks a row with fewer rounds than expected:
-nothing is silently averaged over fewer rounds. Damaged records are named and left out.
+Conventions of the report (docs/protocol.md): errors in percent are means over the rounds; the
+SD is the standard deviation of the NUMBER of errors (sample SD, ddof=1, as torch.std computes
+it). Every table counts the rounds behind each row and marks a row with fewer rounds than
+expected: nothing is silently averaged over fewer rounds. Damaged records are named and left
+out. `found` is what `runs.records.load` read from a results folder.
 """
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from . import experiments, results
+from ..catalogue import experiments
+from ..catalogue.parameters import RUN_ONLY
+from . import stats
 
 # Parameters that may differ between the rounds of one protocol: the round itself, those that
 # never change what is computed, and the thread count (it changes the numbers, not the protocol).
-_NOT_PROTOCOL = ("experiment", "seed", "threads", *experiments.RUN_ONLY)
-
-
-@dataclass
-class Results:
-    """Everything read from a results folder."""
-    folder: str
-    records: list = field(default_factory=list)
-    damaged: list = field(default_factory=list)  # (path, reason)
-
-    @property
-    def frame(self):
-        """One row per valid record (see helpers.results.records_table)."""
-        return results.records_table(self.records)
-
-
-def load(results_dir):
-    """Every record under `results_dir` (a missing folder reads as an empty one)."""
-    if not Path(results_dir).is_dir():
-        return Results(str(results_dir))
-    records, damaged = results.scan(results_dir)
-    return Results(str(results_dir), records, damaged)
+_NOT_PROTOCOL = ("experiment", "seed", "threads", *RUN_ONLY)
 
 
 def describe(found):
@@ -56,7 +37,7 @@ def describe(found):
     return "\n".join(lines)
 
 
-def _ordered_experiments(frame):
+def ordered_experiments(frame):
     """Experiments with records, in catalogue order, then any others by name."""
     present = set(frame["experiment"])
     known = [row["name"] for row in experiments.CATALOGUE if row["name"] in present]
@@ -99,7 +80,7 @@ def configuration_stats(found):
     if frame.empty:
         return pd.DataFrame(columns=columns)
     grouped = frame.groupby("experiment")
-    stats = pd.DataFrame({
+    per_config = pd.DataFrame({
         "rounds": grouped.size(),
         "seeds": grouped["seed"].agg(lambda s: ",".join(map(str, sorted(s)))),
         "train_pct": grouped["train_error_rate"].mean(),
@@ -110,13 +91,13 @@ def configuration_stats(found):
         "seconds": grouped["seconds"].mean(),
         "n_test": grouped["n_test"].max(),
     })
-    return stats.loc[_ordered_experiments(frame), columns]
+    return per_config.loc[ordered_experiments(frame), columns]
 
 
 def report_table(found, table, expected_rounds=None):
     """The report's Table `table` ("III" or "IV") rebuilt: one row per configuration, ours
     beside the published numbers, the rounds counted, and a note on incomplete rows."""
-    stats = configuration_stats(found)
+    per_config = configuration_stats(found)
     expected = expected_rounds_of(found, expected_rounds)
     rows = []
     for row in experiments.CATALOGUE:
@@ -124,7 +105,7 @@ def report_table(found, table, expected_rounds=None):
             continue
         _, label, train, train_sd, test, test_sd = row["report"]
         name = row["name"]
-        ours = stats.loc[name] if name in stats.index else None
+        ours = per_config.loc[name] if name in per_config.index else None
         rounds = int(ours["rounds"]) if ours is not None else 0
         notes = []
         if rounds == 0:
@@ -166,17 +147,17 @@ def show_table(table):
 
 def cost_table(found):
     """Per configuration: parameter count and mean seconds per training, with the rounds."""
-    stats = configuration_stats(found)
+    per_config = configuration_stats(found)
     frame = found.frame
     table = pd.DataFrame({
         "description": [experiments.EXPERIMENTS[name]["description"]
-                        if name in experiments.EXPERIMENTS else "" for name in stats.index],
-        "rounds": stats["rounds"].astype(int),
-        "parameters": stats["n_parameters"],
-        "seconds per training": stats["seconds"].astype(float).round(2),
+                        if name in experiments.EXPERIMENTS else "" for name in per_config.index],
+        "rounds": per_config["rounds"].astype(int),
+        "parameters": per_config["n_parameters"],
+        "seconds per training": per_config["seconds"].astype(float).round(2),
         "device": [", ".join(sorted(set(frame.loc[frame["experiment"] == name, "device"])))
-                   for name in stats.index],
-    }, index=stats.index)
+                   for name in per_config.index],
+    }, index=per_config.index)
     table.index.name = "experiment"
     return table
 
@@ -191,84 +172,6 @@ def history_frame(found):
                          "train_pct": 100 * step["train_errors_running"] / record["n_train"],
                          "test_pct": 100 * step["test_errors"] / record["n_test"]})
     return pd.DataFrame(rows, columns=["experiment", "seed", "epoch", "train_pct", "test_pct"])
-
-
-def save_figure(figure, figures_dir, name):
-    """Save `figure` as figures_dir/name (PNG) when a figures folder is given."""
-    if figures_dir:
-        path = Path(figures_dir) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=120)
-        print(f"saved {path}")
-
-
-def plot_test_errors(found, figures_dir=None):
-    """Test error of every round, per configuration: box plot, the rounds as points, and the
-    report's published mean as a red cross. Saved as test_errors.png when figures_dir is set."""
-    import matplotlib.pyplot as plt
-
-    frame = found.frame
-    if frame.empty:
-        print("no records to plot")
-        return
-    names = _ordered_experiments(frame)
-    values = [frame.loc[frame["experiment"] == name, "test_error_rate"].to_numpy() for name in names]
-    figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(names)), 4))
-    axes.boxplot(values, showfliers=False)
-    axes.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
-    for position, points in enumerate(values, start=1):
-        # spread the points evenly across the box (deterministic, unlike random jitter)
-        offsets = [0.0] if len(points) == 1 else [-0.15 + 0.3 * i / (len(points) - 1)
-                                                  for i in range(len(points))]
-        axes.plot([position + o for o in offsets], points, "o", color="tab:blue", alpha=0.6,
-                  markersize=4)
-    published = [experiments.EXPERIMENTS[name]["report"][4]
-                 if experiments.EXPERIMENTS.get(name, {}).get("report") else None for name in names]
-    marked = [(i, p) for i, p in enumerate(published, start=1) if p is not None]
-    if marked:
-        axes.plot(*zip(*marked), "x", color="tab:red", markersize=9, label="report's mean")
-        axes.legend()
-    axes.set(ylabel="test error (%)", title="Test error of each round (points) per configuration")
-    figure.tight_layout()
-    save_figure(figure, figures_dir, "test_errors.png")
-    plt.show()
-
-
-def plot_learning_curves(found, figures_dir=None):
-    """Train (counted during the epoch) and test error per epoch, mean and SD band over the
-    rounds, one panel per configuration. Saved as learning_curves.png when figures_dir is set."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    history = history_frame(found)
-    if history.empty:
-        print("no records to plot")
-        return
-    names = _ordered_experiments(history)
-    columns = min(4, len(names))
-    rows = -(-len(names) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.8 * rows),
-                                sharex=True, sharey=True, squeeze=False)
-    for axis, name in zip(axes.flat, names):
-        curves = history[history["experiment"] == name].groupby("epoch")
-        for column, label in (("train_pct", "train"), ("test_pct", "test")):
-            mean, sd = curves[column].mean(), curves[column].std(ddof=1).fillna(0)
-            axis.plot(mean.index, mean, label=label)
-            axis.fill_between(mean.index, mean - sd, mean + sd, alpha=0.25)
-        rounds = history.loc[history["experiment"] == name, "seed"].nunique()
-        axis.set_title(f"{name} ({rounds} round{'s' if rounds != 1 else ''})", fontsize=10)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for axis in axes.flat[len(names):]:
-        axis.set_visible(False)
-    for axis in axes[:, 0]:
-        axis.set_ylabel("error (%)")
-    for axis in axes[-1, :]:
-        axis.set_xlabel("epoch")
-    axes.flat[0].legend()
-    figure.suptitle("Comparison error per epoch: mean and SD band over the rounds")
-    figure.tight_layout()
-    save_figure(figure, figures_dir, "learning_curves.png")
-    plt.show()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,11 +294,9 @@ def _readme_table(table):
 
 def readme_results(found, expected_rounds=None):
     """The README's results section (markdown) from the records in `found`."""
-    from . import analysis
-
     if not found.records:
         return "No run records yet: `make report` produces them."
-    stats = configuration_stats(found)
+    per_config = configuration_stats(found)
     tables = pd.concat([report_table(found, "III", expected_rounds),
                         report_table(found, "IV", expected_rounds)])
     parts = ["SD is the standard deviation of the number of test (or train) errors out of 1000, "
@@ -413,32 +314,14 @@ def readme_results(found, expected_rounds=None):
     if far:
         parts += ["", f"More than {FAR_FROM_REPORT:g} points from the report: "
                       f"{'; '.join(far)}."]
-    if "best" in stats.index:
-        best = stats.loc["best"]
+    if "best" in per_config.index:
+        best = per_config.loc["best"]
         parts += ["", f"**Best model** (`best`): mean test error {best['test_pct']:.2f}% "
                       f"(SD {best['test_sd']:.1f} errors) over {int(best['rounds'])} rounds "
                       f"(seeds {best['seeds']}), {best['n_parameters']} parameters, "
                       f"{best['seconds']:.0f} s per training on one CPU thread."]
-    sweep = analysis.sweep_table(found.frame)
+    sweep = stats.sweep_table(found.frame)
     if not sweep.empty:
-        parts += ["", f"**Which alpha?** {analysis.sweep_answer(sweep)}"]
+        parts += ["", f"**Which alpha?** {stats.sweep_answer(sweep)}"]
     parts += ["", conclusion(found, expected_rounds)]
     return "\n".join(parts)
-
-
-def update_readme(readme, found, expected_rounds=None):
-    """Replace the results section of `readme` (between the markers) atomically.
-    -> True when the file changed. Raises ValueError when the markers are missing."""
-    path = Path(readme)
-    text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} has no results markers")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_START}\n{readme_results(found, expected_rounds)}\n{README_END}{tail}"
-    if new == text:
-        return False
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(new)
-    temporary.replace(path)
-    return True

@@ -1,16 +1,17 @@
-"""Run records: one JSON file per (experiment, seed), written atomically, read back as a table.
+"""Run records: one JSON file per (experiment, seed), written atomically, checked when read,
+loaded as a table.
 
-A record is `results/<experiment>/seed-<k>.json`. It is written to a temporary file in the
-same folder, flushed to disk, then renamed over the target: whatever stops the process
-(Ctrl-C, SIGKILL, a full disk), the target is either the old complete record or the new one.
+A record is `<results>/<experiment>/seed-<k>.json`. `load(folder)` is the one loader: every
+valid record, and every damaged one named with its reason (never averaged in).
 """
 
 import json
-import os
-import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..files import atomic_write
 
 SCHEMA_VERSION = 1
 # key -> type(s) a valid record must have there
@@ -37,21 +38,10 @@ def write_record(record, results_dir):
     path = record_path(results_dir, record["experiment"], record["seed"])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, json.dumps(record, indent=1) + "\n")
     except OSError as error:
         raise UsageError(f"cannot write run records under {results_dir} ({error.strerror}): "
                          f"choose a writable results folder") from None
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; a record is for every reader
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=1)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -83,34 +73,44 @@ def read_record(path):
     return record
 
 
-def is_complete(results_dir, experiment, seed):
-    """True when a valid record of this run exists (the runner skips it)."""
+def is_complete(path):
+    """True when `path` holds a valid record (a run to skip, not to redo)."""
     try:
-        read_record(record_path(results_dir, experiment, seed))
+        read_record(path)
         return True
     except DamagedRecord:
         return False
 
 
-def scan(results_dir):
-    """(records, damaged): every valid record under `results_dir`, and (path, reason) for the rest."""
-    records, damaged = [], []
+@dataclass
+class Results:
+    """Everything read from a results folder: the valid records, and (path, reason) for each
+    damaged one."""
+    folder: str
+    records: list = field(default_factory=list)
+    damaged: list = field(default_factory=list)
+
+    @cached_property
+    def frame(self):
+        """One row per valid record (see `records_table`)."""
+        return records_table(self.records)
+
+
+def load(results_dir):
+    """Every record under `results_dir` (a missing folder reads as an empty one)."""
+    found = Results(str(results_dir))
     for path in sorted(Path(results_dir).glob("*/seed-*.json")):
         try:
-            records.append(read_record(path))
+            found.records.append(read_record(path))
         except DamagedRecord as why:
-            damaged.append((path, str(why)))
-    return records, damaged
-
-
-def load_results(results_dir):
-    """One row per valid record (experiment, seed, error counts and rates, parameters, seconds)."""
-    records, _ = scan(results_dir)
-    return records_table(records)
+            found.damaged.append((path, str(why)))
+    return found
 
 
 def records_table(records):
-    import pandas as pd  # here, not at the top: the runner reads records without it (0.25 s)
+    """One row per record: experiment, seed, error counts and rates, sizes, seconds, device,
+    and every run parameter as `param.<name>`."""
+    import pandas as pd  # here, not at the top: the runner reads records without it
 
     columns = ["experiment", "seed", "train_errors", "test_errors", "train_error_rate",
                "test_error_rate", "n_train", "n_test", "n_parameters", "seconds", "device"]

@@ -1,0 +1,172 @@
+"""The experiment catalogue: the one place that says what each configuration is.
+
+`CATALOGUE` is plain data, one row per configuration: its name, the groups it belongs to, the
+notebook that runs it, a description, the parameters it sets (every other one takes the default
+of `parameters.PARAMETERS`, the report's protocol), and the row of the report it reproduces with
+that row's published numbers. The comparisons the analysis makes are declared here too.
+"""
+
+from ..errors import UsageError
+from . import parameters as vocabulary
+
+# ---------------------------------------------------------------------------------------------
+# The catalogue.  `report` = (table, row label, train %, SD, test %, SD) as published;
+# SD is the standard deviation of the number of errors out of 1000; None for rows beyond the
+# report. `group` names the sets a row belongs to (`report`, `sweep`, `best`, `ablation`), so
+# that a whole set can be run by its name.
+# ---------------------------------------------------------------------------------------------
+_WS_PLAIN = {"batch_norm": False, "dropout": 0.0, "dropout_2d": 0.0}
+CATALOGUE = [
+    {"name": "baseline", "group": ("report",), "notebook": "baseline.ipynb",
+     "description": "convnet on the 2-channel image; no weight sharing, batch norm or dropout",
+     "params": {"model": "baseline", "weighting": "none", "batch_norm": False,
+                "dropout": 0.0, "dropout_2d": 0.0},
+     "report": ("III", "Baseline", 4.4, 60, 20.1, 47)},
+    {"name": "ws-plain", "group": ("report",), "notebook": "weight_sharing.ipynb",
+     "description": "weight sharing without batch norm and dropout",
+     "params": {"weighting": "none", **_WS_PLAIN},
+     "report": ("IV", "WS (w/o)", 4.0, 29.4, 14.5, 8.3)},
+    {"name": "ws", "group": ("report", "sweep"), "notebook": "weight_sharing.ipynb",
+     "description": "weight sharing with batch norm and dropout",
+     "params": {"weighting": "none"},
+     "report": ("III", "WS", 3.8, 5.5, 12.6, 9.4)},
+    {"name": "ws-aux", "group": ("report", "sweep"), "notebook": "auxiliary_loss.ipynb",
+     "description": "weight sharing + auxiliary loss, eq. (1): L_cmp + L_A + L_B",
+     "params": {"weighting": "eq1"},
+     "report": ("III", "WS+AuxLoss", 3.9, 4.6, 6.9, 5.5)},
+    {"name": "ws-aux-c0.5", "group": ("report", "sweep"), "notebook": "auxiliary_loss.ipynb",
+     "description": "auxiliary loss, eq. (2), constant alpha = 0.5",
+     "params": {"weighting": "eq2", "alpha": 0.5},
+     "report": ("IV", "alpha = 0.5 (eq.2)", 3.6, 8.4, 7.5, 5.1)},
+    {"name": "ws-aux-c0.75", "group": ("report", "sweep"), "notebook": "auxiliary_loss.ipynb",
+     "description": "auxiliary loss, eq. (2), constant alpha = 0.75",
+     "params": {"weighting": "eq2", "alpha": 0.75},
+     "report": ("IV", "alpha = 0.75 (eq.2)", 3.5, 4.1, 7.0, 4.3)},
+    {"name": "ws-aux-d0.25", "group": ("report",), "notebook": "auxiliary_loss.ipynb",
+     "description": "auxiliary loss, eq. (3), alpha decaying linearly from 1 to 0.25",
+     "params": {"weighting": "eq3", "alpha": 0.25},
+     "report": ("IV", "alpha = 0.25 (eq.3)", 4.2, 6.8, 8.2, 5.4)},
+    {"name": "ws-aux-d0.75", "group": ("report",), "notebook": "auxiliary_loss.ipynb",
+     "description": "auxiliary loss, eq. (3), alpha decaying linearly from 1 to 0.75",
+     "params": {"weighting": "eq3", "alpha": 0.75},
+     "report": ("IV", "alpha = 0.75 (eq.3)", 7.6, 7.4, 7.5, 8.0)},
+]
+
+# The open question of the report: which alpha in eq. (2)?  Ten seeds of each alpha.
+# alpha 0 is `ws` (L_cmp alone) and alpha 1 is `ws-aux` (eq. 1): the same loss, bit for bit,
+# so those two rows stand for them and are not trained twice.
+SWEEP_ALPHAS = (0, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 4, 8)
+SWEEP = {alpha: {0: "ws", 1: "ws-aux"}.get(alpha, f"ws-aux-c{alpha:g}") for alpha in SWEEP_ALPHAS}
+CATALOGUE += [
+    {"name": name, "group": ("sweep",), "notebook": "auxiliary_loss.ipynb",
+     "description": f"auxiliary loss, eq. (2), constant alpha = {alpha:g} (the alpha sweep)",
+     "params": {"weighting": "eq2", "alpha": float(alpha)}, "report": None}
+    for alpha, name in SWEEP.items() if name not in {row["name"] for row in CATALOGUE}]
+
+# Beyond the report: `best`, every choice made on validation pairs of seeds 100+
+# (pairs of MNIST training images that the training pairs do not use), never on test pairs.
+BEST_PARAMS = {"model": "deep_weight_sharing", "comparison": "computed", "weighting": "digits",
+               "dropout": 0.0, "dropout_2d": 0.0, "optimizer": "sgd", "lr": 0.05,
+               "momentum": 0.9, "weight_decay": 5e-4, "schedule": "onecycle", "batch_size": 25,
+               "label_smoothing": 0.1, "augment_shift": 1.5, "augment_rotation": 10.0,
+               "augment_scale": 0.1}
+CATALOGUE.append(
+    {"name": "best", "group": ("best",), "notebook": "best.ipynb",
+     "description": "deeper shared digit net trained on the digit labels alone (augmented, "
+                    "one-cycle SGD), comparison computed from the two digit distributions",
+     "params": BEST_PARAMS, "report": None})
+# The ablation of `best`: each ingredient removed in turn, measured on validation pairs.
+# name suffix -> (what is removed, the parameters that remove it)
+ABLATION = {
+    "": ("nothing (best itself)", {}),
+    "-no-augment": ("augmentation", {"augment_shift": 0.0, "augment_rotation": 0.0,
+                                     "augment_scale": 0.0}),
+    "-report-net": ("the deeper digit net (the report's DigitNet instead)",
+                    {"model": "weight_sharing", "dropout": 0.5, "dropout_2d": 0.3}),
+    "-no-label-smoothing": ("label smoothing", {"label_smoothing": 0.0}),
+    "-report-optimiser": ("momentum, weight decay, one-cycle schedule, small batches (the "
+                          "report's SGD: lr 0.1, batch 100)",
+                          {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0,
+                           "schedule": "constant", "batch_size": 100}),
+    "-linear-head": ("the computed comparison (a learned linear head, eq. 1 loss)",
+                     {"comparison": "linear", "weighting": "eq1"}),
+    "-hidden-head": ("the computed comparison (a learned head with a hidden layer, eq. 1 loss)",
+                     {"comparison": "hidden", "weighting": "eq1"}),
+}
+CATALOGUE += [
+    {"name": f"best-val{suffix}", "group": ("ablation",), "notebook": "best.ipynb",
+     "description": f"best without {removed}, on validation pairs" if suffix else
+                    "best, on validation pairs",
+     "params": {**BEST_PARAMS, **change, "evaluate_on": "validation"}, "report": None}
+    for suffix, (removed, change) in ABLATION.items()]
+
+EXPERIMENTS = {row["name"]: row for row in CATALOGUE}
+REPORT_EXPERIMENTS = [row["name"] for row in CATALOGUE if row.get("report")]
+GROUPS = sorted({group for row in CATALOGUE for group in row["group"]})
+
+# The comparisons the report makes (before, after, what changes), then ours: the analysis
+# tests each one, paired by seed, as one family.
+COMPARISONS = [
+    ("baseline", "ws", "weight sharing with batch norm and dropout"),
+    ("ws-plain", "ws", "batch norm and dropout, given weight sharing"),
+    ("ws", "ws-aux", "the auxiliary loss, eq. (1)"),
+    ("ws-aux-c0.5", "ws-aux", "alpha 0.5 -> 1 in eq. (2)"),
+    ("ws-aux-c0.75", "ws-aux", "alpha 0.75 -> 1 in eq. (2)"),
+    ("ws-aux-d0.25", "ws-aux", "eq. (3) decaying to 0.25 -> eq. (1)"),
+    ("ws-aux-d0.75", "ws-aux", "eq. (3) decaying to 0.75 -> eq. (1)"),
+    ("ws-aux", "best", "this project's best model"),
+]
+# The comparison-head study: `best`'s trunk and training with three heads (validation pairs).
+HEAD_STUDY = {"best-val": "computed P(a <= b)", "best-val-linear-head": "learned linear",
+              "best-val-hidden-head": "learned, hidden layer"}
+
+
+def get(name):
+    """The catalogue row called `name`."""
+    if name not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)} "
+                         f"(python -m helpers list shows them)")
+    return EXPERIMENTS[name]
+
+
+def expand(names):
+    """Experiment names, group names and `all` -> catalogue names, in catalogue order of each.
+
+    `all` is every row measured on the test pairs; the `ablation` rows, which measure
+    validation pairs and belong in validation/, run only when named (by row or group).
+    """
+    if not names:
+        raise UsageError("name the experiments to run, or all (python -m helpers list shows "
+                         "them)")
+    chosen = []
+    for name in names:
+        if name == "all":
+            rows = [row for row in CATALOGUE if "ablation" not in row["group"]]
+        elif name in EXPERIMENTS:
+            rows = [EXPERIMENTS[name]]
+        else:
+            rows = [row for row in CATALOGUE if name in row["group"]]
+            if not rows:
+                get(name)  # raises the one-line UsageError
+        chosen += [row["name"] for row in rows if row["name"] not in chosen]
+    return chosen
+
+
+def resolve(experiment, **overrides):
+    """The full, checked parameter dict of `experiment` with `overrides` applied.
+
+    An override left at None takes the catalogue's value. Raises UsageError (one line: the
+    problem and the fix) for an unknown experiment or parameter, a value of the wrong type or
+    out of range, or one that this experiment would not read.
+    """
+    row = get(experiment)
+    overrides = {name: value for name, value in overrides.items() if value is not None}
+    unknown = sorted(set(overrides) - set(vocabulary.PARAMETERS))
+    if unknown:
+        raise UsageError(f"unknown parameter {', '.join(map(repr, unknown))}: known ones are "
+                         f"{', '.join(vocabulary.PARAMETERS)} (python -m helpers list)")
+    if "experiment" in overrides and overrides["experiment"] != experiment:
+        raise UsageError(f"experiment is {experiment!r} here: name the experiment once")
+    given = [name for name in overrides if name not in ("experiment", "seed")]
+    values = {**vocabulary.DEFAULTS, **row["params"], **overrides, "experiment": experiment}
+    return vocabulary.check(values, overrides=given)

@@ -1,0 +1,68 @@
+"""Where the project's things are, and the one way files are written: atomically.
+
+Every default folder is named here once. A file written with `atomic_write` is either its old
+complete content or its new one, whatever stops the process (Ctrl-C, SIGKILL, a full disk):
+the text goes to a temporary file beside it, is flushed to disk, then renamed over the target.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO_ROOT / "notebooks"
+RESULTS = REPO_ROOT / "results"          # run records on the test pairs, seeds 0-9
+VALIDATION = REPO_ROOT / "validation"    # run records on validation pairs, seeds 100+
+FIGURES = REPO_ROOT / "figures"
+README = REPO_ROOT / "README.md"
+DEFAULT_DATA = REPO_ROOT / "data"        # where torchvision downloads MNIST when online
+
+
+def atomic_write(path, text, mode=0o644):
+    """Write `text` to `path` atomically (readable by all: mkstemp makes files private)."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def stale_temporaries(path):
+    """Temporary files that an interrupted `atomic_write` of `path` may have left beside it."""
+    path = Path(path)
+    return list(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def relative(path):
+    """`path` relative to the current folder when that is shorter to read, else as it is."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def check_writable(folder, what, option):
+    """UsageError unless `folder` is, or can be created as, a writable folder. Writes nothing
+    that stays: a missing folder is created later, when the batch starts."""
+    folder = Path(folder).resolve()
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{what} folder {folder} cannot be created: {existing} is a file, "
+                         f"not a folder; choose another with {option}")
+    try:  # a real probe: os.access says yes to root even on a read-only folder
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"{what} folder {folder} is not writable ({error.strerror}): "
+                         f"choose another with {option}, or fix its permissions") from None
