@@ -20,9 +20,10 @@ import time
 import torch
 
 from helpers.catalogue import experiments
-from helpers.bench import count_flops, cpu_name, training_step
+from helpers.bench import count_flops, training_step
 from helpers.errors import UsageError
 from helpers.science.models import build_model
+from helpers.science.numerics import cpu_model
 from helpers.science.training import keep_freed_memory, make_optimizer, to_device
 
 
@@ -63,7 +64,7 @@ def main(experiment="ws-aux", repeats=200):
     model = to_device(build_model(params), torch.device("cpu")).train()
     batch = params["batch_size"]
     pairs = torch.randn(batch, 2, 14, 14)
-    print(f"{cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}; "
+    print(f"{cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}; "
           f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"{experiment}: one training step, batch {batch}, {params['threads']} thread, "
           f"median of {repeats}")

@@ -34,17 +34,9 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from .science.numerics import cpu_model
+
 CONFIGURATIONS = ("baseline", "ws-plain", "ws", "ws-aux")
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_gflops(threads, repeats, sizes=(256, 512, 1024)):
@@ -189,7 +181,7 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
 
     overrides = dict(overrides or {})
     threads = 1
-    out(f"machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} "
+    out(f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
         f"{platform.release()}; python {platform.python_version()}, torch {torch.__version__}; "
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
     out(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "

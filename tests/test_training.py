@@ -66,7 +66,7 @@ def test_record_contents(mnist_root):
     assert len(record["history"]) == 2 and record["n_parameters"] == 70_906
     assert "loss_digit_first" not in record["history"][0]  # the baseline has no digit outputs
     assert len(record["test_predictions"]) == 100 and record["test_digit_predictions"] is None
-    assert record["device"] == "cpu" and record["versions"]["torch"] == torch.__version__
+    assert record["device"] == "cpu" and record["numerics"]["torch"] == torch.__version__
 
 
 @pytest.mark.parametrize("name", ["baseline", "ws-aux", "best"])

@@ -7,14 +7,13 @@ cross-entropy, the training pairs reshuffled each epoch; the loss and its weight
 
 import ctypes
 import math
-import platform
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-import torchvision
 
+from . import numerics
 from .data import generate_pair_sets, generate_validation_sets, standardise
 from .losses import loss_terms, loss_weights
 from .models import build_model, count_parameters
@@ -186,11 +185,6 @@ def train(model, params, train_set, test_set, generator):
     return history
 
 
-def library_versions():
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__}
-
-
 def run_experiment(params):
     """Data, network, training and evaluation for one checked parameter dict -> run record.
 
@@ -240,7 +234,7 @@ def run_experiment(params):
         "n_parameters": count_parameters(model),
         "seconds": round(seconds, 3),
         "device": str(device),
-        "versions": library_versions(),
+        "numerics": numerics.describe(device, params["threads"]),
         "history": history,
         # predictions on the test pairs, for error analysis without retraining
         "test_predictions": predicted.cpu().tolist(),
