@@ -1,0 +1,68 @@
+"""The readings study (docs/readings.md): how each reading of the report's open design points
+fares on validation pairs, and which one the stated rule takes.
+
+Rule (written before any reading was trained): the metric of a point is the mean validation
+error over seeds 100-109 of the rows it affects, averaged over those rows with equal weight;
+the reading with the lowest metric is taken, the first rebuild's when it ties to the second
+decimal. Round 2 combines the readings taken and keeps the combination only if its metric over
+ws-plain, ws and ws-aux is lower than that of the best single change.
+"""
+
+import pandas as pd
+
+from ..catalogue import experiments
+
+FIRST = "first"
+
+
+def readings_table(frame):
+    """One row per (point, reading, row of the report) with records: rounds, seeds, mean
+    validation error (%) and the SD of the error count (out of 1000)."""
+    rows = []
+    for point, (what, bases, readings) in experiments.READINGS.items():
+        for reading in (FIRST, *readings):
+            for base in bases:
+                these = frame[frame["experiment"] == f"val-{base}-{reading}"]
+                if these.empty:
+                    continue
+                rows.append({"point": point, "open": what, "reading": reading, "row": base,
+                             "rounds": len(these),
+                             "seeds": ",".join(map(str, sorted(these["seed"]))),
+                             "validation_pct": these["test_error_rate"].mean(),
+                             "sd_errors": these["test_errors"].std()})
+    return pd.DataFrame(rows, columns=["point", "open", "reading", "row", "rounds", "seeds",
+                                       "validation_pct", "sd_errors"])
+
+
+def point_metrics(table):
+    """Per point and reading: the metric (mean over the affected rows of their mean validation
+    error), the rows counted, and whether the rule takes it. A reading missing a row's records
+    gets no metric."""
+    rows = []
+    for point, (_, bases, _) in experiments.READINGS.items():
+        these = table[table["point"] == point]
+        metrics = {}
+        for reading, group in these.groupby("reading", sort=False):
+            complete = set(group["row"]) == set(bases)
+            metrics[reading] = group["validation_pct"].mean() if complete else float("nan")
+        first = metrics.get(FIRST, float("nan"))
+        known = {r: m for r, m in metrics.items() if pd.notna(m)}
+        taken = min(known, key=lambda r: (round(known[r], 2), r != FIRST)) if known else None
+        for reading, metric in metrics.items():
+            rows.append({"point": point, "reading": reading, "metric_pct": metric,
+                         "vs_first": metric - first, "taken": reading == taken})
+    return pd.DataFrame(rows, columns=["point", "reading", "metric_pct", "vs_first", "taken"])
+
+
+def taken(metrics):
+    """{point: the reading the rule takes}."""
+    return dict(metrics.loc[metrics["taken"], ["point", "reading"]].itertuples(index=False))
+
+
+def wide(table):
+    """The readings table laid out for reading: one line per (point, reading), one column per
+    row of the report (mean validation error %, 10 seeds), and the point's metric."""
+    shown = table.pivot_table(index=["point", "reading"], columns="row",
+                              values="validation_pct", sort=False)
+    order = [row for row in experiments.REPORT_EXPERIMENTS if row in shown.columns]
+    return shown[order].round(2)
