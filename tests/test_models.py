@@ -48,3 +48,31 @@ def test_weight_sharing_is_real_not_a_copy():
     grad_second = net.digit_net.layers[0].weight.grad.clone()
     assert not torch.allclose(grad_first, grad_second)
     assert sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d)) == 2  # one trunk only
+
+
+def test_the_catalogue_names_exactly_the_networks_of_models():
+    # parameters.MODEL_NAMES lets the runner check `model` without importing torch; it must
+    # name every network of MODELS and nothing else.
+    from helpers.catalogue.parameters import MODEL_NAMES
+    from helpers.science.models import MODELS
+
+    assert set(MODEL_NAMES) == set(MODELS)
+
+
+def test_each_reading_builds_the_network_it_names():
+    from torch import nn
+
+    def layers(**overrides):
+        return [type(m).__name__ for m in build_model(resolve("ws-aux", **overrides)).digit_net.layers]
+
+    first = layers()
+    assert first[-1] == "Linear" and first[-2] == "Dropout"  # dropout after the hidden layer
+    assert layers(dropout_at="outputs")[-1] == "Dropout"
+    assert layers(dropout_at="outputs")[-2] == "Linear"
+    assert layers(batch_norm_outputs=True)[-1] == "BatchNorm1d"
+    both = layers(dropout_at="both", batch_norm_outputs=True)
+    assert both[-3:] == ["Linear", "BatchNorm1d", "Dropout"] and both.count("Dropout") == 2
+    small = build_model(resolve("ws-aux", digit_width=16, digit_hidden=64))
+    assert small.digit_net.layers[0].out_channels == 16
+    assert [m.out_features for m in small.modules() if isinstance(m, nn.Linear)][:2] == [64, 10]
+    assert count_parameters(build_model(resolve("baseline", baseline_kernel=5))) == 66_298

@@ -14,6 +14,9 @@ from helpers.science.losses import loss_weights
     # eq3: alpha from 1 at the first epoch linearly to the labelled alpha at the last
     ("eq3", 0.25, [(0, 1), (0.375, 0.625), (0.75, 0.25)]),
     ("eq3", 0.75, [(0, 1), (0.125, 0.875), (0.25, 0.75)]),
+    # the other readings of eq. (3): alpha ** epoch, and geometric from 1 to alpha
+    ("eq3-discount", 0.5, [(0, 1), (1 - 0.5 ** 12, 0.5 ** 12), (1 - 0.5 ** 24, 0.5 ** 24)]),
+    ("eq3-geometric", 0.25, [(0, 1), (0.5, 0.5), (0.75, 0.25)]),
 ])
 def test_loss_weights_first_middle_last_epoch(weighting, alpha, expected):
     got = [w for epoch in (0, 12, 24) for w in loss_weights(weighting, alpha, epoch, 25)]
@@ -22,6 +25,38 @@ def test_loss_weights_first_middle_last_epoch(weighting, alpha, expected):
 
 def test_eq3_with_one_epoch_uses_the_final_alpha():
     assert loss_weights("eq3", 0.25, 0, 1) == pytest.approx((0.75, 0.25))
+
+
+@pytest.mark.parametrize("weighting", ["eq3", "eq3-discount", "eq3-geometric"])
+def test_eq3_refuses_an_alpha_above_1(weighting):
+    with pytest.raises(helpers.UsageError, match=f"{weighting} needs alpha in \\[0, 1\\]"):
+        helpers.resolve("ws-aux-d0.25", weighting=weighting, alpha=1.5)
+
+
+def test_head_input_and_initialisation_readings_change_what_they_name():
+    from torch import nn
+
+    from helpers.science.models import build_model
+
+    pairs = torch.randn(8, 2, 14, 14)
+
+    def built(**overrides):
+        torch.manual_seed(0)
+        model = build_model(helpers.resolve("ws-aux", **overrides)).eval()
+        return model, model(pairs)
+
+    first, out = built()
+    _, probabilities = built(head_input="softmax")
+    assert torch.equal(out["digits"], probabilities["digits"])  # the auxiliary loss's logits
+    head = first.comparison_head
+    assert torch.allclose(probabilities["comparison"], head(out["digits"].softmax(2)))
+    assert not torch.allclose(probabilities["comparison"], out["comparison"])
+    xavier, _ = built(init="xavier")
+    assert all(float(m.bias.abs().max()) == 0 for m in xavier.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear)))
+    default, _ = built(init="default")  # PyTorch's own: the first rebuild, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(),
+                                                  first.state_dict().values()))
 
 
 def test_history_records_the_weighting_used(mnist_root):

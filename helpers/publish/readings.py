@@ -66,3 +66,47 @@ def wide(table):
                               values="validation_pct", sort=False)
     order = [row for row in experiments.REPORT_EXPERIMENTS if row in shown.columns]
     return shown[order].round(2)
+
+
+def points_table():
+    """The open points of the report: what is open, the rows it affects, each reading and the
+    parameters that make it (from the catalogue)."""
+    rows = []
+    for point, (what, bases, readings) in experiments.READINGS.items():
+        for reading, change in {FIRST: {}, **readings}.items():
+            made = ", ".join(f"{k}={v}" for k, v in change.items()) or "the first rebuild's"
+            rows.append({"point": point, "open": what, "rows": ", ".join(bases),
+                         "reading": reading, "parameters": made})
+    return pd.DataFrame(rows).set_index(["point", "open", "rows"])
+
+
+def decision(metrics):
+    """The rule's outcome in words (markdown), from `point_metrics`."""
+    lines = []
+    for point, group in metrics.groupby("point", sort=False):
+        chosen = group.loc[group["taken"], "reading"].iloc[0]
+        others = group[~group["taken"]].sort_values("metric_pct")
+        what = experiments.READINGS[point][0]
+        line = (f"- **{point}** ({what}): the rule takes **{chosen}** "
+                f"({group.loc[group['taken'], 'metric_pct'].iloc[0]:.2f}%)")
+        if len(others):
+            line += "; the others: " + ", ".join(
+                f"{row.reading} {row.metric_pct:.2f}%" for row in others.itertuples())
+        lines.append(line + ".")
+    taken_readings = taken(metrics)
+    if all(reading == FIRST for reading in taken_readings.values()):
+        lines.append("\nEvery point keeps the first rebuild's reading: their combination is the "
+                     "first rebuild itself, so round 2 has nothing to combine and the catalogue "
+                     "rows stay as they were.")
+    else:
+        changed = {p: r for p, r in taken_readings.items() if r != FIRST}
+        lines.append("\nReadings that change: " + ", ".join(f"{p} {r}" for p, r in
+                                                            changed.items()) + ".")
+    return "\n".join(lines)
+
+
+def per_seed(frame, names):
+    """Validation errors (out of 1000) of `names`, one column each, one row per seed."""
+    columns = {name: frame[frame["experiment"] == name].set_index("seed")["test_errors"]
+               for name in names if (frame["experiment"] == name).any()}
+    return pd.DataFrame(columns)
