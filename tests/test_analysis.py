@@ -1,8 +1,7 @@
 """The error analysis and paired statistics, on small inputs whose answers are known."""
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -14,11 +14,11 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from publish_tools import WIGGLE, write_records
 
 from helpers.catalogue import experiments
 from helpers.publish import figures, stats, tables
 from helpers.runs.records import Results, load, read_record, record_path, write_record
-from publish_tools import WIGGLE, write_records
 
 matplotlib.use("Agg")
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
@@ -157,12 +157,12 @@ def test_numerics_table_names_each_numerics_and_says_when_a_folder_mixes_them(re
     found = load(results_copy)
     table = tables.numerics_table(found)
     assert sorted(table["records"]) == [1, 14]
-    assert table.loc[[n for n in table.index if "2 threads" in n][0], "experiments"] == "ws"
+    assert table.loc[next(n for n in table.index if "2 threads" in n), "experiments"] == "ws"
     text = tables.numerics_summary(found)
     assert "mix 2 numerics" in text and "span several numerics: ws." in text
 
 
-# --- the wording rule ------------------------------------------------------------------------------
+# --- the wording rule -------------------------------------------------------------------------
 def report_errors(seeds=10, base=50, **shifts):
     """Test errors of the report's eight configurations over `seeds` rounds: `base` plus the
     WIGGLE pattern plus a constant per configuration (`ws_aux=...` for ws-aux)."""
@@ -263,11 +263,11 @@ def test_readme_tables_hold_one_unit_per_column(tmp_path):
     block = tables.readme_results(found)
     headers = [line for line in block.splitlines() if line.startswith("| configuration")]
     assert headers == [
-        "| configuration | report row | rounds | test error % (mean over the rounds) | SD (errors "
-        "out of 100) | report test % | report SD (errors out of 1000) | gap to the report "
-        "(points) |",
-        "| configuration | rounds | train error % (mean over the rounds) | SD (errors out of 100) "
-        "| report train % | report SD (errors out of 1000) | gap to the report (points) |"]
+        ("| configuration | report row | rounds | test error % (mean over the rounds) | SD (errors "
+         "out of 100) | report test % | report SD (errors out of 1000) | gap to the report "
+         "(points) |"),
+        ("| configuration | rounds | train error % (mean over the rounds) | SD (errors out of 100) "
+         "| report train % | report SD (errors out of 1000) | gap to the report (points) |")]
     rows = [line for line in block.splitlines() if line.startswith("| `")]
     assert rows and not any(re.search(r"\d \(\d", row) for row in rows)  # no "3.2 (41.1)"
     ws = next(row for row in rows if row.startswith("| `ws` | Table III"))
@@ -312,7 +312,7 @@ def test_test_errors_figure_reads_at_the_readme_width(tmp_path):
     figure = figures.test_errors_figure(found)
     axes = figure.axes[0]
     shown = [label.get_text() for label in axes.get_yticklabels()]
-    sweep = [name for alpha, name in sorted(experiments.SWEEP.items()) if name.startswith("ws-aux-c")]
+    sweep = [name for _, name in sorted(experiments.SWEEP.items()) if name.startswith("ws-aux-c")]
     assert shown == ["baseline", "ws-plain", "ws", "ws-aux", *sweep, "ws-aux-d0.25",
                      "ws-aux-d0.75", "best"]
     assert axes.get_ylim()[0] > axes.get_ylim()[1]  # the first configuration on top

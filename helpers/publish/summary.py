@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..files import FIGURES, NOTEBOOKS, README, REPO_ROOT, RESULTS, VALIDATION, check_writable, \
-    relative
+from ..files import (
+    FIGURES,
+    NOTEBOOKS,
+    README,
+    REPO_ROOT,
+    RESULTS,
+    VALIDATION,
+    check_writable,
+    relative,
+)
 from ..runs import records
 from ..runs.execution import NotebookFailed, execute_notebook
 from ..runs.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE

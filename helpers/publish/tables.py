@@ -148,7 +148,9 @@ def report_table(found, table=None, expected_rounds=None):
         protocol = _protocol_note([r for r in found.records if r["experiment"] == name])
         if protocol:
             notes.append(protocol)
-        number = (lambda key: float(ours[key])) if ours is not None else (lambda key: float("nan"))
+        def number(key, ours=ours):
+            return float(ours[key]) if ours is not None else float("nan")
+
         train_gap, test_gap = number("train_pct") - train, number("test_pct") - test
         far = [kind for kind, gap, sd in (("train", train_gap, train_sd), ("test", test_gap, test_sd))
                if far_from_report(gap, sd)]
@@ -262,11 +264,6 @@ def budget_table(found, reference="ws-aux"):
     table["GFLOP per training"] = table["GFLOP per training"].round(2)
     table["seconds per training (median)"] = table["seconds per training (median)"].round(2)
     return table
-
-
-def cost_table(found):
-    """The budget table (kept under its former name for callers of older notebooks)."""
-    return budget_table(found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +428,9 @@ def conclusion(found, expected_rounds=None):
         # the verdict on each variant against eq. (1): the opposite sign of ws-aux minus it
         words = {name: stats.verdict(-d, p) for name, d, p in
                  zip(variants["before"], variants["mean_difference"], variants["p_holm"])}
-        listed = lambda word: ", ".join(f"`{n}`" for n, w in words.items() if w == word) or "none"  # noqa: E731
+        def listed(word, words=words):
+            return ", ".join(f"`{n}`" for n, w in words.items() if w == word) or "none"
+
         text = (f"Of the {len(words)} discounted weightings tested against eq. (1) (`ws-aux`): "
                 f"lower test error than eq. (1): {listed(stats.LOWER)}; higher: "
                 f"{listed(stats.HIGHER)}; not distinguishable from it: "
