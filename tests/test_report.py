@@ -272,7 +272,7 @@ def test_readme_tables_hold_one_unit_per_column(tmp_path):
     assert rows and not any(re.search(r"\d \(\d", row) for row in rows)  # no "3.2 (41.1)"
     ws = next(row for row in rows if row.startswith("| `ws` | Table III"))
     table = tables.report_table(found).set_index("experiment").loc["ws"]
-    assert ws == (f"| `ws` | Table III, WS | 2 | **{table['test_pct']:.2f}** | "
+    assert ws == (f"| `ws` | Table III, WS | 2 | **{table['test_pct']:.1f}** | "
                   f"{table['test_sd']:.1f} | 12.6 | 9.4 | {table['test_gap']:+.1f} |")
 
 

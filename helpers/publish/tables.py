@@ -176,13 +176,14 @@ def _sd_unit(table):
     return f"errors out of {sizes[0]}" if len(sizes) == 1 else "errors"
 
 
-def _measure_columns(table, kind, digits=2):
-    """The columns of one measure (train or test), one unit each, ours then the report's."""
+def _measure_columns(table, kind):
+    """The columns of one measure (train or test), one unit each, ours then the report's, in
+    the same format (one decimal, as the report prints them)."""
     def fmt(value, places, signed=False):
         return "-" if pd.isna(value) else f"{value:{'+' if signed else ''}.{places}f}"
 
     return {
-        f"{kind} error % ({_rounds_header(table)})": [fmt(v, digits) for v in table[f"{kind}_pct"]],
+        f"{kind} error % ({_rounds_header(table)})": [fmt(v, 1) for v in table[f"{kind}_pct"]],
         f"SD ({_sd_unit(table)})": [fmt(v, 1) for v in table[f"{kind}_sd"]],
         f"report {kind} %": [fmt(v, 1) for v in table[f"report_{kind}_pct"]],
         f"report SD (errors out of {REPORT_PAIRS})": [fmt(v, 1) for v in table[f"report_{kind}_sd"]],
