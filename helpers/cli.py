@@ -27,7 +27,8 @@ def cmd_list(args):
         if row["report"]:
             print(f"{'':<14} report Table {table} '{label}': train {train}% (SD {train_sd}), "
                   f"test {test}% (SD {test_sd})")
-    print(f"\ngroups: {', '.join(experiments.GROUPS)}; all = every row but the ablation\n")
+    print(f"\ngroups: {', '.join(experiments.GROUPS)}; all = every row measured on the test "
+          f"pairs (not the ablation or the readings, which measure validation pairs)\n")
     print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their defaults:")
     for name, parameter in PARAMETERS.items():
         print(f"  {name:<17} {str(parameter.default):<15} {parameter.help}")

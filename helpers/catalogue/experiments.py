@@ -100,6 +100,47 @@ CATALOGUE += [
      "params": {**BEST_PARAMS, **change, "evaluate_on": "validation"}, "report": None}
     for suffix, (removed, change) in ABLATION.items()]
 
+# The readings study (docs/readings.md): every open design point of the report, each of its
+# readings varied alone from the first rebuild's, on the rows it affects, measured on
+# validation pairs (seeds 100-109, records in validation/). The rows pin every reading, so
+# that their records stay what they are whatever the catalogue adopts.
+FIRST_READINGS = {"head_input": "logits", "dropout_at": "hidden", "batch_norm_outputs": False,
+                  "digit_width": 32, "digit_hidden": 128, "init": "default",
+                  "baseline_hidden": 200, "baseline_kernel": 3}
+# point -> (what is open, the rows it affects, {reading: the parameters that make it})
+READINGS = {
+    "P1": ("what the two 10-vectors are at the final layer", ("ws-plain", "ws", "ws-aux"),
+           {"softmax": {"head_input": "softmax"}, "log-softmax": {"head_input": "log_softmax"}}),
+    "P2": ("where dropout and batch norm sit in the dense part", ("ws", "ws-aux"),
+           {"dropout-out": {"dropout_at": "outputs"}, "dropout-both": {"dropout_at": "both"},
+            "bn-out": {"batch_norm_outputs": True},
+            "dropout-out-bn-out": {"dropout_at": "outputs", "batch_norm_outputs": True},
+            "dropout-both-bn-out": {"dropout_at": "both", "batch_norm_outputs": True}}),
+    "P3": ("the digit network's size", ("ws-plain", "ws", "ws-aux"),
+           {"dense256": {"digit_hidden": 256}, "conv16-32": {"digit_width": 16}}),
+    "P4": ("initialisation", ("ws-plain", "ws", "ws-aux"),
+           {"xavier": {"init": "xavier"}, "kaiming": {"init": "kaiming"}}),
+    "P5": ("eq. (3)'s schedule of alpha", ("ws-aux-d0.25", "ws-aux-d0.75"),
+           {"discount": {"weighting": "eq3-discount"}, "geometric": {"weighting": "eq3-geometric"}}),
+    "P6": ("the baseline's size", ("baseline",),
+           {"dense128": {"baseline_hidden": 128}, "conv5": {"baseline_kernel": 5}}),
+}
+
+
+def _reading_row(base, reading, change, description):
+    row = next(r for r in CATALOGUE if r["name"] == base)
+    return {"name": f"val-{base}-{reading}", "group": ("readings",), "notebook": row["notebook"],
+            "description": f"{base}, {description}, on validation pairs",
+            "params": {**row["params"], **FIRST_READINGS, **change, "evaluate_on": "validation"},
+            "report": None}
+
+
+_STUDIED = list(dict.fromkeys(base for _, bases, _ in READINGS.values() for base in bases))
+CATALOGUE += [_reading_row(base, "first", {}, "the first rebuild's readings") for base in _STUDIED]
+CATALOGUE += [_reading_row(base, reading, change, f"reading {point} '{reading}'")
+              for point, (_, bases, readings) in READINGS.items()
+              for reading, change in readings.items() for base in bases]
+
 EXPERIMENTS = {row["name"]: row for row in CATALOGUE}
 REPORT_EXPERIMENTS = [row["name"] for row in CATALOGUE if row.get("report")]
 GROUPS = sorted({group for row in CATALOGUE for group in row["group"]})
@@ -132,8 +173,9 @@ def get(name):
 def expand(names):
     """Experiment names, group names and `all` -> catalogue names, in catalogue order of each.
 
-    `all` is every row measured on the test pairs; the `ablation` rows, which measure
-    validation pairs and belong in validation/, run only when named (by row or group).
+    `all` is every row measured on the test pairs; the rows measured on validation pairs
+    (the ablation, the readings), which belong in validation/, run only when named (by row or
+    group).
     """
     if not names:
         raise UsageError("name the experiments to run, or all (python -m helpers list shows "
@@ -141,7 +183,7 @@ def expand(names):
     chosen = []
     for name in names:
         if name == "all":
-            rows = [row for row in CATALOGUE if "ablation" not in row["group"]]
+            rows = [row for row in CATALOGUE if row["params"].get("evaluate_on") != "validation"]
         elif name in EXPERIMENTS:
             rows = [EXPERIMENTS[name]]
         else:

@@ -84,6 +84,38 @@ PARAMETERS = {
                             low=0, high=1, open_high=True,
                             read_if=lambda p: p["model"] == "weight_sharing",
                             read_when="by model weight_sharing"),
+    # The readings of the report's open design points (docs/readings.md): P1-P4 shape the
+    # weight-sharing network, P6 the baseline; P5 is a weighting (eq3, eq3-discount, ...).
+    "head_input": Parameter("logits", "what the two 10-vectors are when they reach a learned "
+                                      "comparison head: logits | softmax | log_softmax",
+                            "choice", ("logits", "softmax", "log_softmax"),
+                            read_if=lambda p: _weight_sharing(p) and p["comparison"] != "computed",
+                            read_when="by a learned comparison head (linear or hidden)"),
+    "dropout_at": Parameter("hidden", "where the dense dropout sits: hidden (after the dense "
+                                      "layer) | outputs (on the 10 outputs) | both", "choice",
+                            ("hidden", "outputs", "both"),
+                            read_if=lambda p: p["model"] == "weight_sharing" and p["dropout"] > 0,
+                            read_when="by model weight_sharing with dropout > 0"),
+    "batch_norm_outputs": Parameter(False, "batch norm on the 10 digit outputs too", "bool",
+                                    read_if=lambda p: p["model"] == "weight_sharing"
+                                    and p["batch_norm"],
+                                    read_when="by model weight_sharing with batch_norm"),
+    "digit_width": Parameter(32, "channels of the digit network's first convolution (twice "
+                                 "that in the second)", "int", low=1, high=1024,
+                             read_if=lambda p: p["model"] == "weight_sharing",
+                             read_when="by model weight_sharing"),
+    "digit_hidden": Parameter(128, "width of the digit network's dense layer", "int", low=1,
+                              high=65536, read_if=lambda p: p["model"] == "weight_sharing",
+                              read_when="by model weight_sharing"),
+    "init": Parameter("default", "weight initialisation: default (PyTorch's) | xavier | kaiming",
+                      "choice", ("default", "xavier", "kaiming")),
+    "baseline_hidden": Parameter(200, "width of the baseline's dense layer", "int", low=1,
+                                 high=65536, read_if=lambda p: p["model"] == "baseline",
+                                 read_when="by model baseline"),
+    "baseline_kernel": Parameter(3, "the baseline's convolution size: 3 (two 3x3 convolutions, "
+                                    "two max-pools) | 5 (two 5x5, one max-pool)", "int", low=3,
+                                 high=5, read_if=lambda p: p["model"] == "baseline",
+                                 read_when="by model baseline"),
     "comparison": Parameter("linear", "comparison head: linear (the report's) | hidden | "
                                       "computed (P(first <= second) from the two digit "
                                       "distributions)", "choice",
@@ -186,9 +218,11 @@ CONSTRAINTS = [
     (lambda p: p["model"] == "baseline" and p["weighting"] != "none",
      lambda p: "the baseline network has no digit outputs: use weighting none with model "
                "baseline"),
-    (lambda p: p["weighting"] == "eq3" and p["alpha"] > 1,
-     lambda p: f"eq3 needs alpha in [0, 1] (its comparison weight is 1 - alpha at the last "
-               f"epoch), got {p['alpha']:g}"),
+    (lambda p: (WEIGHTINGS[p["weighting"]].max_alpha or math.inf) < p["alpha"],
+     lambda p: f"{p['weighting']} needs alpha in [0, {WEIGHTINGS[p['weighting']].max_alpha:g}] "
+               f"(its weights are 1 - a and a, a between alpha and 1), got {p['alpha']:g}"),
+    (lambda p: p["baseline_kernel"] not in (3, 5),
+     lambda p: f"baseline_kernel must be 3 or 5, got {p['baseline_kernel']}"),
     (lambda p: p["comparison"] != "computed" and p["weighting"] == "digits",
      lambda p: f"weighting digits leaves a learned {p['comparison']} comparison head "
                f"untrained: use comparison computed, or another weighting"),

@@ -8,7 +8,7 @@ reads `WEIGHTINGS` in the runner, which starts without torch.
 """
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 
 def comparison_only(epoch, epochs, alpha):
@@ -30,6 +30,19 @@ def eq3(epoch, epochs, alpha):
     return 1.0 - a, a
 
 
+def eq3_discount(epoch, epochs, alpha):
+    """a = alpha ** epoch: alpha read as a per-epoch discount of the digits' weight."""
+    a = alpha ** epoch
+    return 1.0 - a, a
+
+
+def eq3_geometric(epoch, epochs, alpha):
+    """a decays geometrically from 1 at the first epoch to alpha at the last."""
+    progress = epoch / (epochs - 1) if epochs > 1 else 1.0
+    a = alpha ** progress
+    return 1.0 - a, a
+
+
 def digits_only(epoch, epochs, alpha):
     return 0.0, 1.0
 
@@ -39,14 +52,22 @@ class Weighting:
     weights: Callable      # (0-based epoch, epochs, alpha) -> (weight of L_cmp, of L_A + L_B)
     formula: str           # the loss it makes, in LaTeX
     uses_alpha: bool = False
+    max_alpha: Optional[float] = None  # eq. (3)'s weights stay in [0, 1] only for alpha <= 1
 
 
 WEIGHTINGS = {
     "none": Weighting(comparison_only, r"L = L_{cmp}"),
     "eq1": Weighting(eq1, r"L = L_{cmp} + L_A + L_B"),
     "eq2": Weighting(eq2, r"L = L_{cmp} + \alpha (L_A + L_B)", uses_alpha=True),
+    # eq. (3): L = (1 - a_t) L_cmp + a_t (L_A + L_B), with three readings of a_t
+    # (docs/readings.md, P5); t = 0 .. T-1 is the epoch
     "eq3": Weighting(eq3, r"L = (1 - a_t) L_{cmp} + a_t (L_A + L_B),\ "
-                          r"a_t = 1 + (\alpha - 1) \frac{t}{T - 1}", uses_alpha=True),
+                          r"a_t = 1 + (\alpha - 1) \frac{t}{T - 1}", uses_alpha=True, max_alpha=1),
+    "eq3-discount": Weighting(eq3_discount, r"L = (1 - a_t) L_{cmp} + a_t (L_A + L_B),\ "
+                                            r"a_t = \alpha^t", uses_alpha=True, max_alpha=1),
+    "eq3-geometric": Weighting(eq3_geometric, r"L = (1 - a_t) L_{cmp} + a_t (L_A + L_B),\ "
+                                              r"a_t = \alpha^{t / (T - 1)}", uses_alpha=True,
+                               max_alpha=1),
     # the digit labels alone, for a comparison computed from the digits (L_cmp still measured)
     "digits": Weighting(digits_only, r"L = L_A + L_B"),
 }

@@ -17,37 +17,49 @@ class BaselineNet(nn.Module):
     no weight sharing (the report's Fig. 1).
 
     2x14x14 -> conv 3x3 (32) -> ReLU -> max-pool 2 -> conv 3x3 (64) -> ReLU -> max-pool 2
-    -> 256 -> dense 200 -> ReLU -> dense 2.  70,906 parameters.
-    It has to learn digit recognition twice, once per channel, from 1000 pairs.
-    (The code applies each ReLU after its max-pool: the same function, as max and ReLU
-    commute, with the same gradients, on a quarter of the values.)
+    -> 256 -> dense 200 -> ReLU -> dense 2: 70,906 parameters. Its sizes are a reading of
+    the text (docs/readings.md, P6): `baseline_hidden` is the dense layer's width, and
+    `baseline_kernel` 5 makes both convolutions 5x5 (14 -> 10 -> pool 5 -> 1: 64 features,
+    no second pool). It has to learn digit recognition twice, once per channel, from 1000
+    pairs. (Each ReLU runs after its max-pool: the same function, as max and ReLU commute,
+    with the same gradients, on a quarter of the values.)
     """
 
-    def __init__(self, hidden=200):
+    def __init__(self, baseline_hidden=200, baseline_kernel=3):
         super().__init__()
+        k = baseline_kernel
+        second_pool = [nn.MaxPool2d(2)] if k == 3 else []
         self.features = nn.Sequential(
-            nn.Conv2d(2, 32, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(2, 32, kernel_size=k), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=k), *second_pool, nn.ReLU(),
             nn.Flatten(),
         )
-        self.classifier = nn.Sequential(nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+        features = 64 * (2 * 2 if k == 3 else 1)
+        self.classifier = nn.Sequential(nn.Linear(features, baseline_hidden), nn.ReLU(),
+                                        nn.Linear(baseline_hidden, 2))
 
     def forward(self, pairs):
         return {"comparison": self.classifier(self.features(pairs))}
 
 
 class DigitNet(nn.Module):
-    """The shared digit network: one 1x14x14 image -> 10 digit logits (the report's Fig. 3).
+    """The shared digit network: one 1x14x14 image -> 10 digit outputs (the report's Fig. 3).
 
     conv 3x3 (32) [BN] ReLU max-pool 2 [Dropout2d] -> conv 3x3 (64) [BN] ReLU max-pool 2
     [Dropout2d] -> 256 -> dense 128 [BN] ReLU [Dropout] -> dense 10.
     Batch norm and both dropouts are switchable (a probability of 0 leaves the layer out), as
-    the report runs it with (Dropout2d 0.3, Dropout 0.5: its Table II) and without them.
-    53,002 parameters without batch norm, 53,450 with it. (ReLU runs after the max-pool: the
-    same function and gradients, as max and ReLU commute, on a quarter of the values.)
+    the report runs it with (Dropout2d 0.3, Dropout 0.5: its Table II) and without them:
+    53,002 parameters without batch norm, 53,450 with it. The readings of docs/readings.md
+    are options: `width` (channels of the first convolution, twice that in the second) and
+    `hidden` (P3), `dropout_at` "hidden" (after the dense layer), "outputs" (on the 10
+    outputs: "after the dense network for digit recognition") or "both", and
+    `batch_norm_outputs` (batch norm on the 10 outputs too) (P2). (ReLU runs after the
+    max-pool: the same function and gradients, as max and ReLU commute, on a quarter of the
+    values.)
     """
 
-    def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, hidden=128):
+    def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, width=32, hidden=128,
+                 dropout_at="hidden", batch_norm_outputs=False):
         super().__init__()
         p2d, p1d = dropout_2d, dropout
 
@@ -58,12 +70,17 @@ class DigitNet(nn.Module):
             layers += [nn.Dropout2d(p2d)] if p2d else []
             return layers
 
-        dense = [nn.Linear(256, hidden)]
+        # Created in this order (the dense layer, the convolutions, the output layer), as the
+        # initialisation draws from the generator in creation order: the records depend on it.
+        dense = [nn.Linear(2 * width * 4, hidden)]
         dense += [nn.BatchNorm1d(hidden)] if batch_norm else []
         dense += [nn.ReLU()]
-        dense += [nn.Dropout(p1d)] if p1d else []
-        self.layers = nn.Sequential(*conv_block(1, 32), *conv_block(32, 64), nn.Flatten(),
-                                    *dense, nn.Linear(hidden, 10))
+        dense += [nn.Dropout(p1d)] if p1d and dropout_at in ("hidden", "both") else []
+        convolutions = [*conv_block(1, width), *conv_block(width, 2 * width), nn.Flatten()]
+        outputs = [nn.Linear(hidden, 10)]
+        outputs += [nn.BatchNorm1d(10)] if batch_norm and batch_norm_outputs else []
+        outputs += [nn.Dropout(p1d)] if p1d and dropout_at in ("outputs", "both") else []
+        self.layers = nn.Sequential(*convolutions, *dense, *outputs)
 
     def forward(self, images):
         return self.layers(images)
@@ -140,31 +157,42 @@ COMPARISON_HEADS = {"linear": LinearComparison, "hidden": HiddenComparison,
                     "computed": ComputedComparison}
 
 
+# What the two 10-vectors are when they reach a learned comparison head (docs/readings.md, P1).
+HEAD_INPUTS = {"logits": lambda digits: digits, "softmax": lambda digits: digits.softmax(2),
+               "log_softmax": lambda digits: digits.log_softmax(2)}
+
+
 class WeightSharingNet(nn.Module):
     """One digit network applied to each image of the pair, then a comparison head on the two
     10-vectors (the report's Fig. 2).
 
     Both images go through the *same* module in one batched call (2N images), so the
     parameters are shared, not copied, and each training pair teaches the digit network twice.
-    The report's comparison head is one linear layer 20 -> 2 (`comparison="linear"`): a linear
-    map of the two logit vectors can express a score difference such as
-    "sum_k k * (s_second[k] - s_first[k])", a rough stand-in for the comparison; `hidden` and
-    `computed` are the other heads (see COMPARISON_HEADS).
-    With the report's `DigitNet` and the linear head: 53,044 parameters without batch norm,
-    53,492 with it (42 of them in the head). `digit_net` replaces the report's digit network.
+    The report's comparison head is one linear layer 20 -> 2 (`comparison="linear"`) on the two
+    10-vectors, which reach it as raw logits, softmax probabilities or log-probabilities
+    (`head_input`). On probabilities a linear map can compute the expected digits' difference
+    sum_k k (p_second[k] - p_first[k]), which decides the comparison once the digits are
+    recognised; on raw logits it cannot. `hidden` and `computed` are the other heads (see
+    COMPARISON_HEADS). The `digits` output, which the auxiliary losses read, is always the
+    logits. With the report's `DigitNet` and the linear head: 53,044 parameters without batch
+    norm, 53,492 with it (42 of them in the head). `digit_net` replaces the digit network.
     """
 
     def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, comparison="linear",
-                 digit_net=None):
+                 head_input="logits", digit_width=32, digit_hidden=128, dropout_at="hidden",
+                 batch_norm_outputs=False, digit_net=None):
         super().__init__()
-        self.digit_net = digit_net if digit_net is not None else \
-            DigitNet(batch_norm=batch_norm, dropout=dropout, dropout_2d=dropout_2d)
+        self.digit_net = digit_net if digit_net is not None else DigitNet(
+            batch_norm=batch_norm, dropout=dropout, dropout_2d=dropout_2d, width=digit_width,
+            hidden=digit_hidden, dropout_at=dropout_at, batch_norm_outputs=batch_norm_outputs)
         self.comparison_head = COMPARISON_HEADS[comparison]()
+        # the computed head reads the logits (it takes their softmax itself)
+        self.head_input = HEAD_INPUTS["logits" if comparison == "computed" else head_input]
 
     def forward(self, pairs):
         n = pairs.size(0)
         digits = self.digit_net(pairs.reshape(2 * n, 1, 14, 14)).view(n, 2, 10)
-        return {"comparison": self.comparison_head(digits), "digits": digits}
+        return {"comparison": self.comparison_head(self.head_input(digits)), "digits": digits}
 
 
 class DeepWeightSharingNet(WeightSharingNet):
@@ -180,10 +208,29 @@ MODELS = {"baseline": BaselineNet, "weight_sharing": WeightSharingNet,
           "deep_weight_sharing": DeepWeightSharingNet}
 
 
+# Initialisation of the convolution and dense weights (docs/readings.md, P4); biases start at
+# zero under the two named schemes. "default" keeps PyTorch's (Kaiming-uniform with a = sqrt(5)).
+INITIALISATIONS = {
+    "default": None,
+    "xavier": nn.init.xavier_uniform_,
+    "kaiming": lambda weight: nn.init.kaiming_normal_(weight, nonlinearity="relu"),
+}
+
+
 def build_model(params):
+    """The network the run parameters name, its constructor given the parameters its signature
+    names, its weights initialised by `params["init"]` (drawn from torch's global generator)."""
     network = MODELS[params["model"]]
     wanted = inspect.signature(network).parameters
-    return network(**{name: params[name] for name in wanted if name in params})
+    model = network(**{name: params[name] for name in wanted if name in params})
+    initialise = INITIALISATIONS[params.get("init", "default")]
+    if initialise is not None:
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                initialise(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+    return model
 
 
 def count_parameters(model):

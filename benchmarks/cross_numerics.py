@@ -1,0 +1,135 @@
+"""How far a record moves when only the numerics change: the tolerance of the cross-host tests.
+
+    MNIST_ROOT=../shared/data .venv/bin/python benchmarks/cross_numerics.py [--seeds 0-9]
+
+1. Between hosts, at commit 212b2e2 (the 80 report runs, seeds 0-9): the records committed
+   then (AMD EPYC, AVX-512), the same runs on this project's Intel AVX-512 machine
+   (docs/numerics/intel-avx512-at-212b2e2.json) and on an AMD Zen 3 AVX2 host
+   (../shared/hosts/avx2-zen3-at-212b2e2.json, when it is there).
+2. On this machine, at the current code: each committed record of results/ retrained with
+   other numerics (oneDNN limited to SSE4.1 and ATen to its default kernels, set before torch
+   loads), the perturbation tests/test_portability.py applies on every machine.
+
+Prints, per configuration, the SD and the largest absolute value of the same-seed difference
+in test (and train) errors, and writes part 2 as docs/numerics/cross-numerics.json, which the
+tolerance test reads. Both parts compare the same seed, so the pairs and the initialisation
+are the same: what differs is only the order of float additions, amplified by training.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from helpers.catalogue import experiments  # noqa: E402
+from helpers.runs.records import load  # noqa: E402
+from helpers.runs.runner import parse_seeds  # noqa: E402
+
+# Other numerics on any x86-64 machine: older vector kernels in oneDNN and ATen.
+PERTURBATION = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
+OUTPUT = REPO / "docs" / "numerics" / "cross-numerics.json"
+
+
+def _prediction_hash(predictions):
+    return hashlib.sha256(json.dumps(predictions).encode()).hexdigest()[:16]
+
+
+def _records_at(commit):
+    """{experiment/seed-k: (train, test, hash)} of results/ as committed at `commit`."""
+    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "results"],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    found = {}
+    for path in listing:
+        if path.endswith(".json"):
+            record = json.loads(subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO,
+                                               capture_output=True, text=True, check=True).stdout)
+            found[f"{record['experiment']}/seed-{record['seed']}"] = (
+                record["train_errors"], record["test_errors"],
+                _prediction_hash(record["test_predictions"]))
+    return found
+
+
+def _host_file(path):
+    records = json.loads(Path(path).read_text())["records"]
+    return {key: (r["train_errors"], r["test_errors"], r["test_predictions_sha256"])
+            for key, r in records.items()}
+
+
+def _spread(differences):
+    return (statistics.stdev(differences) if len(differences) > 1 else 0.0,
+            max(map(abs, differences)))
+
+
+def between_hosts():
+    hosts = {"AMD AVX-512 (committed at 212b2e2)": _records_at("212b2e2"),
+             "Intel AVX-512": _host_file(REPO / "docs/numerics/intel-avx512-at-212b2e2.json")}
+    amd2 = REPO.parent / "shared" / "hosts" / "avx2-zen3-at-212b2e2.json"
+    if amd2.is_file():
+        hosts["AMD Zen 3 AVX2"] = _host_file(amd2)
+    names = list(hosts)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    print("1. Between hosts at 212b2e2: same-seed difference in test errors (SD / largest)")
+    for a, b in pairs:
+        common = sorted(set(hosts[a]) & set(hosts[b]))
+        same = sum(hosts[a][k][2] == hosts[b][k][2] for k in common)
+        print(f"  {a} vs {b}: {same} of {len(common)} runs with identical predictions")
+    for name in experiments.REPORT_EXPERIMENTS:
+        cells = []
+        for a, b in pairs:
+            diff = [hosts[a][k][1] - hosts[b][k][1] for k in sorted(hosts[a])
+                    if k.startswith(name + "/") and k in hosts[b]]
+            cells.append("{:5.1f} / {:3d}".format(*_spread(diff)) if diff else "-")
+        print(f"  {name:<14} " + " | ".join(cells))
+
+
+def _retrain(name, seed):
+    code = ("import json, sys, helpers; r = helpers.train(sys.argv[1], int(sys.argv[2])); "
+            "json.dump([r['train_errors'], r['test_errors'], r['numerics']], sys.stdout)")
+    done = subprocess.run([sys.executable, "-c", code, name, str(seed)], cwd=REPO, check=True,
+                          capture_output=True, text=True, env={**os.environ, **PERTURBATION})
+    return json.loads(done.stdout)
+
+
+def other_numerics(seeds):
+    found = load(REPO / "results")
+    committed = {(r["experiment"], r["seed"]): r for r in found.records}
+    print(f"2. This machine, current code: committed records vs retrained with {PERTURBATION}")
+    result = {"perturbation": PERTURBATION, "seeds": seeds, "configurations": {}}
+    for name in experiments.REPORT_EXPERIMENTS:
+        test_diff, train_diff = [], []
+        for seed in seeds:
+            record = committed.get((name, seed))
+            if record is None:
+                continue
+            train, test, numerics = _retrain(name, seed)
+            test_diff.append(test - record["test_errors"])
+            train_diff.append(train - record["train_errors"])
+        if not test_diff:
+            continue
+        (test_sd, test_max), (train_sd, train_max) = _spread(test_diff), _spread(train_diff)
+        result["configurations"][name] = {
+            "test_differences": test_diff, "train_differences": train_diff,
+            "test_sd": round(test_sd, 2), "test_largest": test_max,
+            "train_sd": round(train_sd, 2), "train_largest": train_max}
+        print(f"  {name:<14} test SD {test_sd:5.1f}, largest {test_max:3d}; "
+              f"train SD {train_sd:5.1f}, largest {train_max:3d}  ({len(test_diff)} seeds)")
+    result["numerics"] = numerics
+    OUTPUT.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written: {OUTPUT.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--hosts-only", action="store_true", help="only part 1 (no training)")
+    args = parser.parse_args()
+    between_hosts()
+    if not args.hosts_only:
+        other_numerics(parse_seeds(args.seeds))
