@@ -6,12 +6,11 @@ User mistakes print one line on stderr and exit with 2; no traceback.
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
+from . import __version__
 from .catalogue import experiments
 from .catalogue.parameters import PARAMETERS
 from .errors import UsageError
-from .files import README, RESULTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,12 +68,11 @@ def cmd_run(args):
 def cmd_summary(args):
     from .publish.summary import summary
 
-    # The README shows the committed results/: a summary of another folder leaves it alone.
-    readme = args.readme
-    if readme is None and Path(args.results).resolve() == RESULTS:
-        readme = README
-    return summary(results_dir=args.results, figures_dir=args.figures, report=args.report,
-                   notebooks_dir=args.notebooks, readme=readme or None)
+    # Where each output goes (the project's files only for the project's results/):
+    # helpers/publish/summary.py, `plan`.
+    return summary(results_dir=args.results, output=args.output, figures_dir=args.figures,
+                   report=args.report, readme=args.readme, validation_dir=args.validation,
+                   notebooks_dir=args.notebooks)
 
 
 def cmd_bench(args):
@@ -97,6 +95,7 @@ def cmd_bench(args):
 
 def build_parser():
     parser = _Parser(prog="python -m helpers", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("list", help="print the experiment catalogue").set_defaults(func=cmd_list)
 
@@ -123,13 +122,35 @@ def build_parser():
     run.set_defaults(func=cmd_run)
 
     summary = commands.add_parser(
-        "summary", help="execute notebooks/summary.ipynb over the records and export report.html")
+        "summary", help="publish the records of a results folder: the summary and analysis "
+                        "notebooks executed, HTML reports, figures, the README's results",
+        description="Execute notebooks/summary.ipynb, then notebooks/analysis.ipynb, over the "
+                    "run records of --results (never training); export each to HTML without "
+                    "its code (report.html, analysis.html) and save their figures as PNG. "
+                    "Over the project's results/, the executed notebooks replace "
+                    "notebooks/summary.ipynb and notebooks/analysis.ipynb, the figures go to "
+                    "figures/, the HTML to the project's root, and the results section of "
+                    "README.md is rewritten. Over any other folder F, everything goes to "
+                    "F-report/ beside it (summary.ipynb, analysis.ipynb, report.html, "
+                    "analysis.html, figures/) and no project file changes, unless --output, "
+                    "--figures, --report or --readme say otherwise. All input is checked "
+                    "first, and outputs replace the old ones only once all are written. Exit "
+                    "codes: 0 done, 1 a notebook failed, 2 usage error (nothing replaced).")
     summary.add_argument("--results", default="results", help="records folder (default results)")
-    summary.add_argument("--figures", default="figures", help="PNG figures folder (default figures)")
-    summary.add_argument("--report", default="report.html", help="HTML report (default report.html)")
-    summary.add_argument("--readme", default=None,
-                         help="rewrite this README's results section (default README.md when "
-                              "--results is the project's results/, else none)")
+    summary.add_argument("--output", default=None, metavar="FOLDER",
+                         help="put every output in FOLDER (default: the project's places for "
+                              "results/, else RESULTS-report/ beside the results folder)")
+    summary.add_argument("--figures", default=None, metavar="FOLDER",
+                         help="PNG figures folder (default figures/ of the output)")
+    summary.add_argument("--report", default=None, metavar="FILE",
+                         help="HTML report of the summary notebook; analysis.html goes beside "
+                              "it (default report.html of the output)")
+    summary.add_argument("--readme", default=None, metavar="FILE",
+                         help="rewrite the results section of FILE, between its markers "
+                              "(default README.md for the project's results/, else none)")
+    summary.add_argument("--validation", default=None, metavar="FOLDER",
+                         help="the ablation's records, for the analysis notebook (default "
+                              "the project's validation/)")
     summary.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     summary.set_defaults(func=cmd_summary)
 

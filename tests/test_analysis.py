@@ -1,11 +1,13 @@
 """The error analysis and paired statistics, on small inputs whose answers are known."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from statsmodels.stats.multitest import multipletests
 
 from helpers.catalogue import experiments
 from helpers.publish import diagnosis, figures, stats
@@ -75,7 +77,8 @@ def test_paired_difference_without_spread_has_no_p_value():
 def frame_of(errors):
     """A results table (as helpers.runs.records.records_table makes it) from {experiment: [errors]}."""
     return pd.DataFrame([{"experiment": name, "seed": seed, "test_errors": e,
-                          "test_error_rate": e / 10, "n_parameters": 1, "seconds": 1.0}
+                          "test_error_rate": e / 10, "n_parameters": 1, "seconds": 1.0,
+                          "n_test": 1000}
                          for name, values in errors.items() for seed, e in enumerate(values)])
 
 
@@ -85,9 +88,28 @@ def test_paired_table_and_its_sentence():
     assert table[["before", "after"]].values.tolist() == [["baseline", "ws"], ["ws", "ws-aux"]]
     aux = table.iloc[1]
     assert aux["mean_difference"] == pytest.approx(-54.25) and aux["p_value"] < 0.001
+    # a family of one test: Holm leaves its p-value as it is
+    assert aux["family"] == 1 and aux["p_holm"] == pytest.approx(aux["p_value"])
     sentence = stats.describe_difference(aux)
-    assert "54.2 fewer errors" in sentence and "significant at 5%" in sentence
+    assert "mean difference -54.2 errors out of 1000" in sentence
+    assert "p < 0.001, Holm-adjusted p < 0.001 (family of 1 tests)" in sentence
+    assert sentence.endswith("ws-aux has a lower test error than ws.")
     assert table.iloc[0]["rounds"] == 1 and np.isnan(table.iloc[0]["p_value"])
+    assert "no p-value (fewer than 2 paired rounds)" in stats.describe_difference(table.iloc[0])
+    shown = stats.show_paired(table)
+    assert list(shown.columns) == [
+        "what changes", "paired rounds", "mean difference (errors out of 1000, after - before)",
+        "95% CI (errors out of 1000)", "p", "p, Holm (1 tests)", "verdict (after vs before)"]
+    assert shown.loc["ws-aux vs ws", "p"] == "< 0.001"
+    assert shown.loc["ws-aux vs ws", "verdict (after vs before)"] == stats.LOWER
+
+
+def test_holm_matches_its_definition():
+    adjusted, family = stats.holm([0.01, 0.04, 0.03, np.nan])
+    # sorted 0.01, 0.03, 0.04 times 3, 2, 1, each at least the one before: 0.03, 0.06, 0.06
+    assert family == 3 and adjusted[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert np.isnan(adjusted[3])
+    assert stats.holm([])[1] == 0
 
 
 def test_sweep_table_and_answer_come_from_the_numbers():
@@ -99,9 +121,50 @@ def test_sweep_table_and_answer_come_from_the_numbers():
     row = table.set_index("alpha").loc[2]
     assert row["test_pct"] == pytest.approx(6.133, abs=1e-3) and row["vs_alpha_1"] < 0
     assert row["ci_low"] < row["test_pct"] < row["ci_high"]
+    assert row["verdict"] == stats.LOWER and row["family"] == 2  # alpha 0 and 2: spread
     answer = stats.sweep_answer(table)
     assert "alpha = 2 with 6.13%" in answer
-    assert "significantly better (p < 0.05): 2" in answer
+    assert "lower test error than alpha = 1: 2; higher test error: 0;" in answer
+
+
+def test_sweep_verdicts_are_corrected_for_the_nine_alphas():
+    # The issue's example: alphas 4 and 8 have p = 0.015 each alone, which nine tests at once
+    # do not support; alphas 0 and 0.1 are 30 errors worse in every round (give or take 3).
+    reference = np.array([80, 82, 78, 81, 79, 80, 83, 77, 80, 80])
+    wiggle = np.array([3, -3] * 5)
+    shift = {0: 30, 0.1: 30, 4: 3, 8: 3}
+    errors = {name: reference + shift.get(alpha, 0) + (wiggle if alpha != 1 else 0)
+              for alpha, name in experiments.SWEEP.items()}
+    table = stats.sweep_table(frame_of(errors)).set_index("alpha")
+    assert (table.loc[[4, 8], "p_value"] < 0.05).all()
+    assert (table.loc[[4, 8], "p_holm"] >= 0.05).all() and set(table["family"]) == {9}
+    assert table["p_holm"].drop(1).tolist() == pytest.approx(
+        list(multipletests(table["p_value"].drop(1), method="holm")[1]))
+    answer = stats.sweep_answer(table.reset_index())
+    assert ("lower test error than alpha = 1: none; higher test error: 0, 0.1; not "
+            "distinguishable from alpha = 1: 0.25, 0.5, 0.75, 1.5, 2, 4, 8.") in answer
+
+
+def test_ablation_and_heads_are_families_of_their_own():
+    wiggle = np.array([2, -2, 1, -1, 0])
+    best = np.array([8, 9, 7, 8, 8])
+    errors = {"best-val": best, "best-val-linear-head": best + 60 + wiggle,
+              "best-val-hidden-head": best + 3 + 2 * wiggle,
+              "best-val-no-label-smoothing": best + wiggle}
+    frame = frame_of(errors)
+    ablation = stats.ablation_table(frame).set_index("experiment")
+    assert ablation.loc["best-val-linear-head", "family"] == 3
+    assert ablation.loc["best-val-linear-head", "verdict"] == stats.HIGHER
+    assert ablation.loc["best-val-no-label-smoothing", "verdict"] == stats.NOT_DISTINGUISHABLE
+    summary = stats.ablation_summary(ablation.reset_index())
+    assert "`best-val-linear-head` has a higher validation error than `best-val`" in summary
+    assert not re.search(r"\b(costs|saves)\b", summary)
+    heads = stats.head_table(frame)
+    assert set(heads["family"]) == {2}  # the two learned heads against the computed one
+    shown = stats.show_heads(heads)
+    assert "p, Holm (2 tests)" in shown.columns
+    text = stats.head_summary(heads, pd.DataFrame())
+    assert "the learned linear head has a higher validation error than the computed head" in text
 
 
 def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
@@ -109,7 +172,8 @@ def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
     digits = classes.clone()
     digits[0, 0] = (classes[0, 0] + 1) % 10  # one digit mistake
     record = {"experiment": "ws-aux", "seed": 7,
-              "params": {"n_pairs": 50, "evaluate_on": "test", "data_root": mnist_root},
+              "params": {"n_pairs": 50, "evaluate_on": "test", "data_root": mnist_root,
+                         "weighting": "eq1", "epochs": 1, "alpha": 1.0},
               "test_predictions": target.tolist(), "test_digit_predictions": digits.tolist()}
     table = diagnosis.error_kinds([record])
     assert table.loc["ws-aux", "rounds"] == 1
@@ -138,12 +202,34 @@ def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
                     "validation_dir": str(tmp_path / "no-validation"),
                     "figures_dir": str(figures)})
     cells = json.loads(output.read_text())["cells"]
-    text = "\n".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    text = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
+                     for c in cells for o in c.get("outputs", []))
     # the fixture holds both rounds of ws and ws-aux: a paired sentence, read from the numbers
     assert "ws-aux vs ws (the auxiliary loss, eq. (1))" in text and "2 paired rounds" in text
+    assert "Holm-adjusted p = 1 (family of 5 tests): ws-aux is not distinguishable from ws" in text
     assert "No records of the head study yet" in text
+    assert "Left out: ws, ws-plain." in text  # their digits are never trained
     assert sorted(p.name for p in figures.iterdir()) == [
         "alpha_sweep.png", "digit_confusion.png", "misclassified_ws-aux.png"]
+
+
+def test_error_kinds_only_where_the_digits_are_trained(mnist_root):
+    fixture = Path(__file__).resolve().parent / "fixtures" / "results"
+    found = records.load(fixture).records
+    assert diagnosis.untrained_digits(found) == ["ws", "ws-plain"]  # the baseline has no digits
+    kinds = diagnosis.error_kinds(found)
+    assert list(kinds.index) == ["ws-aux", "ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
+                                 "ws-aux-d0.75"]
+    text = diagnosis.error_kinds_summary(kinds, diagnosis.untrained_digits(found))
+    assert "- ws-aux (2 rounds," in text and "- ws (" not in text
+    assert "Left out: ws, ws-plain. Their weighting gives the digit losses no weight" in text
+
+
+@pytest.mark.parametrize("weighting, alpha, trained", [
+    ("none", 1.0, False), ("eq1", 1.0, True), ("eq2", 0.0, False), ("eq2", 0.5, True),
+    ("eq3", 0.25, True), ("eq3", 0.0, True), ("digits", 1.0, True)])
+def test_trains_digits_reads_the_weighting(weighting, alpha, trained):
+    assert diagnosis.trains_digits({"weighting": weighting, "alpha": alpha, "epochs": 25}) is trained
 
 
 def test_digit_confusions_show_the_configurations_with_records(tmp_path, mnist_root, capsys):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import UsageError
 from helpers.publish import summary, tables
 from helpers.runs.records import load
 
@@ -27,8 +28,9 @@ def test_readme_section_is_rewritten_between_the_markers_only(tmp_path):
     assert summary.update_readme(readme, found) is True
     text = readme.read_text()
     assert text.startswith("# Title\n\nintro\n\n") and text.endswith("\n\nafter\n")
-    assert "old numbers" not in text and "**Table III**" in text
-    assert "`ws-aux`" in text and "6.9 (5.5)" in text  # ours beside the report's row
+    assert "old numbers" not in text and "**Test error**" in text and "**Train error**" in text
+    # ours beside the report's row, one unit per column
+    assert "| `ws-aux` | Table III, WS+AuxLoss | 2 | **50.0** | 5.7 | 6.9 | 5.5 | +43.1 |" in text
     assert summary.update_readme(readme, found) is False  # second time: nothing to change
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
 
@@ -39,15 +41,26 @@ def test_readme_without_markers_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no results markers"):
         summary.update_readme(readme, load(FIXTURE))
     assert readme.read_text() == "# no markers\n"
+    with pytest.raises(UsageError, match="has no results markers: put the lines"):
+        summary.check_readme(readme)
+    with pytest.raises(UsageError, match="does not exist: give an existing file with --readme"):
+        summary.check_readme(tmp_path / "missing.md")
 
 
 def test_readme_numbers_are_those_of_the_tables():
     found = load(FIXTURE)
-    table = tables.report_table(found, "III")
+    table = tables.report_table(found)
     section = tables.readme_results(found)
     for _, row in table.iterrows():
         if row["rounds"]:
-            assert f"**{row['test_pct']:.1f}** ({row['test_sd']:.1f})" in section
+            sd = "-" if row["rounds"] < 2 else f"{row['test_sd']:.1f}"
+            assert (f"| `{row['experiment']}` | Table {row['table']}, {row.name} | {row['rounds']} | "
+                    f"**{row['test_pct']:.1f}** | {sd} | {row['report_test_pct']:.1f} | "
+                    f"{row['report_test_sd']:.1f} | {row['test_gap']:+.1f} |") in section
+            assert (f"| `{row['experiment']}` | {row['rounds']} | {row['train_pct']:.1f} | "
+                    f"{'-' if row['rounds'] < 2 else format(row['train_sd'], '.1f')} | "
+                    f"{row['report_train_pct']:.1f} | {row['report_train_sd']:.1f} | "
+                    f"{row['train_gap']:+.1f} |") in section
 
 
 def test_readme_speed_section_shows_the_committed_benchmark_output():

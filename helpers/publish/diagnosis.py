@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..science.data import generate_pair_sets, generate_validation_sets
+from ..science.losses import WEIGHTINGS
 
 # Kinds of pairs, by what went wrong (see `classify_pairs`).
 DIGITS_RIGHT_COMPARISON_WRONG = "both digits right, comparison wrong"
@@ -81,13 +82,32 @@ def digit_arrays(records, data_root=None):
     return np.concatenate(true), np.concatenate(predicted)
 
 
+def trains_digits(params):
+    """True when a run with `params` trains its digit outputs on the digit labels: its
+    weighting gives L_A + L_B a weight above 0 at some epoch. Without that (weighting "none":
+    `ws`, `ws-plain`), the digit outputs are whatever the comparison loss made of them, not
+    digit predictions, and the error kinds below mean nothing for them."""
+    weighting = WEIGHTINGS[params["weighting"]]
+    epochs = params["epochs"]
+    return any(weighting.weights(epoch, epochs, params.get("alpha", 1.0))[1] > 0
+               for epoch in range(epochs))
+
+
+def untrained_digits(records):
+    """Configurations with digit outputs that are never trained on digit labels, by name."""
+    return sorted({r["experiment"] for r in records if r.get("test_digit_predictions")
+                   is not None and not trains_digits(r["params"])})
+
+
 def error_kinds(records, data_root=None):
-    """Per experiment: how many held-out pairs of each kind, summed over its records, and the
-    comparison errors and digit errors per round."""
+    """Per experiment whose digit outputs are trained on the digit labels (`trains_digits`):
+    how many held-out pairs of each kind, summed over its records, with its rounds. Records
+    without digit outputs (the baseline), or whose digits are never trained (`untrained_digits`
+    names them), are left out."""
     rows = []
     for record in records:
-        if record["test_digit_predictions"] is None:
-            continue  # the baseline has no digit outputs
+        if record["test_digit_predictions"] is None or not trains_digits(record["params"]):
+            continue
         _, target, classes = truth_of(record, data_root)
         kinds = classify_pairs(classes, target, record["test_predictions"],
                                record["test_digit_predictions"])
@@ -114,20 +134,31 @@ def misclassified_pairs(record, limit=12, data_root=None):
     return [(inputs[i], classes[i], digits[i], int(target[i])) for i in wrong]
 
 
-def error_kinds_summary(kinds):
-    """The error kinds in words: for each configuration, what share of its comparison errors
-    each kind is."""
-    if kinds.empty:
-        return "No records with digit outputs yet."
+def _rounds(n):
+    n = int(n)
+    return f"{n} round{'s' * (n != 1)}"
+
+
+def error_kinds_summary(kinds, left_out=()):
+    """The error kinds in words (markdown): for each configuration, what share of its
+    comparison errors each kind is; then the configurations `left_out` (`untrained_digits`)
+    and why."""
     lines = []
+    if kinds.empty:
+        lines.append("No records whose digit outputs are trained on the digit labels yet.")
     for name, row in kinds.iterrows():
         errors = int(row[ERROR_KINDS].sum())
         if not errors:
-            lines.append(f"{name}: no comparison error in {row['rounds']} rounds.")
+            lines.append(f"- {name}: no comparison error in {_rounds(row['rounds'])}.")
             continue
         shares = ", ".join(f"{kind} {int(row[kind])} ({100 * row[kind] / errors:.0f}%)"
                            for kind in ERROR_KINDS)
-        lines.append(f"{name} ({row['rounds']} rounds, {errors} comparison errors): {shares}; "
+        lines.append(f"- {name} ({_rounds(row['rounds'])}, {errors} comparison errors): {shares}; "
                      f"{int(row[DIGIT_WRONG_ANSWER_RIGHT])} pairs answered right despite a digit "
                      f"mistake.")
+    if left_out:
+        lines += ["", f"Left out: {', '.join(left_out)}. Their weighting gives the digit losses no "
+                      f"weight at any epoch: their digit outputs are never trained on the digit "
+                      f"labels, so they are not digit predictions, and a \"digit mistake\" means "
+                      f"nothing there."]
     return "\n".join(lines)

@@ -1,40 +1,59 @@
 """The report's Tables III and IV rebuilt from the run records beside its published numbers,
-the cost of each configuration, a conclusion written from the numbers, and the README's
-results section.
+the budget of each configuration, the numerics behind a results folder, a conclusion written
+from the numbers and the corrected tests, and the README's results section.
 
 Conventions of the report (docs/protocol.md): errors in percent are means over the rounds; the
 SD is the standard deviation of the NUMBER of errors (sample SD, ddof=1, as torch.std computes
-it). Every table counts the rounds behind each row and marks a row with fewer rounds than
-expected: nothing is silently averaged over fewer rounds. Damaged records are named and left
-out. `found` is what `runs.records.load` read from a results folder.
+it). Every column holds one unit and says which in its header; a gap to the report is ours
+minus the report's, in percentage points. Every table counts the rounds behind each row and
+marks a row with fewer rounds than expected: nothing is silently averaged over fewer rounds.
+Damaged records are named and left out. `found` is what `runs.records.load` read from a
+results folder.
+
+Every comparison word of the generated text comes from `stats.judgement` (Holm-corrected
+paired tests); distances to the report follow `far_from_report`.
 """
 
+import json
+import math
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..catalogue import experiments
 from ..catalogue.parameters import RUN_ONLY
+from ..science.numerics import label as numerics_label
 from . import stats
 
 # Parameters that may differ between the rounds of one protocol: the round itself, those that
 # never change what is computed, and the thread count (it changes the numbers, not the protocol).
 _NOT_PROTOCOL = ("experiment", "seed", "threads", *RUN_ONLY)
+REPORT_PAIRS = 1000  # the report's test (and train) pairs: its SDs count errors out of these
+
+# A row is far from the report when its train or test error differs from the report's by more
+# than FAR_POINTS percentage points, or by more than FAR_SDS of the report's SDs (in points):
+# whichever is smaller.
+FAR_POINTS = 1.5
+FAR_SDS = 2.0
+FAR_RULE = (f"more than {FAR_POINTS:g} points from the report's, or more than "
+            f"{FAR_SDS:g} of the report's SDs (in points), whichever is smaller")
 
 
 def describe(found):
-    """A few lines on what was found: records, configurations, damaged files left out."""
+    """What was found (markdown): records, configurations, damaged files left out."""
     if not found.records:
-        lines = [f"No run records under {found.folder} yet: run `python -m helpers run all "
+        lines = [f"No run records under `{found.folder}` yet: run `python -m helpers run all "
                  f"--seeds 0-9` (or `make report`) to produce them."]
     else:
         frame = found.frame
         lines = [f"{len(frame)} run records of {frame['experiment'].nunique()} configurations "
-                 f"under {found.folder}."]
+                 f"under `{found.folder}`."]
     for path, reason in found.damaged:
-        lines.append(f"Damaged record left out: {Path(path).parent.name}/{Path(path).name} "
+        lines.append(f"- Damaged record left out: {Path(path).parent.name}/{Path(path).name} "
                      f"({reason}); rerunning that run replaces it.")
-    return "\n".join(lines)
+    return "\n".join(lines[:1] + ([""] if len(lines) > 1 else []) + lines[1:])
 
 
 def ordered_experiments(frame):
@@ -88,22 +107,36 @@ def configuration_stats(found):
         "test_pct": grouped["test_error_rate"].mean(),
         "test_sd": grouped["test_errors"].std(ddof=1),
         "n_parameters": grouped["n_parameters"].agg(lambda s: "/".join(map(str, sorted(set(s))))),
-        "seconds": grouped["seconds"].mean(),
+        "seconds": grouped["seconds"].median(),
         "n_test": grouped["n_test"].max(),
     })
     return per_config.loc[ordered_experiments(frame), columns]
 
 
-def report_table(found, table, expected_rounds=None):
-    """The report's Table `table` ("III" or "IV") rebuilt: one row per configuration, ours
-    beside the published numbers, the rounds counted, and a note on incomplete rows."""
+# ---------------------------------------------------------------------------------------------
+# Tables III and IV beside the report
+# ---------------------------------------------------------------------------------------------
+def far_from_report(gap, report_sd):
+    """True when `gap` (ours minus the report's, in points) is FAR_RULE; `report_sd` is the
+    report's SD in errors out of its 1000 pairs."""
+    if gap is None or not np.isfinite(gap):
+        return False
+    threshold = min(FAR_POINTS, FAR_SDS * 100 * report_sd / REPORT_PAIRS)
+    return abs(gap) > threshold
+
+
+def report_table(found, table=None, expected_rounds=None):
+    """The report's Table `table` ("III" or "IV"; None: both) rebuilt: one row per
+    configuration, ours beside the published numbers, the gaps (ours minus the report's, in
+    points), whether the row is far from the report, the rounds counted, and a note on
+    incomplete rows."""
     per_config = configuration_stats(found)
     expected = expected_rounds_of(found, expected_rounds)
     rows = []
     for row in experiments.CATALOGUE:
-        if not row.get("report") or row["report"][0] != table:
+        if not row.get("report") or (table is not None and row["report"][0] != table):
             continue
-        _, label, train, train_sd, test, test_sd = row["report"]
+        which, label, train, train_sd, test, test_sd = row["report"]
         name = row["name"]
         ours = per_config.loc[name] if name in per_config.index else None
         rounds = int(ours["rounds"]) if ours is not None else 0
@@ -115,51 +148,160 @@ def report_table(found, table, expected_rounds=None):
         protocol = _protocol_note([r for r in found.records if r["experiment"] == name])
         if protocol:
             notes.append(protocol)
-        number = (lambda key: float(ours[key])) if ours is not None else (lambda key: float("nan"))
-        rows.append({"configuration": label, "experiment": name, "rounds": rounds,
-                     "train_pct": number("train_pct"), "train_sd": number("train_sd"),
-                     "test_pct": number("test_pct"), "test_sd": number("test_sd"),
-                     "report_train_pct": train, "report_train_sd": train_sd,
-                     "report_test_pct": test, "report_test_sd": test_sd,
+        def number(key, ours=ours):
+            return float(ours[key]) if ours is not None else float("nan")
+
+        train_gap, test_gap = number("train_pct") - train, number("test_pct") - test
+        far = [kind for kind, gap, sd in (("train", train_gap, train_sd), ("test", test_gap, test_sd))
+               if far_from_report(gap, sd)]
+        rows.append({"configuration": label, "experiment": name, "table": which,
+                     "rounds": rounds, "train_pct": number("train_pct"),
+                     "train_sd": number("train_sd"), "test_pct": number("test_pct"),
+                     "test_sd": number("test_sd"), "report_train_pct": train,
+                     "report_train_sd": train_sd, "report_test_pct": test,
+                     "report_test_sd": test_sd, "train_gap": train_gap, "test_gap": test_gap,
+                     "far": ", ".join(far),
                      "n_test": int(ours["n_test"]) if ours is not None else 0,
                      "note": "; ".join(notes)})
     return pd.DataFrame(rows).set_index("configuration")
 
 
+def _rounds_header(table):
+    rounds = sorted({int(r) for r in table["rounds"] if r})
+    return f"mean of {rounds[0]} rounds" if len(rounds) == 1 else "mean over the rounds"
+
+
+def _sd_unit(table):
+    sizes = sorted({int(n) for n in table["n_test"] if n})
+    return f"errors out of {sizes[0]}" if len(sizes) == 1 else "errors"
+
+
+def _measure_columns(table, kind):
+    """The columns of one measure (train or test), one unit each, ours then the report's, in
+    the same format (one decimal, as the report prints them)."""
+    def fmt(value, places, signed=False):
+        return "-" if pd.isna(value) else f"{value:{'+' if signed else ''}.{places}f}"
+
+    return {
+        f"{kind} error % ({_rounds_header(table)})": [fmt(v, 1) for v in table[f"{kind}_pct"]],
+        f"SD ({_sd_unit(table)})": [fmt(v, 1) for v in table[f"{kind}_sd"]],
+        f"report {kind} %": [fmt(v, 1) for v in table[f"report_{kind}_pct"]],
+        f"report SD (errors out of {REPORT_PAIRS})": [fmt(v, 1) for v in table[f"report_{kind}_sd"]],
+        "gap to the report (points)": [fmt(v, 1, signed=True) for v in table[f"{kind}_gap"]],
+    }
+
+
 def show_table(table):
-    """`report_table`'s output laid out for reading: ours and the report's side by side."""
-    shown = pd.DataFrame({
-        ("", "experiment"): table["experiment"],
-        ("", "rounds"): table["rounds"],
-        ("this project", "train %"): table["train_pct"].round(2),
-        ("this project", "train SD"): table["train_sd"].round(1),
-        ("this project", "test %"): table["test_pct"].round(2),
-        ("this project", "test SD"): table["test_sd"].round(1),
-        ("report (10 rounds)", "train %"): table["report_train_pct"],
-        ("report (10 rounds)", "train SD"): table["report_train_sd"],
-        ("report (10 rounds)", "test %"): table["report_test_pct"],
-        ("report (10 rounds)", "test SD"): table["report_test_sd"],
-        ("", "note"): table["note"],
-    })
+    """`report_table`'s output laid out for reading: for test and train error, ours, the
+    report's and the gap, one unit per column; then whether the row is far from the report."""
+    columns = {("", "experiment"): list(table["experiment"]), ("", "rounds"): list(table["rounds"])}
+    for kind in ("test", "train"):
+        for name, values in _measure_columns(table, kind).items():
+            columns[(f"{kind} error", name.replace(f"{kind} error ", ""))] = values
+    columns[("", "far from the report")] = [far or "-" for far in table["far"]]
+    columns[("", "note")] = [note or "-" for note in table["note"]]
+    shown = pd.DataFrame(columns, index=table.index)
     shown.columns = pd.MultiIndex.from_tuples(shown.columns)
-    return shown.fillna("-")
+    return shown
 
 
-def cost_table(found):
-    """Per configuration: parameter count and mean seconds per training, with the rounds."""
-    per_config = configuration_stats(found)
+# ---------------------------------------------------------------------------------------------
+# What each configuration costs: the training budget
+# ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def _training_flops(params_json):
+    from ..bench import training_flops  # torch, and the benchmark's one FLOP count
+
+    return training_flops(json.loads(params_json))[0]
+
+
+def training_flops_of(params):
+    """FLOPs of one training with `params` (bench.training_flops: one counted step times the
+    optimiser steps; convolutions and matrix products, forward and backward)."""
+    budget = {k: v for k, v in params.items() if k not in ("experiment", "seed", "data_root",
+                                                           "device", "threads", "results_dir")}
+    return _training_flops(json.dumps(budget, sort_keys=True))
+
+
+BUDGET = ("n_pairs", "epochs", "batch_size")
+
+
+def budget_table(found, reference="ws-aux"):
+    """Per configuration: training pairs, epochs, batch size, optimiser steps
+    (epochs x ceil(pairs / batch size)), trainable parameters, FLOPs of one training, median
+    seconds per training over its records (with the device and threads that timed them), and
+    each against `reference` (a ratio; '-' when `reference` has no records). The budget is
+    read from the lowest seed's parameters; a configuration whose rounds differ in it is
+    noted."""
     frame = found.frame
-    table = pd.DataFrame({
-        "description": [experiments.EXPERIMENTS[name]["description"]
-                        if name in experiments.EXPERIMENTS else "" for name in per_config.index],
-        "rounds": per_config["rounds"].astype(int),
-        "parameters": per_config["n_parameters"],
-        "seconds per training": per_config["seconds"].astype(float).round(2),
-        "device": [", ".join(sorted(set(frame.loc[frame["experiment"] == name, "device"])))
-                   for name in per_config.index],
-    }, index=per_config.index)
+    if frame.empty:
+        return pd.DataFrame()
+    rows = {}
+    for name in ordered_experiments(frame):
+        records = sorted((r for r in found.records if r["experiment"] == name),
+                         key=lambda r: r["seed"])
+        params = records[0]["params"]
+        steps = params["epochs"] * math.ceil(params["n_pairs"] / params["batch_size"])
+        varies = [key for key in BUDGET if len({r["params"][key] for r in records}) > 1]
+        timing = sorted({f"{r['device']}, {r['params']['threads']} thread"
+                         f"{'s' * (r['params']['threads'] != 1)}" for r in records})
+        rows[name] = {"rounds": len(records), "training pairs": params["n_pairs"],
+                      "epochs": params["epochs"], "batch size": params["batch_size"],
+                      "optimiser steps": steps,
+                      "parameters": int(np.median([r["n_parameters"] for r in records])),
+                      "GFLOP per training": training_flops_of(params) / 1e9,
+                      "seconds per training (median)": float(np.median([r["seconds"]
+                                                                        for r in records])),
+                      "timed on": " / ".join(timing),
+                      "note": f"rounds differ in {', '.join(varies)}" if varies else "-"}
+    table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "experiment"
+    for column, short in (("optimiser steps", "steps"), ("parameters", "parameters"),
+                          ("GFLOP per training", "FLOPs"),
+                          ("seconds per training (median)", "seconds")):
+        ratio = (table[column] / table.loc[reference, column]).round(2) \
+            if reference in table.index else np.nan
+        table[f"{short} vs {reference} (x)"] = ratio
+    table["GFLOP per training"] = table["GFLOP per training"].round(2)
+    table["seconds per training (median)"] = table["seconds per training (median)"].round(2)
     return table
+
+
+# ---------------------------------------------------------------------------------------------
+# The numerics behind the records of a folder (science/numerics.py)
+# ---------------------------------------------------------------------------------------------
+def numerics_table(found):
+    """Per numerics (software, processor, instruction set, threads) that produced records of
+    `found`: how many records, of which configurations (catalogue order)."""
+    groups = {}
+    for record in found.records:
+        groups.setdefault(numerics_label(record["numerics"]), []).append(record["experiment"])
+    rows = []
+    for name, made in groups.items():
+        order = ordered_experiments(pd.DataFrame({"experiment": made}))
+        rows.append({"numerics": name, "records": len(made), "experiments": ", ".join(order)})
+    table = pd.DataFrame(rows, columns=["numerics", "records", "experiments"])
+    return table.sort_values(["records", "numerics"], ascending=[False, True]).set_index("numerics")
+
+
+def numerics_summary(found):
+    """One paragraph (markdown) on which numerics made the records of `found`, saying plainly
+    when the folder mixes several."""
+    if not found.records:
+        return f"No records under `{found.folder}`, so no numerics to show."
+    table = numerics_table(found)
+    if len(table) == 1:
+        return (f"All {len(found.records)} records under `{found.folder}` were made with the same "
+                f"numerics: {table.index[0]}.")
+    mixed = [name for name in ordered_experiments(found.frame)
+             if len({numerics_label(r["numerics"]) for r in found.records
+                     if r["experiment"] == name}) > 1]
+    text = (f"The records under `{found.folder}` mix {len(table)} numerics (table below): a record "
+            f"is reproduced bit for bit only with its own numerics, and two configurations made "
+            f"with different numerics differ by that too.")
+    if mixed:
+        text += f" Configurations whose rounds span several numerics: {', '.join(mixed)}."
+    return text
 
 
 def history_frame(found):
@@ -175,34 +317,89 @@ def history_frame(found):
 
 
 # ---------------------------------------------------------------------------------------------
-# The conclusion: every number and every comparison word is read from the tables.
+# The conclusion: every number and every comparison word is read from the tables and tests.
 # ---------------------------------------------------------------------------------------------
-def _change(before, after):
-    """'lowers it by 2.30 points' / 'raises it by ...' / 'leaves it unchanged'."""
-    if after < before:
-        return f"lowers it by {before - after:.2f} points"
-    if after > before:
-        return f"raises it by {after - before:.2f} points"
-    return "leaves it unchanged"
+def _same_direction(ours, report_before, report_after):
+    """How the report's two means relate to our verdict (only called on a verdict)."""
+    theirs = np.sign(report_after - report_before)
+    if theirs == 0:
+        return "the report's two means are equal"
+    return ("the report's means go the same way" if (theirs < 0) == (ours == stats.LOWER)
+            else "the report's means go the other way")
+
+
+def _comparison_bullet(row, published, unit):
+    """One comparison of the report's family, in words."""
+    before, after = row["before"], row["after"]
+    rounds = int(row["rounds"])
+    text = (f"- {row['change']} (`{before}` to `{after}`), over {rounds} paired "
+            f"round{'s' * (rounds != 1)}: mean test error {row['mean_before_pct']:.2f}% to "
+            f"{row['mean_after_pct']:.2f}%, mean paired difference "
+            f"{stats._signed(row['mean_difference'])} {unit}"
+            + (f" (95% CI {stats._interval(row['ci_low'], row['ci_high'])})"
+               if np.isfinite(row["ci_low"]) else "")
+            + f", {stats._p_text(row)}: "
+            + stats.judgement(f"`{after}`", f"`{before}`", row["mean_difference"], row["p_holm"])
+            + ".")
+    if before in published and after in published:
+        text += f" The report's means: {published[before]:.1f}% to {published[after]:.1f}%"
+        text += (f" ({_same_direction(row['verdict'], published[before], published[after])})."
+                 if row["verdict"] != stats.NOT_DISTINGUISHABLE else ".")
+    return text
+
+
+def _paired_with_rates(found):
+    """stats.paired_table over the catalogue's comparisons, with the means in percent."""
+    paired = stats.paired_table(found.frame)
+    # the means of the rounds the test paired (the common seeds), in percent
+    n_test = found.frame.groupby("experiment")["n_test"].max()
+    paired["mean_before_pct"] = [100 * m / n_test[b] for m, b in zip(paired["mean_before"],
+                                                                   paired["before"])]
+    paired["mean_after_pct"] = [100 * m / n_test[a] for m, a in zip(paired["mean_after"],
+                                                                 paired["after"])]
+    return paired
+
+
+def _far_paragraph(rows):
+    """The rows far from the report, named with both gaps; the others listed."""
+    have = rows[rows["rounds"] > 0]
+    if have.empty:
+        return ""
+    far, near = [], []
+    for name, row in have.iterrows():
+        gaps = (f"train {row['train_pct']:.2f}% against the report's "
+                f"{row['report_train_pct']:.1f}%, gap {row['train_gap']:+.1f} points; test "
+                f"{row['test_pct']:.2f}% against {row['report_test_pct']:.1f}%, gap "
+                f"{row['test_gap']:+.1f} points")
+        (far if row["far"] else near).append((name, gaps))
+    text = (f"Against the report, on train and test error: a row is called far from the report "
+            f"when either error is {FAR_RULE}.")
+    if far:
+        text += (" Far from the report: "
+                 + "; ".join(f"`{name}` ({gaps})" for name, gaps in far) + ".")
+    else:
+        text += " No row is far from the report."
+    if near:
+        text += (" Within that distance on both: "
+                 + ", ".join(f"`{name}`" for name, _ in near) + ".")
+    return text
 
 
 def conclusion(found, expected_rounds=None):
-    """A short markdown conclusion that states only what the tables show."""
+    """A short markdown conclusion that states only what the tables and the Holm-corrected
+    paired tests show."""
     if not found.records:
         return "No run records yet, so nothing to conclude."
-    tables = pd.concat([report_table(found, "III", expected_rounds),
-                        report_table(found, "IV", expected_rounds)])
-    rows = tables.set_index("experiment")
-    have = {name for name in rows.index if rows.loc[name, "rounds"] > 0}
-    test = lambda name: rows.loc[name, "test_pct"]  # noqa: E731
-    published = lambda name: rows.loc[name, "report_test_pct"]  # noqa: E731
+    rows = report_table(found, None, expected_rounds).set_index("experiment")
+    have = [name for name in rows.index if rows.loc[name, "rounds"] > 0]
     paragraphs = []
 
     rounds = sorted({int(rows.loc[name, "rounds"]) for name in have})
-    counted = (f"{rounds[0]} rounds" if len(rounds) == 1
+    counted = ("" if not rounds else f"{rounds[0]} rounds" if len(rounds) == 1
                else f"{rounds[0]} to {rounds[-1]} rounds")
-    intro = (f"These numbers come from {len(found.records)} run records ({counted} per "
-             f"configuration; the report used 10).")
+    intro = f"These numbers come from {len(found.records)} run records"
+    intro += (f" ({counted} per configuration of the report; the report used 10)."
+              if counted else ".")
     incomplete = [name for name in rows.index if rows.loc[name, "note"].startswith(("INCOMPLETE",
                                                                                     "no records"))]
     if incomplete:
@@ -215,45 +412,46 @@ def conclusion(found, expected_rounds=None):
         intro += f" {len(found.damaged)} damaged record(s) were left out."
     paragraphs.append(intro)
 
-    if {"baseline", "ws", "ws-aux"} <= have:
-        b, w, a = test("baseline"), test("ws"), test("ws-aux")
-        ours_helps = (w < b, a < w)
-        report_helps = (published("ws") < published("baseline"),
-                        published("ws-aux") < published("ws"))
+    paired = _paired_with_rates(found)
+    unit = stats.error_unit(found.frame)
+    published = {name: rows.loc[name, "report_test_pct"] for name in rows.index}
+    if len(paired):
+        family = int(paired["family"].max())
         paragraphs.append(
-            f"Mean test error: baseline {b:.2f}%, weight sharing {w:.2f}%, weight sharing with "
-            f"the auxiliary loss of eq. (1) {a:.2f}% (the report: {published('baseline')}%, "
-            f"{published('ws')}%, {published('ws-aux')}%). Weight sharing "
-            f"{_change(b, w).replace('it', 'the test error')} from the baseline, and the "
-            f"auxiliary loss {_change(w, a)} again; "
-            + ("the direction of both steps is the report's." if ours_helps == report_helps
-               else "the direction of the steps differs from the report's."))
-    if {"ws-plain", "ws"} <= have:
-        p, w = test("ws-plain"), test("ws")
-        paragraphs.append(
-            f"Batch norm and dropout take the weight-sharing network from {p:.2f}% to {w:.2f}% "
-            f"test error (the report: {published('ws-plain')}% to {published('ws')}%).")
-    variants = [name for name in ("ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25", "ws-aux-d0.75")
-                if name in have]
-    if variants and "ws-aux" in have:
-        best = min(variants + ["ws-aux"], key=test)
-        beaten = [name for name in variants if test(name) < test("ws-aux")]
-        text = (f"Of the auxiliary-loss weightings, the lowest mean test error is {best}'s "
-                f"({test(best):.2f}%); eq. (1) without a discount factor (ws-aux) has "
-                f"{test('ws-aux'):.2f}%. ")
-        report_beaten = [name for name in variants if published(name) < published("ws-aux")]
-        text += (f"{len(beaten)} of these {len(variants)} discounted weightings beat eq. (1) on "
-                 f"mean test error ({', '.join(beaten) or 'none'}); in the report, "
-                 f"{len(report_beaten)} did ({', '.join(report_beaten) or 'none'}).")
+            f"The comparisons, each paired by seed, with Holm's correction over the {family} "
+            f"tested (one family); a difference is called lower or higher only when its "
+            f"Holm-adjusted p-value is below {stats.LEVEL:g}, and is otherwise not "
+            f"distinguishable:\n\n"
+            + "\n".join(_comparison_bullet(row, published, unit) for _, row in paired.iterrows()))
+
+    variants = paired[(paired["after"] == "ws-aux") & paired["before"].str.startswith("ws-aux-")]
+    if len(variants):
+        # the verdict on each variant against eq. (1): the opposite sign of ws-aux minus it
+        words = {name: stats.verdict(-d, p) for name, d, p in
+                 zip(variants["before"], variants["mean_difference"], variants["p_holm"])}
+        def listed(word, words=words):
+            return ", ".join(f"`{n}`" for n, w in words.items() if w == word) or "none"
+
+        text = (f"Of the {len(words)} discounted weightings tested against eq. (1) (`ws-aux`): "
+                f"lower test error than eq. (1): {listed(stats.LOWER)}; higher: "
+                f"{listed(stats.HIGHER)}; not distinguishable from it: "
+                f"{listed(stats.NOT_DISTINGUISHABLE)}.")
+        text += (" The report's means: " + ", ".join(f"`{n}` {published[n]:.1f}%" for n in words)
+                 + f", against {published['ws-aux']:.1f}% for eq. (1) (the report gives no test).")
         paragraphs.append(text)
+
+    far = _far_paragraph(rows)
+    if far:
+        paragraphs.append(far)
+
     sds = [100 * rows.loc[name, "test_sd"] / rows.loc[name, "n_test"] for name in have
            if pd.notna(rows.loc[name, "test_sd"])]
     if sds and len(have) > 1:
         paragraphs.append(
             f"Single rounds vary: the SD of the test error over the rounds ranges from "
             f"{min(sds):.2f} to {max(sds):.2f} percentage points across these configurations, "
-            f"so differences between two means of that order need a paired test before they "
-            f"are read as real.")
+            f"which is why every difference above is tested paired by seed and corrected for "
+            f"the number of tests.")
     return "\n\n".join(paragraphs)
 
 
@@ -263,7 +461,6 @@ def conclusion(found, expected_rounds=None):
 # ---------------------------------------------------------------------------------------------
 README_START = "<!-- results: written by `python -m helpers summary` from results/; do not edit -->"
 README_END = "<!-- end of results -->"
-FAR_FROM_REPORT = 5.0  # percentage points: a row this far from the report's is named
 
 
 def _markdown(frame):
@@ -274,22 +471,31 @@ def _markdown(frame):
     return "\n".join([header, rule, *body])
 
 
-def _readme_table(table):
-    def cell(value, digits):
-        return "-" if pd.isna(value) else f"{value:.{digits}f}"
+def _readme_table(table, kind):
+    """One measure (test or train) of both report tables, one unit per column."""
+    columns = {"configuration": [f"`{name}`" for name in table["experiment"]]}
+    if kind == "test":
+        columns["report row"] = [f"Table {which}, {label}" for which, label in
+                                 zip(table["table"], table.index)]
+    columns["rounds"] = list(table["rounds"])
+    measured = _measure_columns(table, kind)
+    first = next(iter(measured))
+    measured[first] = [f"**{v}**" if kind == "test" and v != "-" else v for v in measured[first]]
+    columns.update(measured)
+    return _markdown(pd.DataFrame(columns))
 
-    return _markdown(pd.DataFrame({
-        "configuration": [f"`{name}`" for name in table["experiment"]],
-        "rounds": table["rounds"],
-        "train % (SD)": [f"{cell(p, 1)} ({cell(s, 1)})"
-                         for p, s in zip(table["train_pct"], table["train_sd"])],
-        "test % (SD)": [f"**{cell(p, 1)}** ({cell(s, 1)})"
-                        for p, s in zip(table["test_pct"], table["test_sd"])],
-        "report train % (SD)": [f"{p:g} ({s:g})" for p, s in
-                                zip(table["report_train_pct"], table["report_train_sd"])],
-        "report test % (SD)": [f"{p:g} ({s:g})" for p, s in
-                               zip(table["report_test_pct"], table["report_test_sd"])],
-    }))
+
+def _budget_line(found):
+    """`best` against `ws-aux` in training budget, from the budget table."""
+    names = set(found.frame["experiment"])
+    if not {"best", "ws-aux"} <= names:
+        return ""
+    budget = budget_table(found).loc["best"]
+    return (f" Against `ws-aux`, one training of `best` takes "
+            f"{budget['steps vs ws-aux (x)']:g}x the optimiser steps, "
+            f"{budget['parameters vs ws-aux (x)']:g}x the parameters, "
+            f"{budget['FLOPs vs ws-aux (x)']:g}x the FLOPs and "
+            f"{budget['seconds vs ws-aux (x)']:g}x the seconds (median over the rounds).")
 
 
 def readme_results(found, expected_rounds=None):
@@ -297,29 +503,24 @@ def readme_results(found, expected_rounds=None):
     if not found.records:
         return "No run records yet: `make report` produces them."
     per_config = configuration_stats(found)
-    tables = pd.concat([report_table(found, "III", expected_rounds),
-                        report_table(found, "IV", expected_rounds)])
-    parts = ["SD is the standard deviation of the number of test (or train) errors out of 1000, "
-             "over the rounds, as in the report.",
-             "", "**Table III**", "", _readme_table(report_table(found, "III", expected_rounds)),
-             "", "**Table IV**", "", _readme_table(report_table(found, "IV", expected_rounds))]
-    far = []
-    for row in tables.itertuples():
-        gaps = [f"{kind} {ours:.1f}% against {theirs:g}%"
-                for kind, ours, theirs in (("train", row.train_pct, row.report_train_pct),
-                                           ("test", row.test_pct, row.report_test_pct))
-                if row.rounds and abs(ours - theirs) > FAR_FROM_REPORT]
-        if gaps:
-            far.append(f"`{row.experiment}` ({', '.join(gaps)})")
-    if far:
-        parts += ["", f"More than {FAR_FROM_REPORT:g} points from the report: "
-                      f"{'; '.join(far)}."]
+    both = report_table(found, None, expected_rounds)
+    parts = [f"Errors are in percent of the held-out (test) or training pairs, means over the "
+             f"rounds; SD is the standard deviation over the rounds of the number of errors "
+             f"(the report's convention); the gap is ours minus the report's, in percentage "
+             f"points. Far from the report means {FAR_RULE}.",
+             "", "**Test error** (the report's Tables III and IV)", "",
+             _readme_table(both, "test"),
+             "", "**Train error**", "", _readme_table(both, "train")]
     if "best" in per_config.index:
         best = per_config.loc["best"]
+        timed = sorted({f"{r['device']}, {r['params']['threads']} thread"
+                        f"{'s' * (r['params']['threads'] != 1)}"
+                        for r in found.records if r["experiment"] == "best"})
         parts += ["", f"**Best model** (`best`): mean test error {best['test_pct']:.2f}% "
-                      f"(SD {best['test_sd']:.1f} errors) over {int(best['rounds'])} rounds "
-                      f"(seeds {best['seeds']}), {best['n_parameters']} parameters, "
-                      f"{best['seconds']:.0f} s per training on one CPU thread."]
+                      f"(SD {best['test_sd']:.1f} {stats.error_unit(found.frame)}) over "
+                      f"{int(best['rounds'])} rounds (seeds {best['seeds']}), "
+                      f"{best['n_parameters']} parameters, {best['seconds']:.0f} s per training "
+                      f"(median; {' / '.join(timed)})." + _budget_line(found)]
     sweep = stats.sweep_table(found.frame)
     if not sweep.empty:
         parts += ["", f"**Which alpha?** {stats.sweep_answer(sweep)}"]
