@@ -64,8 +64,11 @@ def parameters(namespace, notebook):
     row = experiments.get(experiment)
     if row["notebook"] != notebook:
         mine = [r["name"] for r in experiments.CATALOGUE if r["notebook"] == notebook]
+        shown = [name for name in mine if not name.startswith("val-")]
+        others = f" (or one of its {len(mine) - len(shown)} val-* rows)" if len(shown) < len(mine) \
+            else ""
         raise UsageError(f"experiment {experiment!r} runs in notebooks/{row['notebook']}, "
-                         f"not {notebook}: choose one of {', '.join(mine)} here")
+                         f"not {notebook}: choose one of {', '.join(shown)} here{others}")
     overrides = {name: namespace[name] for name in PARAMETERS
                  if name != "experiment" and namespace.get(name) is not None}
     return experiments.resolve(experiment, **overrides)

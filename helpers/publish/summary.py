@@ -1,6 +1,6 @@
 """`python -m helpers summary`: publish the records of a results folder.
 
-Executes the summary notebook, then the analysis notebook, over the records; cleans each
+Executes the summary notebook, then the analysis and readings notebooks, over the records; cleans each
 executed notebook (`clean_notebook`: no injected-parameters cell, no timings, the same cell
 ids), so that a second summary over unchanged records changes no file; exports each to HTML
 without its code; rewrites the README's results section.
@@ -64,9 +64,11 @@ class Plan:
     def pages(self):
         """(source notebook, executed notebook, HTML) of each notebook the summary executes."""
         found = [(self.source / "summary.ipynb", self.notebooks / "summary.ipynb", self.report)]
-        if (self.source / "analysis.ipynb").is_file():
-            found.append((self.source / "analysis.ipynb", self.notebooks / "analysis.ipynb",
-                          self.analysis_html))
+        for name, html in (("analysis", self.analysis_html),
+                           ("readings", self.report.with_name("readings.html"))):
+            if (self.source / f"{name}.ipynb").is_file():
+                found.append((self.source / f"{name}.ipynb", self.notebooks / f"{name}.ipynb",
+                              html))
         return found
 
 
