@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SEEDS ?= 0-9
 WORKERS ?= 2
 
-.PHONY: report extended test venv list clean-venv
+.PHONY: report extended notebooks test venv list clean-venv
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ report: venv
 extended: venv
 	$(PY) -m helpers run all --seeds $(SEEDS) --workers $(WORKERS)
 	$(PY) -m helpers summary
+
+# The architecture notebooks executed in place with their defaults (after a change to the code
+# they show or run): their outputs are what nbval compares.
+notebooks: venv
+	$(PY) -m helpers notebooks
 
 # nbval re-executes every committed notebook (kernels start in notebooks/, so MNIST_ROOT is
 # made absolute) and compares its outputs with the committed ones.

@@ -65,6 +65,12 @@ def cmd_run(args):
     return batch.exit_code
 
 
+def cmd_notebooks(args):
+    from .publish.summary import ARCHITECTURE_NOTEBOOKS, refresh_notebooks
+
+    return refresh_notebooks(args.names or ARCHITECTURE_NOTEBOOKS, notebooks_dir=args.notebooks)
+
+
 def cmd_summary(args):
     from .publish.summary import summary
 
@@ -120,6 +126,17 @@ def build_parser():
                           "processes; --workers defaults to its worker threads")
     run.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     run.set_defaults(func=cmd_run)
+
+    notebooks = commands.add_parser(
+        "notebooks", help="execute the architecture notebooks in place with their defaults",
+        description="Execute baseline, weight_sharing, auxiliary_loss and best.ipynb (or those "
+                    "named) in place with their own defaults: one round, seed 0, nothing "
+                    "written. Their outputs are what nbval compares in make test; run this "
+                    "after changing the code they show or run.")
+    notebooks.add_argument("names", nargs="*", metavar="NOTEBOOK",
+                           help="e.g. baseline.ipynb (default: the four)")
+    notebooks.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
+    notebooks.set_defaults(func=cmd_notebooks)
 
     summary = commands.add_parser(
         "summary", help="publish the records of a results folder: the summary and analysis "

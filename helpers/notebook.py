@@ -81,11 +81,38 @@ def print_parameters(params):
     committed notebooks' outputs stable when a parameter is added to the vocabulary.)
     """
     row = experiments.get(params["experiment"])
-    protocol = experiments.resolve(params["experiment"], seed=params["seed"])
-    changed = [f"{name}={value}" for name, value in params.items() if value != protocol[name]]
+    catalogue_values = experiments.resolve(params["experiment"], seed=params["seed"])
+    changed = [f"{name}={value}" for name, value in params.items()
+               if value != catalogue_values[name]]
     print(f"{row['name']} ({row['description']}), seed {params['seed']}")
-    print("catalogue parameters:", ", ".join(f"{k}={v}" for k, v in row["params"].items()))
-    print("changed here:", ", ".join(changed) or "nothing (the report's protocol)")
+    print("its catalogue row sets:", ", ".join(f"{k}={v}" for k, v in row["params"].items()))
+    print("changed here:", ", ".join(changed) or f"nothing (the catalogue's {row['name']})")
+
+
+def show_source(*objects):
+    """Show the code of `objects` (classes, functions) as the package holds it: the notebook
+    explains the code it runs without a copy of it."""
+    import inspect
+
+    from IPython.display import Code, display
+
+    for item in objects:
+        display(Code(inspect.getsource(item), language="python"))
+
+
+def show_weightings(names):
+    """The loss of each weighting in `names`: its formula beside the code that gives its
+    weights (helpers/science/losses.py)."""
+    import inspect
+
+    from IPython.display import Markdown, display
+
+    from .science.losses import WEIGHTINGS
+
+    for name in names:
+        weighting = WEIGHTINGS[name]
+        display(Markdown(f"`{name}`: $${weighting.formula}$$\n\n```python\n"
+                         f"{inspect.getsource(weighting.weights).rstrip()}\n```"))
 
 
 def show_network(params):

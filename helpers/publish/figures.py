@@ -91,6 +91,23 @@ def run_curves(record):
     _show(run_curves_figure(record))
 
 
+def loss_weights(record):
+    """The weights of L_cmp and of L_A + L_B at each epoch of one run (its weighting)."""
+    import matplotlib.pyplot as plt
+
+    history = record["history"]
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(figsize=(6, 3))
+    for key, label in (("weight_comparison", "weight of $L_{cmp}$"),
+                       ("weight_digits", "weight of $L_A + L_B$")):
+        axes.plot(epochs, [row[key] for row in history], label=label, marker=_marker(epochs))
+    axes.set(xlabel="epoch", ylabel="weight",
+             title=f"{record['params']['weighting']}, alpha = {record['params']['alpha']:g}")
+    axes.legend()
+    figure.tight_layout()
+    _show(figure)
+
+
 def test_errors_figure(found):
     """Test error of every round, one row per configuration (`plot_order`, top to bottom): a
     box plot, the rounds as points and the report's published mean as a red cross; sized to

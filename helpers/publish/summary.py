@@ -360,10 +360,46 @@ def update_readme(readme, found, expected_rounds=None):
 
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
-    if tables.README_START not in text or tables.README_END not in text:
-        raise ValueError(f"{readme} has no results markers")
     new = readme_text(text, found, expected_rounds)
     if new == text:
         return False
     atomic_write(path, new)
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The architecture notebooks, executed with their defaults (what nbval compares)
+# ---------------------------------------------------------------------------------------------
+ARCHITECTURE_NOTEBOOKS = ("baseline.ipynb", "weight_sharing.ipynb", "auxiliary_loss.ipynb",
+                          "best.ipynb")
+
+
+def refresh_notebooks(names=ARCHITECTURE_NOTEBOOKS, notebooks_dir=None, stream=None):
+    """Execute each notebook of `names` in place with its own defaults (one round, seed 0,
+    nothing written), cleaned like the summary's, replacing it only when it ran to its end.
+    `make notebooks` does this after a change to the code the notebooks show or run; `make
+    report` does not (a training's wall time in their output changes at every execution).
+    -> exit code."""
+    stream = stream or sys.stderr
+    folder = Path(notebooks_dir or NOTEBOOKS).resolve()
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(f"no notebook {', '.join(missing)} in {relative(folder)}: choose among "
+                         f"{', '.join(ARCHITECTURE_NOTEBOOKS)}")
+    import nbformat
+
+    for name in names:
+        fd, executed = tempfile.mkstemp(dir=folder, prefix=f".{Path(name).stem}-",
+                                        suffix=".ipynb")
+        os.close(fd)
+        try:
+            execute_notebook(folder / name, executed, {}, folder)
+            nb = clean_notebook(nbformat.read(executed, as_version=4))
+        except NotebookFailed as failure:
+            print(f"error: {name} failed: {failure.message}; it is left as it was", file=stream)
+            return EXIT_USAGE if failure.usage else EXIT_FAILED
+        finally:
+            Path(executed).unlink(missing_ok=True)
+        os.replace(_stage(folder / name, _notebook_text(nb)), folder / name)
+        print(f"{relative(folder / name)} executed", file=stream)
+    return EXIT_OK
