@@ -385,6 +385,40 @@ def _far_paragraph(rows):
     return text
 
 
+def _discounted(paired, published):
+    """The discounted weightings (eq. 2 and 3 rows) against eq. (1), in one sentence."""
+    variants = paired[(paired["after"] == "ws-aux") & paired["before"].str.startswith("ws-aux-")]
+    if not len(variants):
+        return ""
+    # the verdict on each variant against eq. (1): the opposite sign of ws-aux minus it
+    words = {name: stats.verdict(-d, p) for name, d, p in
+             zip(variants["before"], variants["mean_difference"], variants["p_holm"])}
+
+    def listed(word):
+        return ", ".join(f"`{n}`" for n, w in words.items() if w == word) or "none"
+
+    text = (f"Of the {len(words)} discounted weightings tested against eq. (1) (`ws-aux`): "
+            f"lower test error than eq. (1): {listed(stats.LOWER)}; higher: "
+            f"{listed(stats.HIGHER)}; not distinguishable from it: "
+            f"{listed(stats.NOT_DISTINGUISHABLE)}.")
+    return text + (" The report's means: " + ", ".join(f"`{n}` {published[n]:.1f}%"
+                                                       for n in words)
+                   + f", against {published['ws-aux']:.1f}% for eq. (1) (the report gives no "
+                     f"test).")
+
+
+def _far_line(rows):
+    """The rows far from the report, each with its far gaps only, in one sentence."""
+    have = rows[rows["rounds"] > 0]
+    far = [f"`{name}` (" + ", ".join(f"{kind} {row[f'{kind}_gap']:+.1f}"
+                                     for kind in row["far"].split(", ")) + ")"
+           for name, row in have.iterrows() if row["far"]]
+    near = [f"`{name}`" for name, row in have.iterrows() if not row["far"]]
+    return (f"**Far from the report** ({FAR_RULE}; gaps in points): "
+            + (", ".join(far) if far else "no row")
+            + (f"; within it: {', '.join(near)}." if near else "."))
+
+
 def conclusion(found, expected_rounds=None):
     """A short markdown conclusion that states only what the tables and the Holm-corrected
     paired tests show."""
@@ -424,21 +458,9 @@ def conclusion(found, expected_rounds=None):
             f"distinguishable:\n\n"
             + "\n".join(_comparison_bullet(row, published, unit) for _, row in paired.iterrows()))
 
-    variants = paired[(paired["after"] == "ws-aux") & paired["before"].str.startswith("ws-aux-")]
-    if len(variants):
-        # the verdict on each variant against eq. (1): the opposite sign of ws-aux minus it
-        words = {name: stats.verdict(-d, p) for name, d, p in
-                 zip(variants["before"], variants["mean_difference"], variants["p_holm"])}
-        def listed(word, words=words):
-            return ", ".join(f"`{n}`" for n, w in words.items() if w == word) or "none"
-
-        text = (f"Of the {len(words)} discounted weightings tested against eq. (1) (`ws-aux`): "
-                f"lower test error than eq. (1): {listed(stats.LOWER)}; higher: "
-                f"{listed(stats.HIGHER)}; not distinguishable from it: "
-                f"{listed(stats.NOT_DISTINGUISHABLE)}.")
-        text += (" The report's means: " + ", ".join(f"`{n}` {published[n]:.1f}%" for n in words)
-                 + f", against {published['ws-aux']:.1f}% for eq. (1) (the report gives no test).")
-        paragraphs.append(text)
+    discounted = _discounted(paired, published)
+    if discounted:
+        paragraphs.append(discounted)
 
     far = _far_paragraph(rows)
     if far:
@@ -491,7 +513,7 @@ def _budget_line(found):
     if not {"best", "ws-aux"} <= names:
         return ""
     budget = budget_table(found).loc["best"]
-    return (f" Against `ws-aux`, one training of `best` takes "
+    return (f" against `ws-aux`, one training of `best` takes "
             f"{budget['steps vs ws-aux (x)']:g}x the optimiser steps, "
             f"{budget['parameters vs ws-aux (x)']:g}x the parameters, "
             f"{budget['FLOPs vs ws-aux (x)']:g}x the FLOPs and "
@@ -504,25 +526,40 @@ def readme_results(found, expected_rounds=None):
         return "No run records yet: `make report` produces them."
     per_config = configuration_stats(found)
     both = report_table(found, None, expected_rounds)
-    parts = [f"Errors are in percent of the held-out (test) or training pairs, means over the "
-             f"rounds; SD is the standard deviation over the rounds of the number of errors "
-             f"(the report's convention); the gap is ours minus the report's, in percentage "
-             f"points. Far from the report means {FAR_RULE}.",
-             "", "**Test error** (the report's Tables III and IV)", "",
-             _readme_table(both, "test"),
-             "", "**Train error**", "", _readme_table(both, "train")]
+    parts = [f"Means over the rounds (seeds 0-9); SD: of the number of errors over the rounds, "
+             f"as the report gives it; gap: ours minus the report's, in points.",
+             "", "**Test error** (the report's Tables III and IV; the train errors are in the "
+                 "[summary](notebooks/summary.ipynb), and far train errors are named below)", "",
+             _readme_table(both, "test")]
     if "best" in per_config.index:
         best = per_config.loc["best"]
-        timed = sorted({f"{r['device']}, {r['params']['threads']} thread"
-                        f"{'s' * (r['params']['threads'] != 1)}"
-                        for r in found.records if r["experiment"] == "best"})
-        parts += ["", f"**Best model** (`best`): mean test error {best['test_pct']:.2f}% "
-                      f"(SD {best['test_sd']:.1f} {stats.error_unit(found.frame)}) over "
-                      f"{int(best['rounds'])} rounds (seeds {best['seeds']}), "
-                      f"{best['n_parameters']} parameters, {best['seconds']:.0f} s per training "
-                      f"(median; {' / '.join(timed)})." + _budget_line(found)]
+        parts += ["", f"**Beyond the report**: `best`, {best['test_pct']:.2f}% mean test error "
+                      f"(SD {best['test_sd']:.1f} errors out of 1000, {int(best['rounds'])} "
+                      f"rounds), with another budget:" + _budget_line(found)]
+    paired = _paired_with_rates(found)
+    rows = both.set_index("experiment")
+    if len(paired):
+        family = int(paired["family"].max())
+        parts += ["", f"**What the paired tests say** (the report's comparisons, seeds paired, "
+                      f"Holm's correction over the {family} tested; a verdict only below "
+                      f"{stats.LEVEL:g}):", ""]
+        parts += [f"- {row['change']}: " + stats.judgement(
+                      f"`{row['after']}`", f"`{row['before']}`", row["mean_difference"],
+                      row["p_holm"]) + f" (Holm-adjusted {stats.format_p(row['p_holm'])})."
+                  for _, row in paired.iterrows()]
     sweep = stats.sweep_table(found.frame)
-    if not sweep.empty:
-        parts += ["", f"**Which alpha?** {stats.sweep_answer(sweep)}"]
-    parts += ["", conclusion(found, expected_rounds)]
+    others = sweep[sweep["alpha"] != 1] if not sweep.empty else sweep
+    if len(others):
+        def alphas(word):
+            return ", ".join(f"{a:g}" for a in others.loc[others["verdict"] == word, "alpha"]) \
+                or "none"
+
+        parts += ["", f"**Which alpha in eq. (2)?** Against alpha = 1, Holm-corrected over the "
+                      f"{int(others['family'].max())} others: lower test error at "
+                      f"{alphas(stats.LOWER)}; higher at {alphas(stats.HIGHER)}; not "
+                      f"distinguishable at {alphas(stats.NOT_DISTINGUISHABLE)}."]
+    parts += ["", _far_line(rows),
+              "", "Every interval, p-value and figure: [summary](notebooks/summary.ipynb) and "
+                  "[analysis](notebooks/analysis.ipynb); why the far rows are far: "
+                  "[readings](notebooks/readings.ipynb)."]
     return "\n".join(parts)
