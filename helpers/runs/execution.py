@@ -1,0 +1,67 @@
+"""One notebook executed by papermill, and its failure told in one line.
+
+Both the runner's workers (one run per notebook) and the summary (the summary and analysis
+notebooks, executed in place) execute notebooks here.
+"""
+
+import sys
+
+# A notebook failing with one of these is the user's mistake: exit code 2, the batch stops.
+USAGE_ERRORS = ("UsageError", "DataError")
+KERNEL = "python3"
+KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly on a loaded 2-core machine
+# Local kernels talk to us over TCP on loopback; with CurveZMQ keys (the python3 kernelspec
+# supports them) the kernel does not warn about plain-text TCP in every run's log.
+KERNEL_MANAGER_SETTINGS = {"transport_encryption": "auto"}
+
+
+class NotebookFailed(Exception):
+    """A notebook that did not run to its end: `message` is the one line that says why;
+    `usage` is true when the cause is the user's (a UsageError or DataError in a cell)."""
+
+    def __init__(self, message, usage=False):
+        super().__init__(message)
+        self.message, self.usage = message, usage
+
+
+def first_line(text):
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def import_papermill():
+    """papermill, imported without jsonschema's optional rfc3987_syntax.
+
+    jsonschema (under papermill's nbformat) imports rfc3987_syntax, when installed, for IRI
+    formats that no notebook schema uses, and builds its parsers as it is imported
+    (python-jsonschema/jsonschema#1428; docs/speed.md). A None in sys.modules makes that
+    optional import fail, which jsonschema allows for.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import papermill
+
+    return papermill
+
+
+def execute_notebook(notebook, output, parameters, cwd, km=None):
+    """Execute `notebook` with papermill into `output` (written once, at the end, with the
+    error where a cell failed), in `km`'s kernel or a new one started in `cwd`.
+
+    Raises NotebookFailed with the line that says why: the exception of the failing cell, or
+    else that cell's first line; or why the kernel died or would not start.
+    """
+    papermill = import_papermill()
+    from traitlets.config import Config
+
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,
+            cwd=str(cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
+            request_save_on_cell_execute=False, km=km,
+            config=Config({"KernelManager": KERNEL_MANAGER_SETTINGS}))
+    except papermill.PapermillExecutionError as error:
+        line = (f"{error.ename}: {first_line(error.evalue)}" if first_line(error.evalue)
+                else f"{error.ename} in cell [{error.exec_count}]: {first_line(error.source)}")
+        raise NotebookFailed(line, usage=error.ename in USAGE_ERRORS) from None
+    except Exception as error:  # the kernel died or would not start, an unreadable notebook
+        raise NotebookFailed(f"{type(error).__name__}: {first_line(error)}") from None
