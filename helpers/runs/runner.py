@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import catalogue
-from ..catalogue.parameters import RUN_ONLY
 from ..errors import UsageError
 from ..files import NOTEBOOKS, check_writable, relative, stale_temporaries
 from ..science import mnist
@@ -115,6 +114,12 @@ def lock_path(record):
     return record.parent / f".{record.stem}.lock"
 
 
+def _unusable_lock(path, error):
+    return UsageError(f"lock file {relative(path)} cannot be opened ({error.strerror}): its "
+                      f"owner can remove it (it holds no data), or choose another folder with "
+                      f"--results")
+
+
 def _check_paths(places):
     """UsageError for a FIFO, folder or device where a run writes a file (a record read from a
     FIFO, or a log written into one, would wait forever), or a lock file this user cannot open
@@ -133,9 +138,7 @@ def _check_paths(places):
         except FileNotFoundError:
             pass
         except OSError as error:
-            raise UsageError(f"lock file {relative(lock_path(record))} cannot be opened "
-                             f"({error.strerror}): its owner can remove it (it holds no data), "
-                             f"or choose another folder with --results") from None
+            raise _unusable_lock(lock_path(record), error) from None
 
 
 def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="runs",
@@ -275,9 +278,7 @@ class _Locks:
             job.record.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
         except OSError as error:
-            raise UsageError(f"lock file {relative(path)} cannot be opened ({error.strerror}): "
-                             f"its owner can remove it, or choose another folder with "
-                             f"--results") from None
+            raise _unusable_lock(path, error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -109,7 +109,8 @@ def ensure_data_root(root=None, splits=(True, False)):
         import contextlib
         import io
 
-        from torchvision.datasets import MNIST  # only on this rare path: it imports torch
+        # only on this rare path: torchvision imports torch
+        from torchvision.datasets import MNIST
 
         try:
             with contextlib.redirect_stdout(io.StringIO()), \
