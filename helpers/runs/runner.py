@@ -13,13 +13,20 @@ How the pieces fit, top to bottom:
   warm kernel and running notebook after notebook in it) under one tqdm progress bar. A failed
   run is listed at the end; the others go on.
 - Two runners on one results folder: each run is taken under a per-run lock file
-  (results/<experiment>/.seed-<k>.lock, `filelock`, i.e. flock: the OS drops it when its holder
-  dies, so no stale lock outlives a killed runner). A runner that finds a run locked does other
-  runs first, then waits for the lock and finds the record done (or does the run itself if the
-  other runner failed it).
-- Ctrl-C / SIGTERM: the workers interrupt their kernels (SIGINT, so the notebook's atomic write
-  cleans its temporary file), then stop; finished records stay; the rerun does the rest.
-  Exit codes: 0 all done, 1 some runs failed, 2 usage error, 130 SIGINT, 143 SIGTERM.
+  (results/<experiment>/.seed-<k>.lock, flock: the OS drops it when the last process holding it
+  ends, so no stale lock outlives a killed runner). The worker doing the run holds a copy of the
+  lock, and a worker whose runner is gone kills its kernel and exits: a rerun never executes a
+  run that a live orphan still does. A runner that finds a run locked does other runs first,
+  then waits for the lock, saying which process holds it (and whether it is suspended), and
+  finds the record done (or does the run itself if the other runner failed it). Runners with
+  other parameters never share an experiment folder: each claims the folders it writes
+  (`claims`), and a record another process finished meanwhile is checked like one found at the
+  start.
+- Ctrl-C / SIGTERM / SIGHUP: the workers interrupt their kernels (SIGINT, so the notebook's
+  atomic write cleans its temporary file), then stop; finished records stay; the rerun does the
+  rest. Exit codes: 0 all done, 1 some runs failed, 2 usage error, 130 SIGINT, 143 SIGTERM,
+  129 SIGHUP. A run whose record was written counts as done, even if its executed notebook
+  could not be saved after (a warning says so): the rerun would skip it too.
 
 Where the jobs execute is `pools`: `LocalPool`, or `DaskPool` for `--scheduler`; any object
 with the same methods can take their place (`run_batch(..., pool=...)`).
