@@ -1,9 +1,9 @@
 """Where the runs execute: one job executed (`execute`), and the pools that keep several going.
 
-A pool is anything with `submit(job, lock=None)`, `wait(timeout) -> [(job, Outcome)]`, `interrupt()` (ask
-the running jobs to stop), `kill() -> [job]` (stop them now), `close()` (release everything),
-`capacity()` (jobs it runs at once by default) and `len()` (jobs in flight); the runner drives
-one. Two are here:
+A pool is anything with `submit(job, lock=None)` (`lock`: the file descriptor of the run's
+lock), `wait(timeout) -> [(job, Outcome)]`, `interrupt()` (ask the running jobs to stop),
+`kill() -> [job]` (stop them now), `close()` (release everything), `capacity()` (jobs it runs at
+once by default) and `len()` (jobs in flight); the runner drives one. Two are here:
 - `LocalPool`: worker processes forked from the runner, each executing one job at a time in
   its warm kernel (`kernels.WarmKernel`: started once, its namespace reset before each job,
   restarted after a failed job), holding a copy of the job's lock while it runs, and killing
@@ -201,9 +201,11 @@ def _worker(connection, runner, inherited):
                 break
             try:
                 _log_to(job.output.with_suffix(".log"))
-                if kernel.km is None:  # the first job, or the last one failed: the kernel boots
-                    kernel.start(job.cwd, job.environment)  # and imports while papermill is
-                outcome = execute(job, kernel)              # imported
+                # The first job, or the last one failed: the kernel boots and imports while
+                # papermill is imported.
+                if kernel.km is None:
+                    kernel.start(job.cwd, job.environment)
+                outcome = execute(job, kernel)
             finally:
                 if lock is not None:
                     os.close(lock)

@@ -169,6 +169,7 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
     for name in names:
         params = catalogue.resolve(name, seed=seeds[-1], **overrides)
         checked[name] = {key: params[key] for key in overrides}  # converted types
+        data_root = params["data_root"]  # None for "none" or ""
         if params["evaluate_on"] == "test":
             splits.add(False)
         notebook = notebooks_dir / catalogue.get(name)["notebook"]
@@ -191,7 +192,7 @@ def plan(names, seeds="0-9", overrides=None, results_dir="results", runs_dir="ru
     environment = {}
     # DataError (a UsageError) now, rather than in every run, when MNIST is missing or damaged;
     # files missing under the default data/ are downloaded here, once.
-    root = mnist.ensure_data_root(overrides.get("data_root"), sorted(splits, reverse=True))
+    root = mnist.ensure_data_root(data_root, sorted(splits, reverse=True))
     # The kernel runs in the notebooks folder: a relative MNIST_ROOT would point elsewhere.
     if os.environ.get("MNIST_ROOT"):
         environment["MNIST_ROOT"] = str(root)
