@@ -254,10 +254,12 @@ def _claim(jobs, overrides, command):
             for other in claims.others(folder):
                 differ = records.parameter_differences(other["params"], asked)
                 if differ:
-                    where = "" if other["host"] == claims.HOST else f" on {other['host']}"
+                    who = (claims.describe(other["pid"]) if other.get("host") == claims.HOST
+                           else f"pid {other['pid']} on {other.get('host')} "
+                                f"({other.get('command')})")
                     raise UsageError(
                         f"another runner is writing {relative(folder)} with other parameters "
-                        f"({'; '.join(differ[:3])}): {claims.describe(other['pid'])}{where}; "
+                        f"({'; '.join(differ[:3])}): {who}; "
                         f"let it finish, or write these runs elsewhere with --results DIR "
                         f"(its claim: {relative(other['path'])})")
     except BaseException:
