@@ -53,6 +53,13 @@ def cmd_run(args):
         if name in overrides:
             raise UsageError(f"-p {name} is given twice: give each parameter once")
         overrides[name] = value
+    if args.scheduler is not None and not args.scheduler.strip():  # not "run locally"
+        raise UsageError("--scheduler is empty: give the Dask scheduler's address, e.g. "
+                         "--scheduler tcp://host:8786, or leave the option out to run here")
+    for option, folder in (("--results", args.results), ("--runs", args.runs)):
+        if not folder.strip():  # the current folder: never what was meant
+            raise UsageError(f"{option} is empty: name a folder, e.g. {option} "
+                             f"{option[2:]}")
     pool = pools.DaskPool(args.scheduler) if args.scheduler else None  # else local processes
     try:
         batch = runner.run_batch(args.experiments, seeds=args.seeds, workers=args.workers,
@@ -89,6 +96,9 @@ def cmd_bench(args):
     if args.quick:  # a smoke run of every part: tiny trainings, two seeds, one repeat
         overrides = {"epochs": 1, "n_pairs": 100, **overrides}
     names = [name.strip() for name in args.experiments.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--experiments {args.experiments!r} names no configuration: give "
+                         f"them comma-separated, e.g. --experiments baseline,ws")
     for name in names:
         experiments.resolve(name, **overrides)  # unknown names and bad values: one line, exit 2
     seeds = parse_seeds(args.seeds or ("0-1" if args.quick else "0-9"))
@@ -110,7 +120,8 @@ def build_parser():
         description="Execute each experiment's notebook with papermill once per seed, in "
                     "parallel workers. Runs whose record exists are skipped: after an "
                     "interruption, the same command does only what is missing. Exit codes: "
-                    "0 all done, 1 some runs failed, 2 usage error, 130 Ctrl-C, 143 SIGTERM.")
+                    "0 all done, 1 some runs failed, 2 usage error, 130 Ctrl-C, 143 SIGTERM, "
+                    "129 SIGHUP.")
     run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                      help="catalogue names (python -m helpers list), or all")
     run.add_argument("--seeds", default="0-9", help="rounds, e.g. 0-9, 0,3,5 or 0-2,7 (default 0-9)")

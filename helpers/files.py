@@ -53,10 +53,20 @@ def relative(path):
 def check_writable(folder, what, option):
     """UsageError unless `folder` is, or can be created as, a writable folder. Writes nothing
     that stays: a missing folder is created later, when the batch starts."""
-    folder = Path(folder).resolve()
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
+    if not str(folder).strip():  # Path("") is the current folder: never what was meant
+        raise UsageError(f"{option} is empty: name the {what} folder, e.g. {option} {what}")
+    folder = Path(folder).absolute()
+    try:
+        folder = folder.resolve()
+        existing = folder
+        while not existing.exists():
+            existing = existing.parent
+    except PermissionError:  # a folder on the way that this user cannot enter
+        blocked = next((parent for parent in reversed(folder.parents)
+                        if not os.access(parent, os.X_OK)), folder.parent)
+        raise UsageError(f"{what} folder {folder} cannot be reached: {blocked} cannot be "
+                         f"entered (Permission denied); choose another with {option}, or fix "
+                         f"its permissions") from None
     if not existing.is_dir():
         raise UsageError(f"{what} folder {folder} cannot be created: {existing} is a file, "
                          f"not a folder; choose another with {option}")

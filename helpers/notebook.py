@@ -1,5 +1,5 @@
 """What the architecture notebooks call: reading their `parameters` cell, showing the network,
-printing a run's final errors (the figures are in `publish.figures`).
+printing a run's final errors, saving its record (the figures are in `publish.figures`).
 
 Papermill injects the parameters it is given as a cell of assignments after the notebook's
 `parameters` cell, and only warns about a name that cell does not define. `parameters()`
@@ -15,10 +15,11 @@ import types
 from .catalogue import experiments
 from .catalogue.parameters import PARAMETERS
 from .errors import UsageError
+from .runs import records
 from .science.models import build_model, count_parameters
 
 # Names a notebook's parameters cell may set besides the run parameters.
-NOTEBOOK_PARAMETERS = ("results_dir",)
+NOTEBOOK_PARAMETERS = ("results_dir", "replace")
 # Names the notebooks bind themselves after the parameters cell: re-running the cells
 # interactively must not make them look like injected parameters.
 NOTEBOOK_RESULTS = ("params", "record")
@@ -128,6 +129,23 @@ def print_final_errors(record):
     for split in ("train", "test"):
         errors, total = record[f"{split}_errors"], record[f"n_{split}"]
         print(f"  {split} error {record[f'{split}_error_rate']:5.2f}% ({errors} of {total} pairs)")
+
+
+def save(record, results_dir, replace=False):
+    """Write `record` under `results_dir` (nothing when it is None) and print where. Returns
+    None: a notebook cell ending with this call shows only the printed line.
+
+    A valid record at that place made with other parameters is refused in one line (UsageError)
+    unless `replace` is true: running a notebook by hand never silently replaces a result.
+    """
+    if not results_dir:
+        return
+    if not replace:
+        records.check_same_parameters(
+            records.record_path(results_dir, record["experiment"], record["seed"]),
+            record["params"], fix="choose another results_dir, or set replace = True to "
+                                  "replace it")
+    print("record written to", records.write_record(record, results_dir))
 
 
 def _one_line_usage_error(shell, etype, value, tb, tb_offset=None):

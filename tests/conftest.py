@@ -84,3 +84,15 @@ def mnist_root():
 def exact_numerics(pytestconfig):
     """True when this machine reproduces the committed records bit for bit."""
     return pytestconfig.numerics_mode == "exact"
+
+
+def pytest_sessionstart(session):
+    """Without MNIST every test that trains fails alike, minutes in: stop at once, in one line
+    (files missing under the default data/ are downloaded first, as the runner does)."""
+    from helpers.errors import DataError
+    from helpers.science.mnist import ensure_data_root
+
+    try:
+        ensure_data_root()
+    except DataError as error:
+        pytest.exit(f"error: {error}", returncode=2)

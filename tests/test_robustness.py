@@ -1,7 +1,10 @@
-"""Issue 6, provoked for real: every bad input gets one line and exit code 2 before anything
-starts; signals, a killed worker and two runners at once lose no finished record.
-docs/robustness.md lists each case with the test that covers it."""
+"""Issue 6 and its second round, provoked for real: every bad input gets one line and exit code
+2 before anything starts; signals, a killed worker or runner and two runners at once lose no
+finished record, leave no process behind and never mix parameters. docs/robustness.md lists
+each case with the test that covers it (tests/test_records.py has those without a runner)."""
 
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -30,8 +33,13 @@ from runner_tools import (
 )
 
 from helpers.cli import main
+from helpers.runs import pools
 from helpers.runs.records import read_record
+from helpers.runs.runner import run_batch
+from helpers.science import mnist
 from helpers.science.mnist import MNIST_MD5
+
+FIXTURE = REPO / "tests" / "fixtures" / "results"
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,6 +91,13 @@ BAD_RUNS = [
     (["ws", "--seeds", "0-"], "malformed seed list '0-'"),
     (["ws", "--seeds", "a-b"], "malformed seed list 'a-b'"),
     (["ws", "--seeds", "5-2"], "runs backwards"),
+    (["ws", "--seeds", "0-100000000"], ("asks for 100,000,001 runs of each experiment: at most "
+                                        "10,000 in one batch")),
+    (["ws", "--seeds", "18446744073709551616"], "seed 18446744073709551616 is too large"),
+    (["ws", "-p", "lr", "1e300"], "lr must be in (0, 100], got 1e+300"),
+    (["ws", "--scheduler", ""], "--scheduler is empty: give the Dask scheduler's address"),
+    (["ws", "--scheduler", "tls://127.0.0.1:1"], ("cannot reach the Dask scheduler at "
+                                                  "tls://127.0.0.1:1 (TypeError")),
     (["ws", "--workers", "0"], "--workers: must be an integer >= 1"),
     (["ws", "--bogus"], "unrecognized arguments: --bogus"),
 ]
@@ -92,6 +107,17 @@ BAD_RUNS = [
 def test_bad_run_input_is_refused_in_one_line(args, fragment, folders, capsys):
     _refused(["run", *args, "--results", str(folders / "results"), "--runs",
               str(folders / "runs")], folders, capsys, fragment)
+
+
+@pytest.mark.parametrize("option", ["--results", "--runs"])
+def test_an_empty_folder_name_is_refused(option, folders, capsys, monkeypatch):
+    monkeypatch.chdir(folders)  # where an empty name would write
+    _refused(["run", "ws", option, ""], folders, capsys, f"{option} is empty: name a folder")
+
+
+def test_bench_without_a_configuration_is_refused(folders, capsys):
+    _refused(["bench", "--experiments", ","], folders, capsys,
+             "--experiments ',' names no configuration")
 
 
 def test_cuda_without_a_gpu_is_refused(folders, capsys, monkeypatch):
@@ -145,6 +171,69 @@ def test_a_folder_that_cannot_be_written_is_refused(option, mnist_root):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# What the unprivileged user (root's rights dropped, or the user running the tests) cannot use:
+# modes that keep out the owner too, so that the case holds whoever runs the tests.
+def _owned_by_another(case, folder):
+    """Set up `case` under `folder` -> (--results, MNIST root or None, the expected line)."""
+    results = folder / "results"
+    if case == "an experiment folder":
+        (results / "ws").mkdir()
+        (results / "ws").chmod(0o555)
+        return results, None, (f"error: results folder {results / 'ws'} is not writable "
+                               f"(Permission denied): choose another with --results, or fix its "
+                               f"permissions")
+    if case == "a lock file":
+        (results / "ws").mkdir()
+        (results / "ws").chmod(0o777)
+        lock = results / "ws" / ".seed-0.lock"
+        lock.touch()
+        lock.chmod(0)
+        return results, None, (f"error: lock file {os.path.relpath(lock, REPO)} cannot be opened "
+                               f"(Permission denied): its owner can remove it (it holds no data), "
+                               f"or choose another folder with --results")
+    if case == "a parent folder":
+        (folder / "private").mkdir()
+        (folder / "private").chmod(0)
+        return folder / "private" / "results", None, (
+            f"error: results folder {folder / 'private' / 'results'} cannot be reached: "
+            f"{folder / 'private'} cannot be entered (Permission denied); choose another with "
+            f"--results, or fix its permissions")
+    raw = folder / "mnist" / "MNIST" / "raw"  # an MNIST file
+    raw.mkdir(parents=True)
+    for path in (raw, raw.parent, raw.parent.parent):
+        path.chmod(0o755)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"not readable")
+    (raw / "train-images-idx3-ubyte").chmod(0)
+    return results, raw.parent.parent, (
+        f"error: MNIST file or folder {raw / 'train-images-idx3-ubyte'} cannot be read "
+        f"(Permission denied): fix its permissions, or set MNIST_ROOT (or data_root) to the "
+        f"folder holding MNIST/raw, or put the four MNIST files in {raw}")
+
+
+@pytest.mark.parametrize("case", ["an experiment folder", "a lock file", "a parent folder",
+                                  "an MNIST file"])
+def test_what_this_user_cannot_use_is_refused_in_one_line(case, mnist_root):
+    folder = Path(tempfile.mkdtemp(prefix="owned-"))  # reachable by the unprivileged user
+    try:
+        folder.chmod(0o755)
+        for name in ("results", "runs"):
+            (folder / name).mkdir()
+            (folder / name).chmod(0o777)
+        results, root, expected = _owned_by_another(case, folder)
+        done = subprocess.run(_unprivileged(
+            [sys.executable, "-m", "helpers", "run", "ws", "--seeds", "0", "--results",
+             str(results), "--runs", str(folder / "runs")]), cwd=REPO, capture_output=True,
+            text=True, env=environment(root or mnist_root), timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [expected]
+        assert os.listdir(folder / "runs") == []
+    finally:
+        for path in [folder, *folder.rglob("*")] if folder.exists() else []:
+            if not path.is_symlink():
+                path.chmod(0o700)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def damaged_mnist(tmp_path_factory, mnist_root):
     """An MNIST root where one file is truncated (the others are links to the real ones)."""
@@ -183,6 +272,60 @@ def test_bad_input_through_a_real_process_has_no_traceback(folders, damaged_mnis
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
         assert fragment in done.stderr
     assert snapshot(folders) == before
+
+
+def test_a_missing_mnist_file_or_a_folder_in_its_place_is_refused_before_anything(
+        folders, capsys, monkeypatch, tmp_path_factory, mnist_root):
+    raw = tmp_path_factory.mktemp("partial") / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_MD5:
+        if name != "t10k-images-idx3-ubyte":
+            (raw / name).symlink_to(Path(mnist_root) / "MNIST" / "raw" / name)
+    monkeypatch.setenv("MNIST_ROOT", str(raw.parent.parent))
+    argv = ["run", "ws", "--results", str(folders / "results"), "--runs", str(folders / "runs")]
+    _refused(argv, folders, capsys, f"MNIST file {raw / 't10k-images-idx3-ubyte'} is missing: "
+                                    f"set MNIST_ROOT")
+    (raw / "t10k-images-idx3-ubyte").mkdir()
+    _refused(argv, folders, capsys, "t10k-images-idx3-ubyte is a folder: move it away")
+
+
+def test_no_mnist_and_no_network_is_refused_before_anything(folders, capsys, monkeypatch,
+                                                            tmp_path_factory):
+    from torchvision.datasets import MNIST
+
+    # Only the default data/ is downloaded into; here, with no network (a refusing mirror).
+    default = tmp_path_factory.mktemp("default") / "data"
+    monkeypatch.setattr(mnist, "DEFAULT_DATA", default)
+    monkeypatch.delenv("MNIST_ROOT", raising=False)
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    _refused(["run", "ws", "--results", str(folders / "results"), "--runs",
+              str(folders / "runs")], folders, capsys,
+             f"MNIST files are missing under {default / 'MNIST' / 'raw'} and could not be "
+             f"downloaded (no network?): set MNIST_ROOT")
+
+
+def test_the_test_suite_without_mnist_stops_at_once_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_results.py"], cwd=REPO, capture_output=True, text=True,
+                          env=environment(tmp_path / "no-mnist"), timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"Exit: error: MNIST data root {tmp_path / 'no-mnist'} does not exist: set MNIST_ROOT "
+        f"(or data_root) to the folder holding MNIST/raw, or put the four MNIST files in "
+        f"{tmp_path / 'no-mnist' / 'MNIST' / 'raw'}"]
+    assert "passed" not in done.stdout
+
+
+def test_a_fifo_where_a_record_goes_is_refused_not_waited_on(folders, mnist_root):
+    fifo = folders / "results" / "ws" / "seed-1.json"
+    os.mkfifo(fifo)
+    before = snapshot(folders)
+    done = helpers("run", "ws", "--seeds", "0-1", "--results", folders / "results", "--runs",
+                   folders / "runs", mnist_root=mnist_root, timeout=120)  # it used to hang
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {os.path.relpath(fifo, REPO)} is not a regular file (a FIFO): move it away"]
+    assert snapshot(folders) == before and not (folders / "runs").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,15 +367,15 @@ def _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks):
     return code, stderr.read_text(), results
 
 
-@pytest.mark.parametrize("how, code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("how, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
         how, code, tmp_path, mnist_root):
     if how == "SIGINT":  # Ctrl-C: the terminal signals the whole foreground process group
         def send(process):
             os.killpg(process.pid, signal.SIGINT)
-    else:  # kill PID
+    else:  # kill PID, or kill -HUP PID: the runner alone
         def send(process):
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(getattr(signal, how))
     notebooks, slow = _slow_notebooks(tmp_path)
     returned, err, results = _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks)
     assert returned == code, err
@@ -246,7 +389,7 @@ def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
     for path in kept:
         read_record(path)
     assert not temporaries(results)
-    if how == "SIGTERM":
+    if how != "SIGINT":
         return
     before = snapshot(results)
     slow.unlink()
@@ -299,6 +442,219 @@ def test_two_runners_on_one_folder_do_each_run_once(tmp_path, mnist_root):
     assert not temporaries(results)
 
 
+def test_sigkill_of_the_runner_alone_takes_its_workers_and_kernels_along(tmp_path, mnist_root):
+    notebooks, _ = _slow_notebooks(tmp_path)
+    code, err, results = _interrupt_mid_batch(tmp_path, mnist_root, lambda p: p.kill(), notebooks)
+    assert code == -signal.SIGKILL, err
+    # (_interrupt_mid_batch asserted that no worker or kernel is left running)
+    for path in record_files(results):
+        read_record(path)
+
+
+def _gated_notebooks(tmp_path):
+    """Notebooks where each `ws` run leaves a file `<seed>-<kernel pid>` in `markers` when it
+    starts, then waits while the file `gate` exists -> (notebooks, markers, gate)."""
+    markers, gate = tmp_path / "markers", tmp_path / "gate"
+    markers.mkdir()
+    gate.touch()
+    notebooks = copy_notebooks(tmp_path / "notebooks", notebook="weight_sharing.ipynb", cell=(
+        f"import os, time\n"
+        f"open(os.path.join({str(markers)!r}, f'{{seed}}-{{os.getpid()}}'), 'w').close()\n"
+        f"while os.path.exists({str(gate)!r}):\n    time.sleep(0.1)"))
+    return notebooks, markers, gate
+
+
+def _started(markers, count=1):
+    return wait_for(lambda: len(list(markers.iterdir())) >= count, what=f"{count} run(s) to start")
+
+
+def _waiting_line(stderr, pid):
+    """The line of a runner's stderr that says it waits for a lock held by `pid`."""
+    lines = [line for line in Path(stderr).read_text().splitlines()
+             if line.startswith("waiting for") and f"locked by pid {pid} (" in line]
+    return lines[-1] if lines else None
+
+
+def test_an_orphaned_worker_dies_with_its_kernel_and_no_rerun_overlaps_it(tmp_path, mnist_root):
+    notebooks, markers, gate = _gated_notebooks(tmp_path)
+
+    def runner(runs):
+        return start("run", "ws", "--seeds", "1", "--workers", "1", "--results",
+                     tmp_path / "results", "--runs", tmp_path / runs, "--notebooks", notebooks,
+                     *TINY, mnist_root=mnist_root, log_dir=tmp_path)
+
+    first, _ = runner("runs-1")
+    _started(markers)
+    family = descendants(first.pid)  # the worker and its kernel
+    (worker,) = [p for p in family if p.ppid() == first.pid]
+    assert len(family) >= 2
+    # Stopped, the orphan cannot act on its runner's death yet: a second runner must wait.
+    worker.suspend()
+    first.kill()
+    first.wait(timeout=60)
+    second, err = runner("runs-2")
+    line = wait_for(lambda: _waiting_line(err, worker.pid), what="the second runner to wait")
+    assert line.startswith("waiting for ws seed 1: locked by") and line.endswith(
+        f", suspended (kill -CONT {worker.pid} resumes it)"), line
+    assert len(list(markers.iterdir())) == 1, "the run was started while an orphan held it"
+    assert all(p.is_running() for p in family)
+    worker.resume()  # it finds its runner gone: kills its kernel, exits, and so frees the run
+    _, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, f"left running: {alive}"
+    _started(markers, 2)  # the second runner does the run now
+    gate.unlink()
+    assert second.wait(timeout=300) == 0, err.read_text()
+    assert "1 run: 1 done" in err.read_text()
+    read_record(tmp_path / "results" / "ws" / "seed-1.json")
+
+
+def test_a_runner_waiting_for_a_suspended_one_says_which_and_why(tmp_path, mnist_root):
+    notebooks, markers, gate = _gated_notebooks(tmp_path)
+    runners = []
+    for runs in ("runs-1", "runs-2"):
+        runners.append(start("run", "ws", "--seeds", "0", "--workers", "1", "--results",
+                             tmp_path / "results", "--runs", tmp_path / runs, "--notebooks",
+                             notebooks, *TINY, mnist_root=mnist_root, log_dir=tmp_path))
+        if runs == "runs-1":
+            _started(markers)
+            os.killpg(runners[0][0].pid, signal.SIGSTOP)  # Ctrl-Z: the runner and its worker
+    (first, first_err), (second, err) = runners
+    try:
+        line = wait_for(lambda: _waiting_line(err, first.pid), what="the second runner to say why")
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    assert line.startswith("waiting for ws seed 0: locked by") and "-m helpers run ws" in line
+    assert line.endswith(f", suspended (kill -CONT {first.pid} resumes it)"), line
+    gate.unlink()
+    assert first.wait(timeout=300) == 0, first_err.read_text()
+    assert second.wait(timeout=300) == 0, err.read_text()
+    assert "1 run: 0 done, 1 done by another runner" in err.read_text()
+    assert len(list(markers.iterdir())) == 1  # one execution
+
+
+def test_two_runners_with_other_parameters_never_share_a_folder(tmp_path, mnist_root):
+    notebooks, markers, gate = _gated_notebooks(tmp_path)
+    results = tmp_path / "results"
+    first, first_err = start("run", "ws", "--seeds", "0-1", "--workers", "1", "--results",
+                             results, "--runs", tmp_path / "runs-1", "--notebooks", notebooks,
+                             *TINY, mnist_root=mnist_root, log_dir=tmp_path)
+    _started(markers)
+    second = helpers("run", "ws", "--seeds", "0-1", "--workers", "1", "--results", results,
+                     "--runs", tmp_path / "runs-2", "--notebooks", notebooks, "-p", "epochs", "2",
+                     "-p", "n_pairs", "100", mnist_root=mnist_root, timeout=300)
+    gate.unlink()
+    assert second.returncode == 2, second.stderr
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith(f"error: another runner is writing {os.path.relpath(results / 'ws', REPO)}"
+                           f" with other parameters (epochs 1 there, 2 asked): pid {first.pid} ("),\
+        line
+    assert "let it finish, or write these runs elsewhere with --results DIR" in line
+    assert not (tmp_path / "runs-2").exists()
+    assert first.wait(timeout=300) == 0, first_err.read_text()
+    assert [read_record(p)["params"]["epochs"] for p in record_files(results)] == [1, 1]
+    assert not list((results / "ws").glob(".claim-*"))  # claims go with their runner
+
+
+def test_a_record_another_process_wrote_meanwhile_is_checked_for_its_parameters(
+        tmp_path, mnist_root):
+    # This test holds seed 0's lock, as another runner would; the runner waits and says so.
+    # Meanwhile seed 0 gets a record made with 2 epochs (by a notebook run by hand, say).
+    results = tmp_path / "results"
+    (results / "ws").mkdir(parents=True)
+    lock = os.open(results / "ws" / ".seed-0.lock", os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    runner, err = start("run", "ws", "--seeds", "0", "--results", results, "--runs",
+                        tmp_path / "runs", *TINY, mnist_root=mnist_root, log_dir=tmp_path)
+    try:
+        line = wait_for(lambda: _waiting_line(err, os.getpid()), what="the runner to wait")
+        shutil.copy(FIXTURE / "ws" / "seed-0.json", results / "ws" / "seed-0.json")
+        before = (results / "ws" / "seed-0.json").read_bytes()
+    finally:
+        os.close(lock)
+    assert line.startswith("waiting for ws seed 0: locked by") and "pytest" in line, line
+    assert runner.wait(timeout=300) == 2, err.read_text()
+    text = err.read_text()
+    assert "Traceback" not in text
+    assert text.strip().splitlines()[-1] == (
+        f"stopped: {os.path.relpath(results / 'ws' / 'seed-0.json', REPO)} was made with other "
+        f"parameters (epochs 2 there, 1 asked): write these runs elsewhere with --results DIR, "
+        f"or replace the records with --force")
+    assert (results / "ws" / "seed-0.json").read_bytes() == before
+    assert not (tmp_path / "runs").exists()
+
+
+class _InProcess:
+    """A pool that executes each job at once, here (pools.execute in a fresh kernel)."""
+
+    def __init__(self):
+        self._ended = []
+
+    def __len__(self):
+        return len(self._ended)
+
+    def capacity(self):
+        return 1
+
+    def submit(self, job, lock=None):
+        self._ended.append((job, pools.execute(job)))
+
+    def wait(self, timeout):
+        ended, self._ended = self._ended, []
+        return ended
+
+    def interrupt(self):
+        pass
+
+    def kill(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_be_saved(
+        tmp_path, mnist_root, monkeypatch, capsys):
+    import io
+
+    import papermill.execute
+
+    def full_disk(nb, path):  # what a full disk does to the executed notebook: 0 bytes
+        Path(path).write_text("")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(papermill.execute, "write_ipynb", full_disk)
+    monkeypatch.setenv("MNIST_ROOT", mnist_root)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    stream = io.StringIO()
+    batch = run_batch(["ws"], seeds="0", results_dir=results, runs_dir=runs,
+                      overrides={"epochs": "1", "n_pairs": "100"}, pool=_InProcess(),
+                      stream=stream)
+    err = stream.getvalue()
+    assert batch.exit_code == 0 and len(batch.done) == 1, err
+    assert "1 run: 1 done" in err
+    assert ("warning: ws seed 0: its record was written, then the run failed (OSError: [Errno 28] "
+            "No space left on device): the record is kept, the executed notebook may be "
+            "missing") in err
+    read_record(results / "ws" / "seed-0.json")
+    assert not (runs / "ws" / "seed-0.ipynb").exists()  # no 0-byte notebook left behind
+    # the rerun agrees: the run is done
+    assert main(["run", "ws", "--seeds", "0", "--results", str(results), "--runs", str(runs),
+                 *TINY]) == 0
+    assert "skipping 1 of 1 runs" in capsys.readouterr().err
+
+
+def test_a_diverging_run_fails_in_one_line_and_writes_no_record(tmp_path, mnist_root):
+    results = tmp_path / "results"
+    done = helpers("run", "ws", "--seeds", "0", "--results", results, "--runs", tmp_path / "runs",
+                   "-p", "epochs", "1", "-p", "n_pairs", "100", "-p", "batch_size", "10",
+                   "-p", "lr", "100", mnist_root=mnist_root)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "1 run: 0 done, 1 failed" in done.stderr
+    assert ("  failed: ws seed 0: TrainingDiverged: the loss became nan at epoch 1 of ws seed 0 "
+            "(lr 100): lower lr") in done.stderr
+    assert not record_files(results) and not temporaries(results)
+
+
 # --------------------------------------------------------------------------------------------
 # The summary over a damaged record
 # --------------------------------------------------------------------------------------------
@@ -308,6 +664,10 @@ def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
     shutil.copytree(fixture, results)
     damaged = sorted(results.glob("*/seed-*.json"))[0]
     damaged.write_text(damaged.read_text()[:100])
+    impossible = results / "ws" / "seed-1.json"  # whole, but its numbers cannot be
+    record = read_json(impossible)
+    record.update(train_errors=10 ** 6, train_error_rate=10 ** 6.0)
+    impossible.write_text(json.dumps(record))
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     shutil.copy(REPO / "notebooks" / "summary.ipynb", notebooks)
@@ -317,6 +677,8 @@ def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
     assert done.returncode == 0, done.stderr
     name = f"{damaged.parent.name}/{damaged.name}"
     assert "damaged record" in done.stderr and name in done.stderr
+    assert "ws/seed-1.json (train_errors 1000000 is not a count from 0 to n_train (100))" in \
+        done.stderr
     papermill = read_json(notebooks / "summary.ipynb")["metadata"]["papermill"]
     assert papermill["input_path"] == papermill["output_path"] == "summary.ipynb"
     assert papermill["parameters"]["figures_dir"] == "../figures"  # relative to the notebook

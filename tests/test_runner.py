@@ -130,8 +130,11 @@ def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_pat
     kept = snapshot(damaged / "results")["ws-aux/seed-1.json"]
     forced_before = snapshot(forced / "results")
     reruns = [start("run", "ws-aux", "--seeds", seeds, *force, "--results", folder / "results",
-                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root, log_dir=folder)
-              for folder, seeds, force in [(damaged, "0-1", []), (forced, "1", ["--force"])]]
+                    "--runs", folder / "runs", *params, mnist_root=mnist_root, log_dir=folder)
+              # --force replaces a record, even one made with other parameters (2 epochs now)
+              for folder, seeds, force, params in [
+                  (damaged, "0-1", [], TINY),
+                  (forced, "1", ["--force"], ["-p", "epochs", "2", "-p", "n_pairs", "100"])]]
     (rerun, rerun_err), (force, force_err) = reruns
     assert rerun.wait(timeout=600) == 0, rerun_err.read_text()
     assert force.wait(timeout=600) == 0, force_err.read_text()
@@ -144,7 +147,22 @@ def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_pat
     forced_after = snapshot(forced / "results")
     assert forced_after["ws-aux/seed-0.json"] == forced_before["ws-aux/seed-0.json"]
     assert forced_after["ws-aux/seed-1.json"][1] > forced_before["ws-aux/seed-1.json"][1]
-    read_record(forced / "results" / "ws-aux" / "seed-1.json")
+    assert read_record(forced / "results" / "ws-aux" / "seed-1.json")["params"]["epochs"] == 2
+
+
+def test_a_record_with_impossible_numbers_is_redone(batch, tmp_path, mnist_root):
+    # Valid JSON of the right shape, but its rate is not its counts': never skipped as done.
+    folder = _copy(batch, tmp_path / "batch")
+    seed1 = folder / "results" / "ws-aux" / "seed-1.json"
+    record = read_json(seed1)
+    record["test_error_rate"] = 99.9
+    seed1.write_text(json.dumps(record))
+    rerun = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
+                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "2 runs: 1 done, 1 skipped" in rerun.stderr
+    redone = read_record(seed1)
+    assert redone["test_error_rate"] == 100 * redone["test_errors"] / redone["n_test"] != 99.9
 
 
 def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root):

@@ -526,8 +526,8 @@ def readme_results(found, expected_rounds=None):
         return "No run records yet: `make report` produces them."
     per_config = configuration_stats(found)
     both = report_table(found, None, expected_rounds)
-    parts = [f"Means over the rounds (seeds 0-9); SD: of the number of errors over the rounds, "
-             f"as the report gives it; gap: ours minus the report's, in points.",
+    parts = ["Means over the rounds (seeds 0-9); SD: of the number of errors over the rounds, "
+             "as the report gives it; gap: ours minus the report's, in points.",
              "", "**Test error** (the report's Tables III and IV; the train errors are in the "
                  "[summary](notebooks/summary.ipynb), and far train errors are named below)", "",
              _readme_table(both, "test")]

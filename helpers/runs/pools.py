@@ -1,22 +1,25 @@
 """Where the runs execute: one job executed (`execute`), and the pools that keep several going.
 
-A pool is anything with `submit(job)`, `wait(timeout) -> [(job, Outcome)]`, `interrupt()` (ask
-the running jobs to stop), `kill() -> [job]` (stop them now), `close()` (release everything),
-`capacity()` (jobs it runs at once by default) and `len()` (jobs in flight); the runner drives
-one. Two are here:
+A pool is anything with `submit(job, lock=None)` (`lock`: the file descriptor of the run's
+lock), `wait(timeout) -> [(job, Outcome)]`, `interrupt()` (ask the running jobs to stop),
+`kill() -> [job]` (stop them now), `close()` (release everything), `capacity()` (jobs it runs at
+once by default) and `len()` (jobs in flight); the runner drives one. Two are here:
 - `LocalPool`: worker processes forked from the runner, each executing one job at a time in
   its warm kernel (`kernels.WarmKernel`: started once, its namespace reset before each job,
-  restarted after a failed job);
+  restarted after a failed job), holding a copy of the job's lock while it runs, and killing
+  its kernel and exiting as soon as the runner is gone (`_exit_with`);
 - `DaskPool`: one task per job on an existing dask.distributed cluster (`--scheduler`).
 """
 
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.reduction
 import os
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from ..errors import UsageError
@@ -27,11 +30,12 @@ from .execution import NotebookFailed, execute_notebook, first_line
 @dataclass
 class Outcome:
     """How a job ended: status "done", "failed" or "interrupted"; `message` says why it failed;
-    `usage` marks the user's mistake (the batch stops)."""
+    `usage` marks the user's mistake (the batch stops); `warning`: done, but not all went well."""
     status: str
     message: str = ""
     usage: bool = False
     seconds: Optional[float] = None
+    warning: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,12 +71,34 @@ def _interrupt_kernel(signum, frame):
     threading.Thread(target=keep_interrupting, daemon=True).start()
 
 
+def _identity(path):
+    """(inode, mtime) of the file at `path`, or None: a record written anew changes it (the
+    atomic write renames a new file over the old one)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+def _remove_if_partial(path):
+    """Remove the executed notebook at `path` if a failed save left it incomplete."""
+    import json
+
+    try:
+        json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        Path(path).unlink(missing_ok=True)
+
+
 def execute(job, kernel=None):
     """Execute `job` in `kernel` (a kernels.WarmKernel) or else a fresh kernel -> Outcome.
     Never raises."""
     from .kernels import set_kernel_environment
 
-    started = time.monotonic()
+    started, before = time.monotonic(), _identity(job.record)
     try:
         set_kernel_environment(job.environment)
         job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +116,14 @@ def execute(job, kernel=None):
         outcome = Outcome("failed", f"{type(error).__name__}: {first_line(error)}")
     if kernel and outcome.status != "done":  # the next job gets a fresh kernel, not a broken one
         kernel.stop()
+    if outcome.status == "failed" and _identity(job.record) not in (None, before) \
+            and records.is_complete(job.record):
+        # The notebook wrote its record, then failed (its executed notebook could not be saved
+        # on a full disk, say): the run is done, as a rerun would find it.
+        outcome = Outcome("done", warning=f"its record was written, then the run failed "
+                                          f"({outcome.message}): the record is kept, the "
+                                          f"executed notebook may be missing")
+        _remove_if_partial(job.output)
     if _interrupted and outcome.status != "done":  # a job whose record got written is done
         outcome.status = "interrupted"
     outcome.seconds = time.monotonic() - started
@@ -108,12 +142,46 @@ def _log_to(path):
         pass
 
 
-def _worker(connection):
+def _exit_with(runner):
+    """Kill this worker's kernel and exit as soon as the runner (pid `runner`, our parent) is
+    gone: killed by SIGKILL, it could not stop us, and a rerun would redo our run. Polling
+    os.getppid() in a thread works wherever fork does; the kernel dies first, so the run's lock,
+    which this process holds while it executes a run, outlives every process of the run."""
+    import threading
+
+    import psutil
+
+    def watch():
+        while os.getppid() == runner:
+            time.sleep(0.2)
+        family = psutil.Process().children(recursive=True)
+        for process in family:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(family, timeout=5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit with the runner", daemon=True).start()
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _worker(connection, runner, inherited):
     """A local worker: executes the jobs it receives, one at a time, in one warm kernel, until
-    it receives None (or the pipe closes, or it is interrupted)."""
-    signal.signal(signal.SIGINT, _interrupt_kernel)
-    signal.signal(signal.SIGTERM, _interrupt_kernel)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    it receives None (or the pipe closes, or it is interrupted, or the runner is gone). Each job
+    comes with a copy of its run's lock (a file descriptor), held until the job ends."""
+    for fd in inherited:  # the runner's locks that fork copied: not this worker's to hold
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _interrupt_kernel)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    _exit_with(runner)
     # The parameters were checked before the batch: papermill's warnings about parsing the
     # parameters cell are noise here. The kernel's own stdout/stderr (startup warnings, a crash)
     # go to runs/<experiment>/seed-<k>.log of the job that started it, not over the progress bar.
@@ -124,15 +192,24 @@ def _worker(connection):
     try:
         while not _interrupted:
             try:
-                job = connection.recv()
+                message = connection.recv()
+                if message is None:
+                    break
+                job, locked = message
+                lock = multiprocessing.reduction.recv_handle(connection) if locked else None
             except (EOFError, OSError):
                 break
-            if job is None:
-                break
-            _log_to(job.output.with_suffix(".log"))
-            if kernel.km is None:  # the first job, or the last one failed: the kernel boots and
-                kernel.start(job.cwd, job.environment)  # imports while papermill is imported
-            connection.send(execute(job, kernel))
+            try:
+                _log_to(job.output.with_suffix(".log"))
+                # The first job, or the last one failed: the kernel boots and imports while
+                # papermill is imported.
+                if kernel.km is None:
+                    kernel.start(job.cwd, job.environment)
+                outcome = execute(job, kernel)
+            finally:
+                if lock is not None:
+                    os.close(lock)
+            connection.send(outcome)
     finally:
         kernel.stop()
         connection.close()
@@ -143,6 +220,7 @@ class _LocalWorker:
     process: multiprocessing.Process
     connection: multiprocessing.connection.Connection  # jobs go out, outcomes come back
     job: object = None  # the runner.Job it is doing; None when idle
+    lock: Optional[int] = None  # the runner's file descriptor of that job's lock
     descendants: dict = field(default_factory=dict)  # pid -> psutil.Process (its kernel)
 
 
@@ -169,18 +247,24 @@ class LocalPool:
     def capacity(self):
         return os.cpu_count() or 1
 
-    def submit(self, job):
+    def submit(self, job, lock=None):
+        """Start `job` in an idle worker (or a new one); `lock`, the file descriptor of the
+        run's lock, is copied to the worker, which holds it while it does the job."""
+        held = [w.lock for w in self._workers if w.lock is not None] + \
+            ([lock] if lock is not None else [])
         worker = next((w for w in self._workers if w.job is None and w.process.is_alive()),
-                      None) or self._start_worker()
-        worker.connection.send(job)
-        worker.job = job
+                      None) or self._start_worker(inherited=held)
+        worker.connection.send((job, lock is not None))
+        if lock is not None:
+            multiprocessing.reduction.send_handle(worker.connection, lock, worker.process.pid)
+        worker.job, worker.lock = job, lock
 
-    def _start_worker(self):
+    def _start_worker(self, inherited):
         ours, theirs = self._context.Pipe()
-        process = self._context.Process(target=_worker, args=(theirs,), daemon=True,
-                                        name="helpers run worker")
+        process = self._context.Process(target=_worker, args=(theirs, os.getpid(), inherited),
+                                        daemon=True, name="helpers run worker")
         # Signals stay blocked until the worker has its own handlers (no window with ours).
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             process.start()
         finally:
@@ -217,7 +301,7 @@ class LocalPool:
                 pass
             if outcome is not None:
                 finished.append((worker.job, outcome))
-                worker.job = None
+                worker.job = worker.lock = None
             elif worker.job is not None and worker.process.is_alive():
                 continue  # still running
             if worker.process.is_alive():
@@ -304,7 +388,8 @@ class DaskPool:
 
         try:
             self._client = Client(address, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as error:
+        except Exception as error:  # unreachable, a malformed address, tls:// without keys
+            # (TypeError)...: distributed raises many kinds, all the user's to fix
             raise UsageError(f"cannot reach the Dask scheduler at {address} ({type(error).__name__}"
                              f": {first_line(error)}): check the address, or start one with "
                              f"`dask scheduler` and `dask worker ADDRESS`") from None
@@ -317,7 +402,8 @@ class DaskPool:
         """Runs the cluster can do at once: its worker threads (at least 1)."""
         return max(1, sum(self._client.nthreads().values()))
 
-    def submit(self, job):
+    def submit(self, job, lock=None):
+        """Submit `job`; the runner keeps holding its `lock` (a Dask worker cannot)."""
         future = self._client.submit(_execute_on_dask_worker, job, pure=False,
                                      key=f"helpers-run-{job.experiment}-seed-{job.seed}-"
                                          f"{os.urandom(4).hex()}")

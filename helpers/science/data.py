@@ -21,6 +21,7 @@ from .mnist import (
     _fix_hint,
     check_data_root,
     check_pair_count,
+    download_failed,
     resolve_data_root,
 )
 
@@ -35,8 +36,7 @@ def _load_split(root, train):
             dataset = MNIST(str(root), train=train, download=True)
     except Exception as error:  # no network, damaged gzip, bad magic number, truncated file...
         if "download" in str(error).lower():
-            raise DataError(f"MNIST files are missing under {root / 'MNIST' / 'raw'} and could not "
-                            f"be downloaded (no network?): {_fix_hint(root)}") from None
+            raise download_failed(root) from None
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise DataError(f"cannot read MNIST under {root} ({type(error).__name__}: {first_line}): "
                         f"{_fix_hint(root)}") from None

@@ -13,6 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ..errors import TrainingDiverged
 from . import numerics
 from .data import generate_pair_sets, generate_validation_sets, standardise
 from .losses import loss_terms, loss_weights
@@ -136,6 +137,7 @@ def count_errors(model, pairs, target):
 
 def train(model, params, train_set, test_set, generator):
     """Train `model` in place; return the per-epoch history (loss terms, train and test errors).
+    TrainingDiverged as soon as the loss is not a finite number (a NaN would end in the record).
 
     `train_set`/`test_set` are (input, target, classes) on the model's device. The test pairs
     are only measured, never used for any decision.
@@ -169,7 +171,12 @@ def train(model, params, train_set, test_set, generator):
                 scheduler.step()
             size = batch.numel()
             running_errors += int((out["comparison"].detach().argmax(1) != train_target[batch]).sum())
-            sums["loss"] += loss.item() * size
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):  # reads the loss only: no number of a run changes
+                raise TrainingDiverged(
+                    f"the loss became {loss_value} at epoch {epoch + 1} of {params['experiment']} "
+                    f"seed {params['seed']} (lr {params['lr']:g}): lower lr")
+            sums["loss"] += loss_value * size
             for name, value in terms.items():
                 sums[name] += value.item() * size
         row = {"epoch": epoch + 1, "weight_comparison": w_cmp, "weight_digits": w_aux}
