@@ -36,14 +36,17 @@ def readings_table(frame):
 
 def point_metrics(table):
     """Per point and reading: the metric (mean over the affected rows of their mean validation
-    error), the rows counted, and whether the rule takes it. A reading missing a row's records
-    gets no metric."""
+    error), and whether the rule takes it. A reading gets no metric (it cannot be taken) when
+    one of its rows has fewer rounds than the study's: a run whose training diverged leaves no
+    record (its loss became NaN: the runner fails it), so that row's mean would be over the
+    runs that happened to survive."""
     rows = []
+    full = int(table["rounds"].max()) if len(table) else 0
     for point, (_, bases, _) in experiments.READINGS.items():
         these = table[table["point"] == point]
         metrics = {}
         for reading, group in these.groupby("reading", sort=False):
-            complete = set(group["row"]) == set(bases)
+            complete = set(group["row"]) == set(bases) and (group["rounds"] == full).all()
             metrics[reading] = group["validation_pct"].mean() if complete else float("nan")
         first = metrics.get(FIRST, float("nan"))
         known = {r: m for r, m in metrics.items() if pd.notna(m)}
@@ -91,7 +94,9 @@ def decision(metrics):
                 f"({group.loc[group['taken'], 'metric_pct'].iloc[0]:.2f}%)")
         if len(others):
             line += "; the others: " + ", ".join(
-                f"{row.reading} {row.metric_pct:.2f}%" for row in others.itertuples())
+                f"{row.reading} {row.metric_pct:.2f}%" if pd.notna(row.metric_pct) else
+                f"{row.reading} not eligible (a row short of rounds: diverged runs)"
+                for row in others.itertuples())
         lines.append(line + ".")
     taken_readings = taken(metrics)
     if all(reading == FIRST for reading in taken_readings.values()):
