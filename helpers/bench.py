@@ -179,6 +179,9 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
     from . import train
     from .catalogue import experiments
 
+    from .science import PROGRESS_VARIABLE
+
+    os.environ[PROGRESS_VARIABLE] = "0"  # the benchmark's output is its figures
     overrides = dict(overrides or {})
     threads = 1
     out(f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "

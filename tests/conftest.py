@@ -50,6 +50,9 @@ def pytest_configure(config):
     a machine with the committed records' numerics, with the training notebooks' error counts
     masked elsewhere (tests/nbval_sanitize_cross_host.cfg), so that the rest of every output
     keeps its teeth. The mode is printed at the top and at the end of the run."""
+    from helpers.science import PROGRESS_VARIABLE
+
+    os.environ[PROGRESS_VARIABLE] = "0"  # no progress bar in a notebook nbval compares
     config.numerics_mode = numerics_mode()
     chosen = getattr(config.option, "nbval_sanitize_with", None)
     if config.numerics_mode == "cross-host" and chosen:

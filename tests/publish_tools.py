@@ -35,8 +35,8 @@ def write_records(results_dir, test_errors, train_errors=None):
         for seed, count in enumerate(errors):
             record = template(name)
             record["seed"] = record["params"]["seed"] = seed
-            record["test_errors"] = int(count)
-            record["test_error_rate"] = 100 * count / record["n_test"]
+            record["test_errors"] = int(round(count))
+            record["test_error_rate"] = 100 * record["test_errors"] / record["n_test"]
             if train_errors and name in train_errors:
                 record["train_errors"] = int(train_errors[name][seed])
                 record["train_error_rate"] = 100 * record["train_errors"] / record["n_train"]

@@ -23,7 +23,7 @@ from runner_tools import (
 from helpers import UsageError
 from helpers.catalogue.experiments import EXPERIMENTS
 from helpers.catalogue.experiments import expand as expand_experiments
-from helpers.runs.kernels import THREAD_VARIABLES
+from helpers.runs.execution import THREAD_VARIABLES
 from helpers.runs.records import read_record
 from helpers.runs.runner import notebook_path, parse_seeds
 

@@ -4,7 +4,10 @@ Both the runner's workers (one run per notebook) and the summary (the summary an
 notebooks, executed in place) execute notebooks here.
 """
 
+import os
 import sys
+
+from ..science import PROGRESS_VARIABLE
 
 # A notebook failing with one of these is the user's mistake: exit code 2, the batch stops.
 USAGE_ERRORS = ("UsageError", "DataError")
@@ -43,9 +46,25 @@ def import_papermill():
     return papermill
 
 
-def execute_notebook(notebook, output, parameters, cwd, km=None):
+# Set when the BLAS/OpenMP runtimes load, these change a training's numbers even with
+# torch.set_num_threads fixed (docs/numerics.md), and dask's workers set them. Every job's
+# kernel starts without them, so a record is the same on a laptop, on Dask and in Jupyter.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def set_kernel_environment(environment):
+    """Set `environment` in this process, whose environment a kernel it starts inherits; unset
+    THREAD_VARIABLES and the trainings' progress bars (no one watches an executed notebook)."""
+    os.environ.update(environment)
+    os.environ[PROGRESS_VARIABLE] = "0"
+    for name in THREAD_VARIABLES:
+        os.environ.pop(name, None)
+
+
+def execute_notebook(notebook, output, parameters, cwd, km=None, environment=None):
     """Execute `notebook` with papermill into `output` (written once, at the end, with the
-    error where a cell failed), in `km`'s kernel or a new one started in `cwd`.
+    error where a cell failed), in `km`'s kernel or a new one started in `cwd` with
+    `environment` (see set_kernel_environment).
 
     Raises NotebookFailed with the line that says why: the exception of the failing cell, or
     else that cell's first line; or why the kernel died or would not start.
@@ -53,6 +72,7 @@ def execute_notebook(notebook, output, parameters, cwd, km=None):
     papermill = import_papermill()
     from traitlets.config import Config
 
+    set_kernel_environment(environment or {})
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,

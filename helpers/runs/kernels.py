@@ -14,21 +14,8 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from .execution import KERNEL, KERNEL_MANAGER_SETTINGS, KERNEL_START_TIMEOUT
-
-# Set when the BLAS/OpenMP runtimes load, these change a training's numbers even with
-# torch.set_num_threads fixed (docs/numerics.md), and dask's workers set them. Every job's
-# kernel starts without them, so a record is the same on a laptop, on Dask and in Jupyter.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def set_kernel_environment(environment):
-    """Set `environment` in this process, whose environment a kernel it starts inherits, and
-    unset THREAD_VARIABLES."""
-    os.environ.update(environment)
-    for name in THREAD_VARIABLES:
-        os.environ.pop(name, None)
-
+from .execution import (KERNEL, KERNEL_MANAGER_SETTINGS, KERNEL_START_TIMEOUT,
+                        set_kernel_environment)
 
 class _KeptClient(AsyncKernelClient):
     """A kernel client that stays connected from job to job: nbclient may start its channels

@@ -96,15 +96,12 @@ def _remove_if_partial(path):
 def execute(job, kernel=None):
     """Execute `job` in `kernel` (a kernels.WarmKernel) or else a fresh kernel -> Outcome.
     Never raises."""
-    from .kernels import set_kernel_environment
-
     started, before = time.monotonic(), _identity(job.record)
     try:
-        set_kernel_environment(job.environment)
         job.output.parent.mkdir(parents=True, exist_ok=True)
         job.output.unlink(missing_ok=True)  # an earlier job's notebook must not pass for this one
         execute_notebook(job.notebook, job.output, job.parameters, job.cwd,
-                         km=kernel.manager(job) if kernel else None)
+                         km=kernel.manager(job) if kernel else None, environment=job.environment)
         records.read_record(job.record)
         outcome = Outcome("done")
     except NotebookFailed as failure:

@@ -7,6 +7,7 @@ cross-entropy, the training pairs reshuffled each epoch; the loss and its weight
 
 import ctypes
 import math
+import os
 import sys
 import time
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TrainingDiverged
-from . import numerics
+from . import PROGRESS_VARIABLE, numerics
 from .data import generate_pair_sets, generate_validation_sets, standardise
 from .losses import loss_terms, loss_weights
 from .models import build_model, count_parameters
@@ -149,7 +150,8 @@ def train(model, params, train_set, test_set, generator):
     augmentation = augmentation_of(params)
     background = train_input.min()  # standardised blank pixel (MNIST's 0)
     history = []
-    for epoch in range(params["epochs"]):
+    progress = _progress_bar(params)
+    for epoch in progress:
         w_cmp, w_aux = loss_weights(params["weighting"], params["alpha"], epoch, params["epochs"])
         sums = {"loss": 0.0, "loss_comparison": 0.0, "loss_digit_first": 0.0,
                 "loss_digit_second": 0.0}
@@ -189,7 +191,18 @@ def train(model, params, train_set, test_set, generator):
         row["train_errors_running"] = running_errors
         row["test_errors"] = count_errors(model, *test_set[:2])
         history.append(row)
+        progress.set_postfix(loss=f"{row['loss']:.3f}", test_errors=row["test_errors"])
+    progress.close()
     return history
+
+
+def _progress_bar(params):
+    """The epochs of a training under a progress bar (a widget in Jupyter, a line elsewhere),
+    unless $HELPERS_PROGRESS is 0."""
+    from tqdm.auto import tqdm
+
+    return tqdm(range(params["epochs"]), desc=f"{params['experiment']} seed {params['seed']}",
+                unit="epoch", leave=False, disable=os.environ.get(PROGRESS_VARIABLE) == "0")
 
 
 def run_experiment(params):
