@@ -1,6 +1,7 @@
 """How far a record moves when only the numerics change: the tolerance of the cross-host tests.
 
     MNIST_ROOT=../shared/data .venv/bin/python benchmarks/cross_numerics.py [--seeds 0-9]
+    .venv/bin/python benchmarks/cross_numerics.py --report    # prints, trains nothing
 
 1. Between hosts, at commit 212b2e2 (the 80 report runs, seeds 0-9): the records committed
    then (AMD EPYC, AVX-512), the same runs on this project's Intel AVX-512 machine
@@ -12,7 +13,8 @@
 
 Prints, per configuration, the SD and the largest absolute value of the same-seed difference
 in test (and train) errors, and writes part 2 as docs/numerics/cross-numerics.json, which the
-tolerance test reads. Both parts compare the same seed, so the pairs and the initialisation
+tolerance test reads. `--report` prints both parts from the committed data without training
+(docs/numerics.md shows that output; a test keeps the two equal). Both parts compare the same seed, so the pairs and the initialisation
 are the same: what differs is only the order of float additions, amplified by training.
 """
 
@@ -65,6 +67,26 @@ def _host_file(path):
 def _spread(differences):
     return (statistics.stdev(differences) if len(differences) > 1 else 0.0,
             max(map(abs, differences)))
+
+
+def pinning():
+    """Does pinning the instruction set make hosts agree, and what does it cost?"""
+    unpinned = json.loads((REPO / "docs/numerics/intel-avx512-at-212b2e2.json").read_text())
+    pinned = json.loads(
+        (REPO / "docs/numerics/intel-avx512-pinned-avx2-at-212b2e2.json").read_text())
+    amd2 = REPO.parent / "shared" / "hosts" / "avx2-zen3-at-212b2e2.json"
+    print(f"0. Pinning on the Intel AVX-512 machine at 212b2e2 ({', '.join(f'{k}={v}' for k, v in pinned['pins'].items())}):")
+    if amd2.is_file():
+        other = _host_file(amd2)
+        same = sum(other[k][2] == r["test_predictions_sha256"]
+                   for k, r in pinned["records"].items() if k in other)
+        print(f"  pinned runs with the AVX2 host's predictions: {same} of {len(pinned['records'])}")
+    print("  seconds per training, median of 10 seeds (two runs at once on 2 cores): "
+          "unpinned / pinned")
+    for name in experiments.REPORT_EXPERIMENTS:
+        times = [statistics.median(r["seconds"] for k, r in data["records"].items()
+                                   if k.startswith(name + "/")) for data in (unpinned, pinned)]
+        print(f"  {name:<14} {times[0]:5.2f} / {times[1]:5.2f}  ({times[1] / times[0]:.2f}x)")
 
 
 def between_hosts():
@@ -125,11 +147,55 @@ def other_numerics(seeds):
     print(f"written: {OUTPUT.relative_to(REPO)}")
 
 
+def pinning_cost(repeats=5, name="ws-aux", seed=0):
+    """Seconds per training of `name`, unpinned and pinned, interleaved in fresh processes on
+    this machine (median of `repeats` each)."""
+    pins = json.loads((REPO / "docs/numerics/intel-avx512-pinned-avx2-at-212b2e2.json")
+                      .read_text())["pins"]
+    code = ("import json, sys, helpers; r = helpers.train(sys.argv[1], int(sys.argv[2])); "
+            "print(r['seconds'])")
+    times = {"unpinned": [], "pinned": []}
+    for _ in range(repeats):
+        for kind, extra in (("unpinned", {}), ("pinned", pins)):
+            done = subprocess.run([sys.executable, "-c", code, name, str(seed)], cwd=REPO,
+                                  check=True, capture_output=True, text=True,
+                                  env={**os.environ, "HELPERS_PROGRESS": "0", **extra})
+            times[kind].append(float(done.stdout))
+    print(f"{name} seed {seed}, seconds per training in fresh processes, interleaved, median of "
+          f"{repeats}: unpinned {statistics.median(times['unpinned']):.2f}, pinned "
+          f"({', '.join(f'{k}={v}' for k, v in pins.items())}) "
+          f"{statistics.median(times['pinned']):.2f}")
+
+
+def committed_spread():
+    """Part 2 as committed in docs/numerics/cross-numerics.json."""
+    result = json.loads(OUTPUT.read_text())
+    print(f"2. This machine, current code: committed records vs retrained with "
+          f"{result['perturbation']}")
+    for name, row in result["configurations"].items():
+        print(f"  {name:<14} test SD {row['test_sd']:5.1f}, largest {row['test_largest']:3d}; "
+              f"train SD {row['train_sd']:5.1f}, largest {row['train_largest']:3d}  "
+              f"({len(row['test_differences'])} seeds)")
+
+
+def report():
+    pinning()
+    between_hosts()
+    committed_spread()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-9")
-    parser.add_argument("--hosts-only", action="store_true", help="only part 1 (no training)")
+    parser.add_argument("--report", action="store_true",
+                        help="print every part from the committed data (no training)")
+    parser.add_argument("--cost", action="store_true",
+                        help="time a training unpinned and pinned, interleaved (no record)")
     args = parser.parse_args()
-    between_hosts()
-    if not args.hosts_only:
+    if args.report:
+        report()
+    elif args.cost:
+        pinning_cost()
+    else:
+        between_hosts()
         other_numerics(parse_seeds(args.seeds))

@@ -27,9 +27,10 @@ README_TEXT = f"# A project\n\nintro\n\n{tables.README_START}\nold\n{tables.READ
 
 def fake_papermill(calls, fail=None):
     """An `execute_notebook` that does what papermill does to a notebook, without a kernel."""
-    def execute(notebook, output, parameters, cwd, km=None):
+    def execute(notebook, output, parameters, cwd, km=None, environment=None):
         notebook = Path(notebook)
         calls.append((notebook.name, dict(parameters), Path(cwd)))
+        read = parameters.get("results_dir", parameters.get("validation_dir"))
         if notebook.name == fail:
             raise NotebookFailed("ValueError: boom")
         nb = nbformat.read(notebook, as_version=4)
@@ -48,9 +49,10 @@ def fake_papermill(calls, fail=None):
                 cell.metadata["execution"] = {"iopub.status.busy": uuid.uuid4().hex}
                 cell.execution_count = count
                 cell.outputs = [nbformat.v4.new_output(
-                    "stream", text=f"records of {parameters['results_dir']}\n")]
-        figures = Path(cwd) / parameters["figures_dir"]
-        (figures / f"{notebook.stem}.png").write_text(f"figure of {parameters['results_dir']}")
+                    "stream", text=f"records of {read}\n")]
+        if "figures_dir" in parameters:
+            figures = Path(cwd) / parameters["figures_dir"]
+            (figures / f"{notebook.stem}.png").write_text(f"figure of {read}")
         nbformat.write(nb, output)
     return execute
 
@@ -126,9 +128,10 @@ def test_a_summary_of_another_folder_goes_beside_it(tmp_path, calls, capsys):
                  "--validation", str(tmp_path / "validation")]) == 0
     out = tmp_path / "results-mine-report"
     assert sorted(p.name for p in out.iterdir()) == [
-        "analysis.html", "analysis.ipynb", "figures", "report.html", "summary.ipynb"]
+        "analysis.html", "analysis.ipynb", "figures", "readings.html", "readings.ipynb",
+        "report.html", "summary.ipynb"]
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["analysis.png", "summary.png"]
-    assert [cwd for _, _, cwd in calls] == [out, out]  # the kernels work beside the records
+    assert [cwd for _, _, cwd in calls] == [out, out, out]  # the kernels work beside the records
     assert calls[0][1]["results_dir"] == "../results-mine"
     # the executed notebook reads the same records when re-run by hand
     cell = next(c for c in nbformat.read(out / "summary.ipynb", as_version=4).cells
@@ -143,7 +146,7 @@ def test_a_summary_of_another_folder_goes_beside_it(tmp_path, calls, capsys):
 
 def snapshot_root_reports():
     return {name: (REPO / name).read_bytes() if (REPO / name).exists() else None
-            for name in ("report.html", "analysis.html")}
+            for name in ("report.html", "analysis.html", "readings.html")}
 
 
 def test_output_option_puts_everything_in_one_folder(tmp_path, calls):
@@ -152,7 +155,8 @@ def test_output_option_puts_everything_in_one_folder(tmp_path, calls):
     out = tmp_path / "elsewhere" / "published"
     assert main(["summary", "--results", str(results), "--output", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "analysis.html", "analysis.ipynb", "figures", "report.html", "summary.ipynb"]
+        "analysis.html", "analysis.ipynb", "figures", "readings.html", "readings.ipynb",
+        "report.html", "summary.ipynb"]
     assert not (tmp_path / "results-mine-report").exists()
 
 
@@ -271,7 +275,7 @@ def test_a_second_summary_over_the_same_records_changes_no_file(tmp_path, mnist_
     assert main(argv) == 0
     assert "results section up to date" in capsys.readouterr().err
     assert snapshot(out) == first and readme.read_bytes() == first_readme
-    for name in ("summary.ipynb", "analysis.ipynb"):
+    for name in ("summary.ipynb", "analysis.ipynb", "readings.ipynb"):
         text = (out / name).read_text()
         nb = nbformat.reads(text, as_version=4)
         committed = nbformat.read(REPO / "notebooks" / name, as_version=4)

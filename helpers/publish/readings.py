@@ -65,6 +65,8 @@ def taken(metrics):
 def wide(table):
     """The readings table laid out for reading: one line per (point, reading), one column per
     row of the report (mean validation error %, 10 seeds), and the point's metric."""
+    if table.empty:
+        return pd.DataFrame()
     shown = table.pivot_table(index=["point", "reading"], columns="row",
                               values="validation_pct", sort=False)
     order = [row for row in experiments.REPORT_EXPERIMENTS if row in shown.columns]
@@ -115,3 +117,20 @@ def per_seed(frame, names):
     columns = {name: frame[frame["experiment"] == name].set_index("seed")["test_errors"]
                for name in names if (frame["experiment"] == name).any()}
     return pd.DataFrame(columns)
+
+
+def diagnosis_table(frame):
+    """The diagnosis rows (`val-ws*-epochs*`) beside the first rebuild's 25 epochs: rounds, mean
+    validation errors and their SD, and mean train errors (out of 1000), one line per row."""
+    names = [f"val-{base}-{suffix}" for base in ("ws", "ws-aux")
+             for suffix in ("first", *experiments.DIAGNOSIS)]
+    rows = []
+    for name in names:
+        these = frame[frame["experiment"] == name] if len(frame) else frame
+        if len(these):
+            rows.append({"experiment": name, "epochs": int(these["param.epochs"].iloc[0]),
+                         "rounds": len(these), "validation_errors": these["test_errors"].mean(),
+                         "sd": these["test_errors"].std(),
+                         "train_errors": these["train_errors"].mean()})
+    return pd.DataFrame(rows, columns=["experiment", "epochs", "rounds", "validation_errors",
+                                       "sd", "train_errors"]).set_index("experiment").round(1)

@@ -520,13 +520,57 @@ def _budget_line(found):
             f"{budget['seconds vs ws-aux (x)']:g}x the seconds (median over the rounds).")
 
 
+def headline(found):
+    """The study's answer in one sentence: the mean test errors of the report's three steps
+    (and `best`), beside the report's."""
+    per_config = configuration_stats(found)
+    steps = [name for name in ("baseline", "ws", "ws-aux") if name in per_config.index]
+    if not steps:
+        return "No records of the report's configurations yet."
+    published = {row["name"]: row["report"][4] for row in experiments.CATALOGUE if row["report"]}
+    text = ("**Mean test error over the rounds: " + ", ".join(
+        f"`{name}` {per_config.loc[name, 'test_pct']:.1f}%" for name in steps)
+        + "** (the report: " + ", ".join(f"{published[name]:g}%" for name in steps) + ")")
+    if "best" in per_config.index:
+        text += (f"; beyond the report, `best` {per_config.loc['best', 'test_pct']:.2f}% with "
+                 f"another training budget")
+    return text + "."
+
+
+NUMERICS_SPREAD = Path(__file__).resolve().parents[2] / "docs" / "numerics" / "cross-numerics.json"
+
+
+def _reproduction_line(found):
+    """Where the records reproduce bit for bit, and how far a run moves elsewhere (from the
+    committed measurement of benchmarks/cross_numerics.py)."""
+    import json
+
+    from ..science.numerics import label
+
+    kinds = {json.dumps(r["numerics"], sort_keys=True): r["numerics"] for r in found.records}
+    if len(kinds) != 1:
+        return (f"These records were made with {len(kinds)} different numerics: see "
+                f"[docs/numerics.md](docs/numerics.md).")
+    text = (f"They reproduce bit for bit on a machine with the records' numerics "
+            f"({label(next(iter(kinds.values())))}); elsewhere a run's errors move")
+    if NUMERICS_SPREAD.is_file():
+        spread = json.loads(NUMERICS_SPREAD.read_text())["configurations"]
+        weight_sharing = [v["test_largest"] for k, v in spread.items() if k != "baseline"]
+        if weight_sharing and "baseline" in spread:
+            text += (f" by up to {max(weight_sharing)} test errors out of 1000 for the "
+                     f"weight-sharing rows and {spread['baseline']['test_largest']} for the "
+                     f"baseline, measured under other numerics")
+    return text + " ([docs/numerics.md](docs/numerics.md))."
+
+
 def readme_results(found, expected_rounds=None):
     """The README's results section (markdown) from the records in `found`."""
     if not found.records:
         return "No run records yet: `make report` produces them."
     per_config = configuration_stats(found)
     both = report_table(found, None, expected_rounds)
-    parts = ["Means over the rounds (seeds 0-9); SD: of the number of errors over the rounds, "
+    parts = [headline(found), "", _reproduction_line(found), "",
+             "Means over the rounds (seeds 0-9); SD: of the number of errors over the rounds, "
              "as the report gives it; gap: ours minus the report's, in points.",
              "", "**Test error** (the report's Tables III and IV; the train errors are in the "
                  "[summary](notebooks/summary.ipynb), and far train errors are named below)", "",
@@ -547,19 +591,8 @@ def readme_results(found, expected_rounds=None):
                       f"`{row['after']}`", f"`{row['before']}`", row["mean_difference"],
                       row["p_holm"]) + f" (Holm-adjusted {stats.format_p(row['p_holm'])})."
                   for _, row in paired.iterrows()]
-    sweep = stats.sweep_table(found.frame)
-    others = sweep[sweep["alpha"] != 1] if not sweep.empty else sweep
-    if len(others):
-        def alphas(word):
-            return ", ".join(f"{a:g}" for a in others.loc[others["verdict"] == word, "alpha"]) \
-                or "none"
-
-        parts += ["", f"**Which alpha in eq. (2)?** Against alpha = 1, Holm-corrected over the "
-                      f"{int(others['family'].max())} others: lower test error at "
-                      f"{alphas(stats.LOWER)}; higher at {alphas(stats.HIGHER)}; not "
-                      f"distinguishable at {alphas(stats.NOT_DISTINGUISHABLE)}."]
     parts += ["", _far_line(rows),
-              "", "Every interval, p-value and figure: [summary](notebooks/summary.ipynb) and "
-                  "[analysis](notebooks/analysis.ipynb); why the far rows are far: "
-                  "[readings](notebooks/readings.ipynb)."]
+              "", "Every interval, p-value and figure, and which alpha: [summary]"
+                  "(notebooks/summary.ipynb), [analysis](notebooks/analysis.ipynb); why the far "
+                  "rows are far: [readings](notebooks/readings.ipynb)."]
     return "\n".join(parts)
