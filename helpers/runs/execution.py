@@ -13,9 +13,11 @@ from ..science import PROGRESS_VARIABLE
 USAGE_ERRORS = ("UsageError", "DataError")
 KERNEL = "python3"
 KERNEL_START_TIMEOUT = 180  # seconds; kernels start slowly on a loaded 2-core machine
-# Local kernels talk to us over TCP on loopback; with CurveZMQ keys (the python3 kernelspec
-# supports them) the kernel does not warn about plain-text TCP in every run's log.
-KERNEL_MANAGER_SETTINGS = {"transport_encryption": "auto"}
+# How every kernel starts: no history file (as nbclient starts them), and only errors in its
+# log. Local kernels talk over TCP on loopback, and ipykernel warns about plain-text TCP at
+# every start, into every run's log; CurveZMQ encryption would silence it but makes every
+# kernel shutdown log a KeyboardInterrupt error instead. A kernel's crash still reaches the log.
+KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
 
 
 class NotebookFailed(Exception):
@@ -70,15 +72,12 @@ def execute_notebook(notebook, output, parameters, cwd, km=None, environment=Non
     else that cell's first line; or why the kernel died or would not start.
     """
     papermill = import_papermill()
-    from traitlets.config import Config
-
     set_kernel_environment(environment or {})
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,
             cwd=str(cwd), progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
-            request_save_on_cell_execute=False, km=km,
-            config=Config({"KernelManager": KERNEL_MANAGER_SETTINGS}))
+            request_save_on_cell_execute=False, km=km, extra_arguments=list(KERNEL_ARGUMENTS))
     except papermill.PapermillExecutionError as error:
         line = (f"{error.ename}: {first_line(error.evalue)}" if first_line(error.evalue)
                 else f"{error.ename} in cell [{error.exec_count}]: {first_line(error.source)}")

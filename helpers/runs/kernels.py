@@ -14,8 +14,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from .execution import (KERNEL, KERNEL_MANAGER_SETTINGS, KERNEL_START_TIMEOUT,
-                        set_kernel_environment)
+from .execution import KERNEL, KERNEL_ARGUMENTS, KERNEL_START_TIMEOUT, set_kernel_environment
 
 class _KeptClient(AsyncKernelClient):
     """A kernel client that stays connected from job to job: nbclient may start its channels
@@ -41,7 +40,7 @@ class _KernelManager(AsyncKernelManager):
     _kept_client = None
 
     def __init__(self, **kwargs):
-        super().__init__(**{**KERNEL_MANAGER_SETTINGS, **kwargs})
+        super().__init__(**kwargs)
         self.client_factory = _KeptClient
 
     def client(self, **kwargs):
@@ -90,9 +89,9 @@ class WarmKernel:
         self.km = _KernelManager(kernel_name=KERNEL)
         self._started_for = (str(cwd), sorted(environment.items()))
         try:
-            # as nbclient starts it: in the notebooks folder, no history file
+            # in the notebooks folder, as every kernel starts (KERNEL_ARGUMENTS)
             run_sync(self.km.start_kernel)(cwd=str(cwd),
-                                           extra_arguments=["--HistoryManager.hist_file=:memory:"])
+                                           extra_arguments=list(KERNEL_ARGUMENTS))
             client = self.km.client()
             client.start_channels()
             client.execute(self.WARM_UP, silent=True, store_history=False)
