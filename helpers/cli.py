@@ -19,7 +19,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_list(args):
+    names = set(experiments.expand(args.names)) if args.names else None
     for row in experiments.CATALOGUE:
+        if names is not None and row["name"] not in names:
+            continue
         table, label, train, train_sd, test, test_sd = row["report"] or ("", "", "", "", "", "")
         params = " ".join(f"{k}={v}" for k, v in row["params"].items())
         print(f"{row['name']:<14} {row['notebook']:<22} {row['description']}")
@@ -113,7 +116,14 @@ def build_parser():
     parser = _Parser(prog="python -m helpers", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    commands.add_parser("list", help="print the experiment catalogue").set_defaults(func=cmd_list)
+    listing = commands.add_parser(
+        "list", help="print the experiment catalogue and the run parameters",
+        description="Print every configuration of the catalogue (or those named: names, group "
+                    "names such as report, sweep, readings, or all), then every run parameter "
+                    "with its default and meaning.")
+    listing.add_argument("names", nargs="*", metavar="EXPERIMENT",
+                         help="configurations or groups to show (default: every row)")
+    listing.set_defaults(func=cmd_list)
 
     run = commands.add_parser(
         "run", help="execute experiment notebooks once per seed (skips runs already recorded)",
@@ -152,15 +162,15 @@ def build_parser():
     summary = commands.add_parser(
         "summary", help="publish the records of a results folder: the summary and analysis "
                         "notebooks executed, HTML reports, figures, the README's results",
-        description="Execute notebooks/summary.ipynb, then notebooks/analysis.ipynb, over the "
-                    "run records of --results (never training); export each to HTML without "
-                    "its code (report.html, analysis.html) and save their figures as PNG. "
-                    "Over the project's results/, the executed notebooks replace "
-                    "notebooks/summary.ipynb and notebooks/analysis.ipynb, the figures go to "
-                    "figures/, the HTML to the project's root, and the results section of "
-                    "README.md is rewritten. Over any other folder F, everything goes to "
-                    "F-report/ beside it (summary.ipynb, analysis.ipynb, report.html, "
-                    "analysis.html, figures/) and no project file changes, unless --output, "
+        description="Execute notebooks/summary.ipynb, then notebooks/analysis.ipynb and "
+                    "notebooks/readings.ipynb, over the run records of --results and "
+                    "--validation (never training); export each to HTML without its code "
+                    "(report.html, analysis.html, readings.html) and save their figures as PNG. "
+                    "Over the project's results/, the executed notebooks replace those in "
+                    "notebooks/, the figures go to figures/, the HTML to the project's root, "
+                    "and the results section of README.md is rewritten. Over any other folder "
+                    "F, everything goes to F-report/ beside it (the three notebooks, their "
+                    "HTML, figures/) and no project file changes, unless --output, "
                     "--figures, --report or --readme say otherwise. All input is checked "
                     "first, and outputs replace the old ones only once all are written. Exit "
                     "codes: 0 done, 1 a notebook failed, 2 usage error (nothing replaced).")

@@ -172,8 +172,11 @@ HEAD_STUDY = {"best-val": "computed P(a <= b)", "best-val-linear-head": "learned
 def get(name):
     """The catalogue row called `name`."""
     if name not in EXPERIMENTS:
-        raise UsageError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)} "
-                         f"(python -m helpers list shows them)")
+        tested = [row["name"] for row in CATALOGUE
+                  if row["params"].get("evaluate_on") != "validation"]
+        raise UsageError(f"unknown experiment {name!r}: choose one of {', '.join(tested)}, a "
+                         f"validation row (best-val*, val-*) or a group ({', '.join(GROUPS)}); "
+                         f"python -m helpers list shows them all")
     return EXPERIMENTS[name]
 
 

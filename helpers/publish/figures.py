@@ -147,14 +147,18 @@ def test_errors_figure(found):
     return figure
 
 
-def test_errors(found, figures_dir=None):
-    """Show `test_errors_figure(found)`; saved as test_errors.png when figures_dir is set."""
-    figure = test_errors_figure(found)
+def _publish(figure, figures_dir, name):
+    """Show `figure` (None: there was nothing to plot), saved as `name` in `figures_dir`."""
     if figure is None:
         print("no records to plot")
         return
-    save_figure(figure, figures_dir, "test_errors.png")
+    save_figure(figure, figures_dir, name)
     _show(figure)
+
+
+def test_errors(found, figures_dir=None):
+    """Show `test_errors_figure(found)`; saved as test_errors.png when figures_dir is set."""
+    _publish(test_errors_figure(found), figures_dir, "test_errors.png")
 
 
 def learning_curves_figure(found):
@@ -199,12 +203,7 @@ def learning_curves_figure(found):
 def learning_curves(found, figures_dir=None):
     """Show `learning_curves_figure(found)`; saved as learning_curves.png when figures_dir
     is set."""
-    figure = learning_curves_figure(found)
-    if figure is None:
-        print("no records to plot")
-        return
-    save_figure(figure, figures_dir, "learning_curves.png")
-    _show(figure)
+    _publish(learning_curves_figure(found), figures_dir, "learning_curves.png")
 
 
 def sweep(table, figures_dir=None):

@@ -336,23 +336,30 @@ def ablation_table(frame, confidence=0.95):
     return _corrected(table, difference="vs_best")[ABLATION_COLUMNS]
 
 
-def show_ablation(table, unit="errors out of 1000"):
-    """`ablation_table` laid out for reading: one unit per column, both p-values, the family."""
+def _show_against(table, difference, versus, unit):
+    """A table of one family against its reference row (`best-val`), laid out for reading: one
+    unit per column, both p-values, the family's size."""
     family = int(table["family"].max()) if len(table) else 0
-    return pd.DataFrame({
-        "experiment": table["experiment"],
+    return {
         "rounds": table["rounds"],
         "validation error % (mean)": _fixed(table["validation_pct"], 2),
         f"SD ({unit})": _fixed(table["sd_errors"], 1),
-        f"vs best-val ({unit})": [_signed(d) for d in table["vs_best"]],
+        f"vs {versus} ({unit})": [_signed(d) for d in table[difference]],
         f"95% CI ({unit})": [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
         "p": [p_cell(p) for p in table["p_value"]],
         f"p, Holm ({family} tests)": [p_cell(p) for p in table["p_holm"]],
-        "verdict (vs best-val)": [v if e != "best-val" else "-" for e, v in
-                                  zip(table["experiment"], table["verdict"])],
+        f"verdict (vs {versus})": [v if e != "best-val" else "-" for e, v in
+                                   zip(table["experiment"], table["verdict"])],
         "parameters": table["n_parameters"],
-        "seconds per training (mean)": _fixed(table["seconds"], 1),
-    }).set_index("experiment")
+    }
+
+
+def show_ablation(table, unit="errors out of 1000"):
+    """`ablation_table` laid out for reading."""
+    return pd.DataFrame({"experiment": table["experiment"],
+                         **_show_against(table, "vs_best", "best-val", unit),
+                         "seconds per training (mean)": _fixed(table["seconds"], 1),
+                         }).set_index("experiment")
 
 
 def ablation_summary(table, unit="errors out of 1000"):
@@ -408,22 +415,10 @@ def head_table(frame, confidence=0.95):
 
 
 def show_heads(table, unit="errors out of 1000"):
-    """`head_table` laid out for reading: one unit per column, both p-values, the family."""
-    family = int(table["family"].max()) if len(table) else 0
-    return pd.DataFrame({
-        "head": table["head"],
-        "experiment": table["experiment"],
-        "rounds": table["rounds"],
-        "validation error % (mean)": _fixed(table["validation_pct"], 2),
-        f"SD ({unit})": _fixed(table["sd_errors"], 1),
-        f"vs the computed head ({unit})": [_signed(d) for d in table["vs_computed"]],
-        f"95% CI ({unit})": [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
-        "p": [p_cell(p) for p in table["p_value"]],
-        f"p, Holm ({family} tests)": [p_cell(p) for p in table["p_holm"]],
-        "verdict (vs the computed head)": [v if e != "best-val" else "-" for e, v in
-                                           zip(table["experiment"], table["verdict"])],
-        "parameters": table["n_parameters"],
-    }).set_index("head")
+    """`head_table` laid out for reading."""
+    return pd.DataFrame({"head": table["head"], "experiment": table["experiment"],
+                         **_show_against(table, "vs_computed", "the computed head", unit),
+                         }).set_index("head")
 
 
 def head_summary(heads, kinds, unit="errors out of 1000"):
