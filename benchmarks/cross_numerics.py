@@ -4,9 +4,8 @@
     .venv/bin/python benchmarks/cross_numerics.py --report    # prints, trains nothing
 
 1. Between hosts, at commit 212b2e2 (the 80 report runs, seeds 0-9): the records committed
-   then (AMD EPYC, AVX-512), the same runs on this project's Intel AVX-512 machine
-   (docs/numerics/intel-avx512-at-212b2e2.json) and on an AMD Zen 3 AVX2 host
-   (../shared/hosts/avx2-zen3-at-212b2e2.json, when it is there).
+   then (AMD EPYC, AVX-512), the same runs on this project's Intel AVX-512 machine and on an
+   AMD Zen 3 AVX2 host (HOSTS: in docs/numerics/).
 2. On this machine, at the current code: each committed record of results/ retrained with
    other numerics (oneDNN limited to SSE4.1 and ATen to its default kernels, set before torch
    loads), the perturbation tests/test_portability.py applies on every machine.
@@ -37,25 +36,17 @@ from helpers.runs.runner import parse_seeds  # noqa: E402
 # Other numerics on any x86-64 machine: older vector kernels in oneDNN and ATen.
 PERTURBATION = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
 OUTPUT = REPO / "docs" / "numerics" / "cross-numerics.json"
+# The report's 80 runs at 212b2e2 on three kinds of host (error counts and prediction hashes):
+# the records committed then, this project's machine, an AVX2-only host (a copy of
+# ../shared/hosts/avx2-zen3-at-212b2e2.json).
+HOSTS = {"AMD AVX-512": REPO / "docs/numerics/amd-avx512-at-212b2e2.json",
+         "Intel AVX-512": REPO / "docs/numerics/intel-avx512-at-212b2e2.json",
+         "AMD Zen 3 AVX2": REPO / "docs/numerics/amd-zen3-avx2-at-212b2e2.json"}
+AVX2_HOST = HOSTS["AMD Zen 3 AVX2"]
 
 
 def _prediction_hash(predictions):
     return hashlib.sha256(json.dumps(predictions).encode()).hexdigest()[:16]
-
-
-def _records_at(commit):
-    """{experiment/seed-k: (train, test, hash)} of results/ as committed at `commit`."""
-    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "results"],
-                             cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    found = {}
-    for path in listing:
-        if path.endswith(".json"):
-            record = json.loads(subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO,
-                                               capture_output=True, text=True, check=True).stdout)
-            found[f"{record['experiment']}/seed-{record['seed']}"] = (
-                record["train_errors"], record["test_errors"],
-                _prediction_hash(record["test_predictions"]))
-    return found
 
 
 def _host_file(path):
@@ -74,13 +65,11 @@ def pinning():
     unpinned = json.loads((REPO / "docs/numerics/intel-avx512-at-212b2e2.json").read_text())
     pinned = json.loads(
         (REPO / "docs/numerics/intel-avx512-pinned-avx2-at-212b2e2.json").read_text())
-    amd2 = REPO.parent / "shared" / "hosts" / "avx2-zen3-at-212b2e2.json"
     print(f"0. Pinning on the Intel AVX-512 machine at 212b2e2 ({', '.join(f'{k}={v}' for k, v in pinned['pins'].items())}):")
-    if amd2.is_file():
-        other = _host_file(amd2)
-        same = sum(other[k][2] == r["test_predictions_sha256"]
-                   for k, r in pinned["records"].items() if k in other)
-        print(f"  pinned runs with the AVX2 host's predictions: {same} of {len(pinned['records'])}")
+    other = _host_file(AVX2_HOST)
+    same = sum(other[k][2] == r["test_predictions_sha256"]
+               for k, r in pinned["records"].items() if k in other)
+    print(f"  pinned runs with the AVX2 host's predictions: {same} of {len(pinned['records'])}")
     print("  seconds per training, median of 10 seeds (two runs at once on 2 cores): "
           "unpinned / pinned")
     for name in experiments.REPORT_EXPERIMENTS:
@@ -90,11 +79,7 @@ def pinning():
 
 
 def between_hosts():
-    hosts = {"AMD AVX-512 (committed at 212b2e2)": _records_at("212b2e2"),
-             "Intel AVX-512": _host_file(REPO / "docs/numerics/intel-avx512-at-212b2e2.json")}
-    amd2 = REPO.parent / "shared" / "hosts" / "avx2-zen3-at-212b2e2.json"
-    if amd2.is_file():
-        hosts["AMD Zen 3 AVX2"] = _host_file(amd2)
+    hosts = {name: _host_file(path) for name, path in HOSTS.items()}
     names = list(hosts)
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     print("1. Between hosts at 212b2e2: same-seed difference in test errors (SD / largest)")
