@@ -64,13 +64,19 @@ def taken(metrics):
 
 def wide(table):
     """The readings table laid out for reading: one line per (point, reading), one column per
-    row of the report (mean validation error %, 10 seeds), and the point's metric."""
+    row of the report, each cell its mean validation error (%) over the seeds; a row with
+    fewer rounds than the study's says how many it has, and '-' marks a row the point does not
+    affect."""
     if table.empty:
         return pd.DataFrame()
-    shown = table.pivot_table(index=["point", "reading"], columns="row",
-                              values="validation_pct", sort=False)
+    full = int(table["rounds"].max())
+    cells = table.assign(cell=[f"{pct:.2f}" + (f" ({n} of {full} rounds)" if n < full else "")
+                               for pct, n in zip(table["validation_pct"], table["rounds"])])
+    shown = cells.pivot(index=["point", "reading"], columns="row", values="cell")
+    shown = shown.reindex(pd.MultiIndex.from_frame(cells[["point", "reading"]]
+                                                   .drop_duplicates()))
     order = [row for row in experiments.REPORT_EXPERIMENTS if row in shown.columns]
-    return shown[order].round(2)
+    return shown[order].fillna("-")
 
 
 def points_table():
