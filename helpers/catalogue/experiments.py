@@ -144,9 +144,10 @@ CATALOGUE += [_reading_row(base, reading, change, f"reading {point} '{reading}'"
 # Why the auxiliary-loss rows land above the report, by experiment (validation pairs): are
 # they still learning at epoch 25? The same rows trained longer than the report's protocol.
 DIAGNOSIS = {"epochs50": {"epochs": 50}, "epochs100": {"epochs": 100}}
+DIAGNOSED = ("ws", "ws-aux")
 CATALOGUE += [_reading_row(base, name, change, f"trained for {change['epochs']} epochs")
               | {"group": ("diagnosis",)}
-              for name, change in DIAGNOSIS.items() for base in ("ws", "ws-aux")]
+              for name, change in DIAGNOSIS.items() for base in DIAGNOSED]
 
 EXPERIMENTS = {row["name"]: row for row in CATALOGUE}
 REPORT_EXPERIMENTS = [row["name"] for row in CATALOGUE if row.get("report")]
@@ -164,8 +165,15 @@ COMPARISONS = [
     ("ws-aux-d0.75", "ws-aux", "eq. (3) decaying to 0.75 -> eq. (1)"),
     ("ws-aux", "best", "this project's best model"),
 ]
+# The rows the publication names: the report's three steps (the README's headline), eq. (1),
+# which the discounted weightings and the budgets are compared with, this project's `best`,
+# and `best` on validation pairs, the reference of the ablation and of the head study.
+HEADLINE = ("baseline", "ws", "ws-aux")
+EQ1 = "ws-aux"
+BEST = "best"
+BEST_VALIDATION = "best-val"
 # The comparison-head study: `best`'s trunk and training with three heads (validation pairs).
-HEAD_STUDY = {"best-val": "computed P(a <= b)", "best-val-linear-head": "learned linear",
+HEAD_STUDY = {BEST_VALIDATION: "computed P(a <= b)", "best-val-linear-head": "learned linear",
               "best-val-hidden-head": "learned, hidden layer"}
 
 

@@ -239,7 +239,8 @@ def plot_confusion(matrix, title, axes):
              title=title)
 
 
-def digit_confusions(records, names=("ws-aux", "best"), figures_dir=None, data_root=None):
+def digit_confusions(records, names=(experiments.EQ1, experiments.BEST), figures_dir=None,
+                     data_root=None):
     """Side by side, the digit confusion over all rounds of each of `names` that has records
     (saved as digit_confusion.png in `figures_dir`, when given); -> the names shown."""
     import matplotlib.pyplot as plt

@@ -128,8 +128,8 @@ def per_seed(frame, names):
 def diagnosis_table(frame):
     """The diagnosis rows (`val-ws*-epochs*`) beside the first rebuild's 25 epochs: rounds, mean
     validation errors and their SD, and mean train errors (out of 1000), one line per row."""
-    names = [f"val-{base}-{suffix}" for base in ("ws", "ws-aux")
-             for suffix in ("first", *experiments.DIAGNOSIS)]
+    names = [f"val-{base}-{suffix}" for base in experiments.DIAGNOSED
+             for suffix in (FIRST, *experiments.DIAGNOSIS)]
     rows = []
     for name in names:
         these = frame[frame["experiment"] == name] if len(frame) else frame

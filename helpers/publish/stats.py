@@ -314,7 +314,7 @@ def ablation_table(frame, confidence=0.95):
     and its Holm-adjusted p over the ablation rows, one family; the verdict on the row against
     `best-val`)."""
     rows = []
-    full = errors_by_seed(frame, "best-val") if len(frame) else pd.Series()
+    full = errors_by_seed(frame, experiments.BEST_VALIDATION) if len(frame) else pd.Series()
     for suffix, (removed, _) in experiments.ABLATION.items():
         name = f"best-val{suffix}"
         these = frame[frame["experiment"] == name] if len(frame) else frame
@@ -348,7 +348,7 @@ def _show_against(table, difference, versus, unit):
         f"95% CI ({unit})": [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
         "p": [p_cell(p) for p in table["p_value"]],
         f"p, Holm ({family} tests)": [p_cell(p) for p in table["p_holm"]],
-        f"verdict (vs {versus})": [v if e != "best-val" else "-" for e, v in
+        f"verdict (vs {versus})": [v if e != experiments.BEST_VALIDATION else "-" for e, v in
                                    zip(table["experiment"], table["verdict"])],
         "parameters": table["n_parameters"],
     }
@@ -357,28 +357,31 @@ def _show_against(table, difference, versus, unit):
 def show_ablation(table, unit="errors out of 1000"):
     """`ablation_table` laid out for reading."""
     return pd.DataFrame({"experiment": table["experiment"],
-                         **_show_against(table, "vs_best", "best-val", unit),
+                         **_show_against(table, "vs_best", experiments.BEST_VALIDATION, unit),
                          "seconds per training (mean)": _fixed(table["seconds"], 1),
                          }).set_index("experiment")
 
 
 def ablation_summary(table, unit="errors out of 1000"):
     """What the ablation says, in words (markdown), from `ablation_table`'s numbers."""
-    if table.empty or "best-val" not in set(table["experiment"]):
+    if table.empty or experiments.BEST_VALIDATION not in set(table["experiment"]):
         return ("No ablation records yet: python -m helpers run ablation --seeds 100-104 "
                 "--results validation")
-    full = table.set_index("experiment").loc["best-val"]
-    removed = table[table["experiment"] != "best-val"].sort_values("vs_best", ascending=False)
+    full = table.set_index("experiment").loc[experiments.BEST_VALIDATION]
+    removed = table[table["experiment"] != experiments.BEST_VALIDATION]
+    removed = removed.sort_values("vs_best", ascending=False)
     family = int(removed["family"].max()) if len(removed) else 0
-    lines = [f"`best-val`: {full['validation_pct']:.2f}% validation error over {full['rounds']} "
-             f"seeds ({full['seeds']}). Each ingredient removed in turn, paired with `best-val` "
+    reference = experiments.BEST_VALIDATION
+    lines = [f"`{reference}`: {full['validation_pct']:.2f}% validation error over "
+             f"{full['rounds']} seeds ({full['seeds']}). Each ingredient removed in turn, paired "
+             f"with `{reference}` "
              f"seed by seed; Holm's correction over the {family} rows tested.", ""]
     for _, row in removed.iterrows():
         lines.append(f"- Without {row['removed']}: {row['validation_pct']:.2f}%, mean difference "
                      f"{_signed(row['vs_best'])} {unit} (95% CI "
                      f"{_interval(row['ci_low'], row['ci_high'])}, {row['rounds']} seeds); "
                      f"{_p_text(row)}: "
-                     + judgement(f"`{row['experiment']}`", "`best-val`", row["vs_best"],
+                     + judgement(f"`{row['experiment']}`", f"`{reference}`", row["vs_best"],
                                  row["p_holm"], "validation error") + ".")
     return "\n".join(lines)
 
@@ -395,7 +398,7 @@ def head_table(frame, confidence=0.95):
     difference in errors from the computed head (its CI, p, Holm-adjusted p over the heads
     compared, one family, and the verdict)."""
     rows = []
-    computed = errors_by_seed(frame, "best-val") if len(frame) else pd.Series()
+    computed = errors_by_seed(frame, experiments.BEST_VALIDATION) if len(frame) else pd.Series()
     for name, head in experiments.HEAD_STUDY.items():
         these = frame[frame["experiment"] == name] if len(frame) else frame
         if these.empty:
@@ -404,7 +407,7 @@ def head_table(frame, confidence=0.95):
                "validation_pct": these["test_error_rate"].mean(),
                "sd_errors": these["test_errors"].std(), "n_parameters": these["n_parameters"].iloc[0],
                "vs_computed": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
-        if name != "best-val" and len(computed):
+        if name != experiments.BEST_VALIDATION and len(computed):
             paired = paired_difference(computed, errors_by_seed(frame, name), confidence)
             row.update({"vs_computed": paired["mean_difference"], "ci_low": paired["ci_low"],
                         "ci_high": paired["ci_high"], "p_value": paired["p_value"]})
@@ -428,14 +431,14 @@ def head_summary(heads, kinds, unit="errors out of 1000"):
         return ("No records of the head study yet: python -m helpers run ablation "
                 "--seeds 100-104 --results validation")
     lowest = heads.loc[heads["validation_pct"].idxmin()]
-    compared = heads[heads["experiment"] != "best-val"]
+    compared = heads[heads["experiment"] != experiments.BEST_VALIDATION]
     family = int(compared["family"].max()) if len(compared) else 0
     lines = [f"Lowest mean validation error: the {lowest['head']} head, "
              f"{lowest['validation_pct']:.2f}% over {lowest['rounds']} seeds. Each learned head "
              f"is paired with the computed one seed by seed; Holm's correction over the "
              f"{family} heads tested.", ""]
     for _, row in compared.iterrows():
-        if row["rounds"] and "best-val" in set(heads["experiment"]):
+        if row["rounds"] and experiments.BEST_VALIDATION in set(heads["experiment"]):
             lines.append(f"- The {row['head']} head: mean difference {_signed(row['vs_computed'])} "
                          f"{unit} from the computed head (95% CI "
                          f"{_interval(row['ci_low'], row['ci_high'])}); {_p_text(row)}: "

@@ -226,7 +226,7 @@ def training_flops_of(params):
 BUDGET = ("n_pairs", "epochs", "batch_size")
 
 
-def budget_table(found, reference="ws-aux"):
+def budget_table(found, reference=experiments.EQ1):
     """Per configuration: training pairs, epochs, batch size, optimiser steps
     (epochs x ceil(pairs / batch size)), trainable parameters, FLOPs of one training, median
     seconds per training over its records (with the device and threads that timed them), and
@@ -387,7 +387,8 @@ def _far_paragraph(rows):
 
 def _discounted(paired, published):
     """The discounted weightings (eq. 2 and 3 rows) against eq. (1), in one sentence."""
-    variants = paired[(paired["after"] == "ws-aux") & paired["before"].str.startswith("ws-aux-")]
+    eq1 = experiments.EQ1
+    variants = paired[(paired["after"] == eq1) & paired["before"].str.startswith(eq1 + "-")]
     if not len(variants):
         return ""
     # the verdict on each variant against eq. (1): the opposite sign of ws-aux minus it
@@ -510,10 +511,10 @@ def _readme_table(table, kind):
 def _budget_line(found):
     """`best` against `ws-aux` in training budget, from the budget table."""
     names = set(found.frame["experiment"])
-    if not {"best", "ws-aux"} <= names:
+    if not {experiments.BEST, experiments.EQ1} <= names:
         return ""
-    budget = budget_table(found).loc["best"]
-    return (f" against `ws-aux`, one training of `best` takes "
+    budget = budget_table(found).loc[experiments.BEST]
+    return (f" against `{experiments.EQ1}`, one training of `{experiments.BEST}` takes "
             f"{budget['steps vs ws-aux (x)']:g}x the optimiser steps, "
             f"{budget['parameters vs ws-aux (x)']:g}x the parameters, "
             f"{budget['FLOPs vs ws-aux (x)']:g}x the FLOPs and "
@@ -524,15 +525,16 @@ def headline(found):
     """The study's answer in one sentence: the mean test errors of the report's three steps
     (and `best`), beside the report's."""
     per_config = configuration_stats(found)
-    steps = [name for name in ("baseline", "ws", "ws-aux") if name in per_config.index]
+    steps = [name for name in experiments.HEADLINE if name in per_config.index]
     if not steps:
         return "No records of the report's configurations yet."
     published = {row["name"]: row["report"][4] for row in experiments.CATALOGUE if row["report"]}
     text = ("**Mean test error over the rounds: " + ", ".join(
         f"`{name}` {per_config.loc[name, 'test_pct']:.1f}%" for name in steps)
         + "** (the report: " + ", ".join(f"{published[name]:g}%" for name in steps) + ")")
-    if "best" in per_config.index:
-        text += (f"; beyond the report, `best` {per_config.loc['best', 'test_pct']:.2f}% with "
+    if experiments.BEST in per_config.index:
+        text += (f"; beyond the report, `{experiments.BEST}` "
+                 f"{per_config.loc[experiments.BEST, 'test_pct']:.2f}% with "
                  f"another training budget")
     return text + "."
 
@@ -594,8 +596,8 @@ def readme_results(found, expected_rounds=None):
              "", "**Test error** (the report's Tables III and IV; the train errors are in the "
                  "[summary](notebooks/summary.ipynb), and far train errors are named below)", "",
              _readme_table(both, "test")]
-    if "best" in per_config.index:
-        best = per_config.loc["best"]
+    if experiments.BEST in per_config.index:
+        best = per_config.loc[experiments.BEST]
         parts += ["", f"**Beyond the report**: `best`, {best['test_pct']:.2f}% mean test error "
                       f"(SD {best['test_sd']:.1f} errors out of 1000, {int(best['rounds'])} "
                       f"rounds), with another budget:" + _budget_line(found)]

@@ -8,7 +8,6 @@ and every new kernel client waits for the kernel to be ready (docs/speed.md has 
 a worker keeps one kernel and one client, ready once, from job to job (`WarmKernel`).
 """
 
-import os
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
