@@ -84,3 +84,22 @@ def test_cli_usage_error_is_one_line_exit_2(capsys):
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("experiment, overrides, reader", [
+    ("ws", {"alpha": 0.5}, "weighting eq2 or eq3"),          # ws trains no digit loss
+    ("ws-aux", {"alpha": 0.5}, "weighting eq2 or eq3"),      # eq. (1) has no alpha
+    ("baseline", {"dropout": 0.2}, "a weight-sharing model"),
+    ("best", {"batch_norm": False}, "model weight_sharing"),
+    ("ws-aux", {"optimizer": "adam", "momentum": 0.9}, "optimizer sgd"),
+])
+def test_a_value_the_run_would_not_read_is_refused(experiment, overrides, reader):
+    with pytest.raises(UsageError, match="would change nothing") as refused:
+        resolve(experiment, **overrides)
+    assert reader in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_same_values_are_accepted_where_they_are_read():
+    assert resolve("ws-aux", weighting="eq2", alpha=0.5)["alpha"] == 0.5
+    assert resolve("ws-aux-c0.5", alpha=0.25)["alpha"] == 0.25
+    assert resolve("ws", dropout=0.2)["dropout"] == 0.2

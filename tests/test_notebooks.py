@@ -72,6 +72,15 @@ def test_parameters_reject_unknown_names_and_foreign_experiments():
         parameters(notebook_globals(experiment="ws", lr=-1), notebook="weight_sharing.ipynb")
 
 
+def test_a_parameter_the_experiment_would_not_read_is_refused_in_a_notebook():
+    # alpha = 0.5 in auxiliary_loss.ipynb with ws-aux (eq. 1) trained with weights (1, 1)
+    with pytest.raises(UsageError, match="alpha = 0.5 would change nothing.*weighting eq2"):
+        parameters(notebook_globals(experiment="ws-aux", alpha=0.5),
+                   notebook="auxiliary_loss.ipynb")
+    assert parameters(notebook_globals(experiment="ws-aux", weighting="eq2", alpha=0.5),
+                      notebook="auxiliary_loss.ipynb")["alpha"] == 0.5
+
+
 def test_names_the_notebook_binds_itself_are_not_parameters():
     # re-running the parameters cell interactively, after `params` and `record` exist
     check_names(notebook_globals(params={}, record={}, experiment="ws"),

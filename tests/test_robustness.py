@@ -80,6 +80,8 @@ BAD_RUNS = [
     (["ws", "-p", "n_pairs", "0"], "n_pairs must be from 1 to 5000"),
     (["ws", "-p", "n_pairs", "5001"], "n_pairs must be from 1 to 5000"),
     (["ws", "-p", "alpha", "-1"], "alpha must be >= 0"),
+    (["ws", "-p", "alpha", "0.5"], "alpha = 0.5 would change nothing: alpha is read only by "
+                                   "weighting eq2"),
     (["ws", "-p", "dropout", "1"], "dropout must be in [0, 1)"),
     (["ws", "-p", "dropout_2d", "-0.1"], "dropout_2d must be in [0, 1)"),
     (["ws", "-p", "weighting", "eq9"], "weighting must be one of"),
