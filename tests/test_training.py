@@ -52,7 +52,7 @@ def test_head_input_and_initialisation_readings_change_what_they_name():
     assert torch.allclose(probabilities["comparison"], head(out["digits"].softmax(2)))
     assert not torch.allclose(probabilities["comparison"], out["comparison"])
     xavier, _ = built(init="xavier")
-    assert all(float(m.bias.abs().max()) == 0 for m in xavier.modules()
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in xavier.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear)))
     default, _ = built(init="default")  # PyTorch's own: the first rebuild, bit for bit
     assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(),
