@@ -12,7 +12,8 @@ from helpers.science.mnist import MNIST_MD5
 
 
 def course_generate_pair_sets(n, root):
-    """The course's helper, re-implemented from REFERENCE.md: global RNG, train then test."""
+    """The course's helper, re-implemented from its description (docs/protocol.md): global RNG,
+    train then test."""
     def to_pairs(images, labels):
         images = F.avg_pool2d(images, kernel_size=2)
         a = torch.randperm(images.size(0))[: 2 * n].view(n, 2)
@@ -50,7 +51,7 @@ def test_shapes_targets_and_classes_consistent(mnist_root):
         assert torch.equal(target, (classes[:, 0] <= classes[:, 1]).long())
         assert classes.min() >= 0 and classes.max() <= 9
     assert 0.0 <= x.min() and x.max() <= 255.0
-    # about 55% of targets are 1 (REFERENCE.md)
+    # about 55% of targets are 1 (docs/protocol.md)
     assert 0.45 < float(torch.cat((y, yt)).float().mean()) < 0.65
 
 
