@@ -35,9 +35,9 @@ notebooks: venv
 	$(PY) -m helpers notebooks
 
 # nbval re-executes every committed notebook (kernels start in notebooks/, so MNIST_ROOT is
-# made absolute) and compares its outputs with the committed ones.
+# made absolute) and compares its outputs with the committed ones; no progress bars there.
 test: venv
-	MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests notebooks --nbval \
+	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests notebooks --nbval \
 		--nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 list: venv

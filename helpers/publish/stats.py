@@ -308,29 +308,39 @@ ABLATION_COLUMNS = ["experiment", "removed", "rounds", "seeds", "validation_pct"
                     "n_parameters", "seconds"]
 
 
+def _against(frame, name, reference, confidence):
+    """The records of `name` in `frame`, summed up (rounds, seeds, mean validation error %, SD
+    of the error count, parameters, mean seconds), with their paired difference in errors from
+    `reference` (its CI and p-value; NaN for the reference itself). None without records."""
+    these = frame[frame["experiment"] == name] if len(frame) else frame
+    if these.empty:
+        return None
+    row = {"experiment": name, "rounds": len(these),
+           "seeds": ",".join(map(str, sorted(these["seed"]))),
+           "validation_pct": these["test_error_rate"].mean(),
+           "sd_errors": these["test_errors"].std(), "n_parameters": these["n_parameters"].iloc[0],
+           "seconds": these["seconds"].mean(), "difference": np.nan, "ci_low": np.nan,
+           "ci_high": np.nan, "p_value": np.nan}
+    base = errors_by_seed(frame, reference)
+    if name != reference and len(base):
+        paired = paired_difference(base, errors_by_seed(frame, name), confidence)
+        row.update({"difference": paired["mean_difference"], "ci_low": paired["ci_low"],
+                    "ci_high": paired["ci_high"], "p_value": paired["p_value"]})
+    return row
+
+
 def ablation_table(frame, confidence=0.95):
     """One row per ablation experiment with records: what is removed, rounds, mean validation
     error %, SD of the error count, and the paired difference with `best-val` (its CI, its p
     and its Holm-adjusted p over the ablation rows, one family; the verdict on the row against
     `best-val`)."""
     rows = []
-    full = errors_by_seed(frame, experiments.BEST_VALIDATION) if len(frame) else pd.Series()
     for suffix, (removed, _) in experiments.ABLATION.items():
-        name = f"best-val{suffix}"
-        these = frame[frame["experiment"] == name] if len(frame) else frame
-        if these.empty:
-            continue
-        row = {"experiment": name, "removed": removed, "rounds": len(these),
-               "seeds": ",".join(map(str, sorted(these["seed"]))),
-               "validation_pct": these["test_error_rate"].mean(),
-               "sd_errors": these["test_errors"].std(), "n_parameters": these["n_parameters"].iloc[0],
-               "seconds": these["seconds"].mean(), "vs_best": np.nan, "ci_low": np.nan,
-               "ci_high": np.nan, "p_value": np.nan}
-        if suffix and len(full):
-            paired = paired_difference(full, errors_by_seed(frame, name), confidence)
-            row.update({"vs_best": paired["mean_difference"], "ci_low": paired["ci_low"],
-                        "ci_high": paired["ci_high"], "p_value": paired["p_value"]})
-        rows.append(row)
+        row = _against(frame, f"{experiments.BEST_VALIDATION}{suffix}",
+                       experiments.BEST_VALIDATION, confidence)
+        if row is not None:
+            difference = row.pop("difference")
+            rows.append({**row, "removed": removed, "vs_best": difference})
     table = pd.DataFrame(rows, columns=[c for c in ABLATION_COLUMNS
                                         if c not in ("p_holm", "family", "verdict")])
     return _corrected(table, difference="vs_best")[ABLATION_COLUMNS]
@@ -398,20 +408,11 @@ def head_table(frame, confidence=0.95):
     difference in errors from the computed head (its CI, p, Holm-adjusted p over the heads
     compared, one family, and the verdict)."""
     rows = []
-    computed = errors_by_seed(frame, experiments.BEST_VALIDATION) if len(frame) else pd.Series()
     for name, head in experiments.HEAD_STUDY.items():
-        these = frame[frame["experiment"] == name] if len(frame) else frame
-        if these.empty:
-            continue
-        row = {"head": head, "experiment": name, "rounds": len(these),
-               "validation_pct": these["test_error_rate"].mean(),
-               "sd_errors": these["test_errors"].std(), "n_parameters": these["n_parameters"].iloc[0],
-               "vs_computed": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
-        if name != experiments.BEST_VALIDATION and len(computed):
-            paired = paired_difference(computed, errors_by_seed(frame, name), confidence)
-            row.update({"vs_computed": paired["mean_difference"], "ci_low": paired["ci_low"],
-                        "ci_high": paired["ci_high"], "p_value": paired["p_value"]})
-        rows.append(row)
+        row = _against(frame, name, experiments.BEST_VALIDATION, confidence)
+        if row is not None:
+            difference = row.pop("difference")
+            rows.append({**row, "head": head, "vs_computed": difference})
     table = pd.DataFrame(rows, columns=[c for c in HEAD_COLUMNS
                                         if c not in ("p_holm", "family", "verdict")])
     return _corrected(table, difference="vs_computed")[HEAD_COLUMNS]
