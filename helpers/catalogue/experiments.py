@@ -103,7 +103,9 @@ CATALOGUE += [
 # The readings study (docs/readings.md): every open design point of the report, each of its
 # readings varied alone from the first rebuild's, on the rows it affects, measured on
 # validation pairs (seeds 100-109, records in validation/). The rows pin every reading, so
-# that their records stay what they are whatever the catalogue adopts.
+# that their records stay what they are whatever the catalogue adopts. The rule kept every
+# first-rebuild reading: they are the defaults of parameters.PARAMETERS, so the report's rows
+# above are the first rebuild.
 FIRST_READINGS = {"head_input": "logits", "dropout_at": "hidden", "batch_norm_outputs": False,
                   "digit_width": 32, "digit_hidden": 128, "init": "default",
                   "baseline_hidden": 200, "baseline_kernel": 3}
