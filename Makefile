@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SEEDS ?= 0-9
 WORKERS ?= 2
 
-.PHONY: report extended notebooks test venv list clean-venv
+.PHONY: report extended notebooks test test-fast venv list clean-venv
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ notebooks: venv
 test: venv
 	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests notebooks --nbval \
 		--nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# The fast tier: no training, no kernel, no notebook execution (tests marked slow are left out).
+test-fast: venv
+	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests -m "not slow"
 
 list: venv
 	$(PY) -m helpers list
