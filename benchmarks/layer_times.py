@@ -20,11 +20,11 @@ import time
 import torch
 
 from helpers.catalogue import experiments
-from helpers.bench import count_flops, training_step
+from helpers.bench import training_step
 from helpers.errors import UsageError
 from helpers.science.models import build_model
 from helpers.science.numerics import cpu_model
-from helpers.science.training import keep_freed_memory, make_optimizer, to_device
+from helpers.science.training import count_flops, keep_freed_memory, make_optimizer, to_device
 
 
 ATTRIBUTES = ("in_channels", "out_channels", "num_features", "in_features", "out_features", "p")

@@ -83,31 +83,12 @@ def training_step(model, optimizer, batch):
     return step
 
 
-def count_flops(function):
-    """FLOPs that `function()` does (`torch.utils.flop_counter`: convolutions and matrix
-    products, forward and backward)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        function()
-    return counter.get_total_flops()
-
-
 def training_flops(params):
-    """(training FLOPs, evaluation FLOPs) of one run with `params`, counted on one step."""
-    import torch
+    """(training FLOPs, evaluation FLOPs) of one run with `params` (as its record holds them)."""
+    from .science.training import training_budget
 
-    from .science.models import build_model
-    from .science.training import make_optimizer
-
-    n, batch = params["n_pairs"], params["batch_size"]
-    model = build_model(params)
-    step = count_flops(training_step(model, make_optimizer(params, model), batch))
-    model.eval()
-    with torch.inference_mode():
-        evaluation = count_flops(lambda: model(torch.randn(n, 2, 14, 14)))
-    steps = math.ceil(n / batch) * params["epochs"]
-    return step * steps, evaluation * params["epochs"]
+    budget = training_budget(params)
+    return budget["training_flops"], budget["evaluation_flops"]
 
 
 def _train(name, seed, overrides, results_dir):

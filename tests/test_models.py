@@ -1,4 +1,7 @@
+import pytest
 import torch
+
+import helpers
 
 from helpers import resolve
 from helpers.science.models import BaselineNet, WeightSharingNet, build_model, count_parameters
@@ -76,3 +79,38 @@ def test_each_reading_builds_the_network_it_names():
     assert small.digit_net.layers[0].out_channels == 16
     assert [m.out_features for m in small.modules() if isinstance(m, nn.Linear)][:2] == [64, 10]
     assert count_parameters(build_model(resolve("baseline", baseline_kernel=5))) == 66_298
+
+
+def test_hidden_head_width_is_the_head_hidden_parameter():
+    from helpers.science.models import build_model, count_parameters
+
+    linear = count_parameters(build_model(helpers.resolve("ws")))
+    for width in (32, 512):
+        model = build_model(helpers.resolve("ws", comparison="hidden", head_hidden=width))
+        assert model.comparison_head[1].out_features == width
+        # the head 20 -> width -> 2 replaces the linear 20 -> 2 (42 parameters)
+        assert count_parameters(model) == linear - 42 + 21 * width + 2 * width + 2
+
+
+def test_head_hidden_is_refused_where_no_hidden_head_reads_it():
+    with pytest.raises(helpers.UsageError, match="head_hidden = 32 would change nothing"):
+        helpers.resolve("ws", head_hidden=32)
+
+
+def test_training_budget_counts_shapes_and_leaves_the_random_state_alone():
+    import torch
+
+    from helpers.science.training import training_budget
+
+    params = helpers.resolve("ws-aux")
+    before = torch.random.get_rng_state()
+    budget = training_budget(params)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert budget["steps"] == 25 * 10
+    # ws-aux: 107.0 GFLOP of training steps and 37.0 GFLOP of per-epoch evaluation
+    assert round(budget["training_flops"] / 1e9, 1) == 107.0
+    assert round(budget["evaluation_flops"] / 1e9, 1) == 37.0
+    half = training_budget({**params, "epochs": 5, "n_pairs": 500})
+    # a tenth of the steps (batches of 100 still), a tenth of the evaluated pairs x epochs
+    assert half["steps"] == 5 * 5 and half["training_flops"] == budget["training_flops"] // 10
+    assert half["evaluation_flops"] == budget["evaluation_flops"] // 10

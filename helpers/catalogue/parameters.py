@@ -121,6 +121,10 @@ PARAMETERS = {
                                       "distributions)", "choice",
                             ("linear", "hidden", "computed"), read_if=_weight_sharing,
                             read_when="by a weight-sharing model"),
+    "head_hidden": Parameter(64, "units of the hidden layer of a hidden comparison head "
+                                 "(20 -> head_hidden -> ReLU -> 2)", "int", low=1, high=65536,
+                             read_if=lambda p: _weight_sharing(p) and p["comparison"] == "hidden",
+                             read_when="by comparison hidden"),
     "momentum": Parameter(0.0, "SGD momentum, Nesterov when > 0 (0 = plain SGD, the "
                                "report's); schedule onecycle cycles it from 0.95 to 0.85",
                           low=0, high=1, open_high=True,

@@ -18,13 +18,13 @@ from ..errors import UsageError
 from ..files import atomic_write, relative
 from ..science.mnist import MAX_PAIRS
 
-SCHEMA_VERSION = 2  # 2: `numerics` (science/numerics.py) replaces `versions`
+SCHEMA_VERSION = 3  # 2: `numerics` (science/numerics.py) replaces `versions`; 3: `budget`
 # key -> type(s) a valid record must have there
 REQUIRED = {
     "schema": int, "experiment": str, "seed": int, "params": dict, "n_train": int, "n_test": int,
     "train_errors": int, "test_errors": int, "train_error_rate": (int, float),
     "test_error_rate": (int, float), "history": list, "n_parameters": int,
-    "seconds": (int, float), "device": str, "numerics": dict,
+    "seconds": (int, float), "device": str, "numerics": dict, "budget": dict,
 }
 
 

@@ -130,7 +130,8 @@ class LinearComparison(nn.Linear):
 
 
 class HiddenComparison(nn.Sequential):
-    """A learned comparison with one hidden layer: 20 -> 64 -> ReLU -> 2 (1,474 parameters)."""
+    """A learned comparison with one hidden layer: 20 -> `hidden` -> ReLU -> 2 (23 * hidden + 2
+    parameters: 1,474 for 64 units)."""
 
     def __init__(self, hidden=64):
         super().__init__(nn.Flatten(), nn.Linear(20, hidden), nn.ReLU(), nn.Linear(hidden, 2))
@@ -168,9 +169,10 @@ class WeightSharingNet(nn.Module):
 
     Both images go through the *same* module in one batched call (2N images), so the
     parameters are shared, not copied, and each training pair teaches the digit network twice.
-    The report's comparison head is one linear layer 20 -> 2 (`comparison="linear"`) on the two
-    10-vectors, which reach it as raw logits, softmax probabilities or log-probabilities
-    (`head_input`). On probabilities a linear map can compute the expected digits' difference
+    The report's comparison head is "a final layer" on the two 10-vectors: one linear layer
+    20 -> 2 (`comparison="linear"`), or one hidden layer of `head_hidden` units with ReLU
+    (`comparison="hidden"`; docs/readings.md, P7). The 10-vectors reach a learned head as raw
+    logits, softmax probabilities or log-probabilities (`head_input`). On probabilities a linear map can compute the expected digits' difference
     sum_k k (p_second[k] - p_first[k]), which decides the comparison once the digits are
     recognised; on raw logits it cannot. `hidden` and `computed` are the other heads (see
     COMPARISON_HEADS). The `digits` output, which the auxiliary losses read, is always the
@@ -179,13 +181,14 @@ class WeightSharingNet(nn.Module):
     """
 
     def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, comparison="linear",
-                 head_input="logits", digit_width=32, digit_hidden=128, dropout_at="hidden",
-                 batch_norm_outputs=False, digit_net=None):
+                 head_input="logits", head_hidden=64, digit_width=32, digit_hidden=128,
+                 dropout_at="hidden", batch_norm_outputs=False, digit_net=None):
         super().__init__()
         self.digit_net = digit_net if digit_net is not None else DigitNet(
             batch_norm=batch_norm, dropout=dropout, dropout_2d=dropout_2d, width=digit_width,
             hidden=digit_hidden, dropout_at=dropout_at, batch_norm_outputs=batch_norm_outputs)
-        self.comparison_head = COMPARISON_HEADS[comparison]()
+        head = COMPARISON_HEADS[comparison]
+        self.comparison_head = head(head_hidden) if head is HiddenComparison else head()
         # the computed head reads the logits (it takes their softmax itself)
         self.head_input = HEAD_INPUTS["logits" if comparison == "computed" else head_input]
 
@@ -198,8 +201,9 @@ class WeightSharingNet(nn.Module):
 class DeepWeightSharingNet(WeightSharingNet):
     """`best`'s network: the deeper digit network (`DeepDigitNet`), shared by the two images."""
 
-    def __init__(self, dropout=0.0, comparison="computed"):
-        super().__init__(comparison=comparison, digit_net=DeepDigitNet(dropout=dropout))
+    def __init__(self, dropout=0.0, comparison="computed", head_hidden=64):
+        super().__init__(comparison=comparison, head_hidden=head_hidden,
+                         digit_net=DeepDigitNet(dropout=dropout))
 
 
 # The `model` parameter names one of these; `build_model` gives each constructor the run

@@ -196,6 +196,43 @@ def train(model, params, train_set, test_set, generator):
     return history
 
 
+def count_flops(function):
+    """FLOPs that `function()` does, as `torch.utils.flop_counter` counts them: convolutions and
+    matrix products, forward and backward (batch norm, pooling and the like count nothing)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
+
+
+def training_budget(params):
+    """{"steps", "training_flops", "evaluation_flops"} of one run with `params`: its optimiser
+    steps, their FLOPs (one step counted on a batch of zeros, times the steps) and those of the
+    per-epoch evaluation of the test pairs. FLOPs depend on shapes only, so a copy of the network
+    is counted; the caller's random state and the run's network are left untouched."""
+    n, batch = params["n_pairs"], params["batch_size"]
+    steps = math.ceil(n / batch) * params["epochs"]
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(params)
+        optimizer = make_optimizer(params, model)
+        pairs = torch.zeros(batch, 2, 14, 14)
+        target, classes = torch.zeros(batch, dtype=torch.long), torch.zeros(batch, 2, dtype=torch.long)
+
+        def step():
+            loss, _ = loss_terms(model(pairs), target, classes, weights=(1.0, 1.0))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step_flops = count_flops(step)
+        model.eval()
+        with torch.inference_mode():
+            evaluation = count_flops(lambda: model(torch.zeros(n, 2, 14, 14)))
+    return {"steps": steps, "training_flops": step_flops * steps,
+            "evaluation_flops": evaluation * params["epochs"]}
+
+
 def _progress_bar(params):
     """The epochs of a training under a progress bar (a widget in Jupyter, a line elsewhere),
     unless $HELPERS_PROGRESS is 0."""
@@ -252,6 +289,7 @@ def run_experiment(params):
         "train_errors": train_errors,
         "test_errors": history[-1]["test_errors"],
         "n_parameters": count_parameters(model),
+        "budget": training_budget(params),
         "seconds": round(seconds, 3),
         "device": str(device),
         "numerics": numerics.describe(device, params["threads"]),
