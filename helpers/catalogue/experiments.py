@@ -200,6 +200,40 @@ CATALOGUE += [{"name": f"val-{base}-combined", "group": ("readings", "round2"),
                "report": None}
               for base in WS_ROWS]
 
+# (b) The combination's metric over ws-plain, ws and ws-aux (12.33%) is not lower than that of
+# round 1's best single change, P7 hidden512 (12.06%): B is that change alone. Every point
+# that can change the weight-sharing rows is varied alone from B (`val-<row>-hidden512-<reading>`;
+# B itself on the eq. (2)/(3) rows is `val-<row>-hidden512`). P7 varied from B is round 1's P7:
+# its rows are round 1's.
+ROUND2_BASE = {"P7": "hidden512"}
+ROUND2_TAG = "-".join(ROUND2_BASE.values())
+
+
+def round2_name(base, point=None, reading=None):
+    """The validation row of `base` at B, or at B with `point` set to `reading`."""
+    if point is None or ROUND2_BASE.get(point) == reading:
+        return f"val-{base}-{ROUND2_TAG}"
+    if point in ROUND2_BASE:  # B's own point varied: round 1's rows
+        return f"val-{base}-{reading}"
+    return f"val-{base}-{ROUND2_TAG}-{reading}"
+
+
+def _round2_row(base, point=None, reading=None):
+    taken = {**ROUND2_BASE, **({point: reading} if point else {})}
+    what = f"{point} '{reading}' on top of B" if point else "B"
+    return {"name": round2_name(base, point, reading), "group": ("readings", "round2"),
+            "notebook": _row(base)["notebook"],
+            "description": f"{base}, round 2: {what} ({ROUND2_TAG}), on validation pairs",
+            "params": {**combined_parameters(taken, base), "evaluate_on": "validation"},
+            "report": None}
+
+
+ROUND2_POINTS = [point for point in READINGS if point != "P6"]
+CATALOGUE += [_round2_row(base) for base in AUX_VARIANTS]
+CATALOGUE += [_round2_row(base, point, reading)
+              for point in ROUND2_POINTS if point not in ROUND2_BASE
+              for reading in READINGS[point][2] for base in READINGS[point][1]]
+
 # Why the auxiliary-loss rows land above the report, by experiment (validation pairs): are
 # they still learning at epoch 25? The same rows trained longer than the report's protocol.
 DIAGNOSIS = {"epochs50": {"epochs": 50}, "epochs100": {"epochs": 100}}
