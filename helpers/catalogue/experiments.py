@@ -211,7 +211,7 @@ ROUND2_TAG = "-".join(ROUND2_BASE.values())
 
 def round2_name(base, point=None, reading=None):
     """The validation row of `base` at B, or at B with `point` set to `reading`."""
-    if point is None or ROUND2_BASE.get(point) == reading:
+    if point is None or ROUND2_BASE.get(point, "first") == reading:
         return f"val-{base}-{ROUND2_TAG}"
     if point in ROUND2_BASE:  # B's own point varied: round 1's rows
         return f"val-{base}-{reading}"
