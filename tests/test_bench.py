@@ -6,11 +6,14 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from runner_tools import REPO, environment, helpers
 
 from helpers.cli import main
 
 
+@pytest.mark.slow
 def test_bench_quick_prints_every_row(mnist_root):
     done = helpers("bench", "--quick", "--experiments", "ws-plain,ws-aux", "--seeds", "0",
                    "--report", mnist_root=mnist_root)
@@ -46,6 +49,7 @@ def _layer_times(*args, mnist_root):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_layer_times_accounts_for_every_flop_of_a_step(mnist_root):
     from helpers import bench
     from helpers.catalogue import experiments

@@ -117,7 +117,9 @@ def random_affine(pairs, generator, background, shift=0.0, rotation=0.0, scale=0
 def predict(model, pairs, batch_size=250):
     """Predicted comparison (N) and, where the network has them, digits (N x 2), in eval mode.
 
-    250 pairs at a time keep the first block's activations in the CPU cache (docs/speed.md).
+    250 pairs at a time: where freed memory goes back to the OS (off glibc, without
+    `keep_freed_memory`), a batch of 1000 pairs maps its 18 MB of activations afresh on every
+    call, twice as slow; with it, the chunk size makes no difference (docs/speed.md).
     In eval mode chunks of 100 or more pairs give exactly the outputs of one batch (tested;
     much smaller chunks take other matrix-product kernels on some CPUs).
     """
