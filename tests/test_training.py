@@ -61,7 +61,7 @@ def test_head_input_and_initialisation_readings_change_what_they_name():
 
 @pytest.mark.slow
 def test_history_records_the_weighting_used(mnist_root):
-    record = helpers.train("ws-aux-d0.25", 0, epochs=3, n_pairs=200, data_root=mnist_root)
+    record = helpers.train("ws-aux-d0.25", 0, epochs=3, n_pairs=100, data_root=mnist_root)
     weights = [w for h in record["history"] for w in (h["weight_comparison"], h["weight_digits"])]
     assert weights == pytest.approx([0, 1, 0.375, 0.625, 0.75, 0.25])
     first = record["history"][0]
