@@ -45,7 +45,8 @@ test: venv
 
 # The fast tier: no training, no kernel, no notebook execution (tests marked slow are left out).
 test-fast: venv
-	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests -m "not slow"
+	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests -m "not slow" \
+		-n auto
 
 list: venv
 	$(PY) -m helpers list
