@@ -36,13 +36,17 @@ notebooks: venv
 
 # nbval re-executes every committed notebook (kernels start in notebooks/, so MNIST_ROOT is
 # made absolute) and compares its outputs with the committed ones; no progress bars there.
+# One pytest worker per core (pytest-xdist), each taking whole files: a notebook's cells run
+# in order in one kernel. Almost every test waits on one single-threaded process (a training,
+# a kernel, a runner), so a worker per core shortens the wall time (docs/speed.md).
 test: venv
 	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests notebooks --nbval \
-		--nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+		--nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -n auto --dist loadfile
 
 # The fast tier: no training, no kernel, no notebook execution (tests marked slow are left out).
 test-fast: venv
-	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests -m "not slow"
+	HELPERS_PROGRESS=0 MNIST_ROOT="$(abspath $(MNIST_ROOT))" $(PY) -m pytest tests -m "not slow" \
+		-n auto
 
 list: venv
 	$(PY) -m helpers list

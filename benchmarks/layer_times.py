@@ -17,14 +17,9 @@ import statistics
 import sys
 import time
 
-import torch
-
 from helpers.catalogue import experiments
-from helpers.bench import training_step
 from helpers.errors import UsageError
-from helpers.science.models import build_model
 from helpers.science.numerics import cpu_model
-from helpers.science.training import count_flops, keep_freed_memory, make_optimizer, to_device
 
 
 ATTRIBUTES = ("in_channels", "out_channels", "num_features", "in_features", "out_features", "p")
@@ -58,6 +53,13 @@ def main(experiment="ws-aux", repeats=200):
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    # torch only now: a mistyped name is told at once (the catalogue needs no torch)
+    import torch
+
+    from helpers.bench import training_step
+    from helpers.science.models import build_model
+    from helpers.science.training import count_flops, keep_freed_memory, make_optimizer, to_device
+
     torch.set_num_threads(params["threads"])
     keep_freed_memory()  # as a run does: no page faults from memory handed back and forth
     torch.manual_seed(0)

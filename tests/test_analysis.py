@@ -185,6 +185,7 @@ def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
 
 
 # --- the analysis notebook, executed on the fixture records ------------------------------------
+@pytest.mark.slow
 def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
     import json
     from pathlib import Path

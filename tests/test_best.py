@@ -133,6 +133,7 @@ def test_validation_pairs_share_the_training_pairs_and_never_load_the_test_image
     assert not any(tuple(x.flatten().tolist()) in train_images for x in val_input.view(-1, 14, 14))
 
 
+@pytest.mark.slow
 def test_best_trains_with_tiny_parameters(mnist_root):
     record = helpers.train("best", 0, epochs=2, n_pairs=100, data_root=mnist_root)
     assert record["n_parameters"] == 140_458 and len(record["history"]) == 2
@@ -146,6 +147,7 @@ def test_best_trains_with_tiny_parameters(mnist_root):
     assert again["history"] == record["history"]
 
 
+@pytest.mark.slow
 def test_validation_run_measures_validation_pairs(mnist_root):
     record = helpers.train("best", 101, epochs=1, n_pairs=100, evaluate_on="validation",
                          data_root=mnist_root)
@@ -157,6 +159,7 @@ def test_validation_run_measures_validation_pairs(mnist_root):
     assert not torch.equal(validation[5], test[5])
 
 
+@pytest.mark.slow
 def test_best_notebook_writes_its_record(tmp_path, mnist_root):
     import json
     from pathlib import Path

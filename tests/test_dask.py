@@ -38,6 +38,7 @@ def _run(*args, mnist_root, folder):
                    "--runs", folder / "runs", *TINY, *args, mnist_root=mnist_root)
 
 
+@pytest.mark.slow
 def test_dask_run_writes_the_records_of_a_local_run_and_skips_them_after(
         scheduler, tmp_path, mnist_root):
     on_dask = _run("--scheduler", scheduler, mnist_root=mnist_root, folder=tmp_path / "dask")
@@ -62,6 +63,7 @@ def test_dask_run_writes_the_records_of_a_local_run_and_skips_them_after(
     assert snapshot(tmp_path / "dask") == before
 
 
+@pytest.mark.slow
 def test_dask_run_reports_a_failed_run_like_a_local_one(scheduler, tmp_path, mnist_root):
     notebooks = copy_notebooks(tmp_path / "notebooks", fail_at_seed=1)
     failed = _run("--scheduler", scheduler, "--notebooks", notebooks, mnist_root=mnist_root,

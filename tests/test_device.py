@@ -26,6 +26,7 @@ def test_cuda_is_accepted_with_a_gpu_and_refused_in_one_line_without(monkeypatch
         resolve("ws", device="cuda")
 
 
+@pytest.mark.slow
 def test_a_run_leaves_the_cudnn_settings_as_it_found_them(mnist_root):
     cudnn = torch.backends.cudnn
     before = (cudnn.enabled, cudnn.benchmark, cudnn.deterministic)

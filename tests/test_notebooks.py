@@ -96,6 +96,7 @@ def test_names_the_notebook_binds_itself_are_not_parameters():
     ("weight_sharing.ipynb", "ws-plain", {"batch_norm": False, "dropout": 0.0, "weighting": "none"}),
     ("auxiliary_loss.ipynb", "ws-aux-d0.25", {"weighting": "eq3", "alpha": 0.25}),
 ])
+@pytest.mark.slow
 def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, expected):
     results = tmp_path / "results"
     out = execute(notebook, tmp_path, experiment=experiment, seed=3, results_dir=str(results),
@@ -113,6 +114,7 @@ def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, 
     assert f"{record['n_parameters']:,} trainable parameters" in text
 
 
+@pytest.mark.slow
 def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
     out = execute("auxiliary_loss.ipynb", tmp_path, data_root=mnist_root, **TINY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auxiliary_loss.ipynb"]
@@ -124,6 +126,7 @@ def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
 @pytest.mark.parametrize("notebook, bad, message", [
     ("weight_sharing.ipynb", {"epoch": 3}, "unknown parameter 'epoch'"),
 ])
+@pytest.mark.slow
 def test_bad_parameter_fails_with_one_line_before_training(tmp_path, notebook, bad, message):
     results = tmp_path / "results"
     with pytest.raises(papermill.PapermillExecutionError) as failure:
@@ -138,6 +141,7 @@ def test_bad_parameter_fails_with_one_line_before_training(tmp_path, notebook, b
 
 
 # --- the summary notebook ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_summary_on_the_fixture(tmp_path):
     figures = tmp_path / "figures"
     out = execute("summary.ipynb", tmp_path, results_dir=str(FIXTURE), figures_dir=str(figures))
@@ -148,6 +152,7 @@ def test_summary_on_the_fixture(tmp_path):
     assert "These numbers come from 15 run records" in text
 
 
+@pytest.mark.slow
 def test_summary_without_records_says_so(tmp_path):
     out = execute("summary.ipynb", tmp_path, results_dir=str(tmp_path / "missing"))
     text = printed(out)

@@ -91,6 +91,7 @@ def test_every_committed_record_names_the_same_numerics():
         assert len(labels) == 1, f"{folder}/ mixes {len(labels)} numerics"
 
 
+@pytest.mark.slow
 def test_a_committed_record_reproduces_here(mnist_root, exact_numerics):
     """On the records' numerics, bit for bit; elsewhere, within the cross-host tolerance. Never
     skipped: the header and the end of the test run say which of the two was checked."""
@@ -111,6 +112,7 @@ def test_a_committed_record_reproduces_here(mnist_root, exact_numerics):
             assert moved <= tolerance("ws-aux", split), (split, moved)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CHECKED)
 def test_other_numerics_land_within_the_cross_host_tolerance(name, mnist_root):
     """The cross-host path, exercised on every machine: other numerics (older vector kernels,
@@ -153,6 +155,7 @@ def test_the_cross_host_sanitizer_masks_the_error_counts_and_nothing_else():
         assert _sanitize(kept, cross) == kept
 
 
+@pytest.mark.slow
 def test_nbval_in_cross_host_mode_passes_a_notebook_whose_counts_moved(tmp_path, mnist_root):
     """A committed notebook whose error counts another machine would print differently passes
     nbval with the cross-host sanitizer (and its other outputs are still compared)."""

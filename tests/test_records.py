@@ -110,6 +110,7 @@ def test_a_fifo_where_a_record_is_is_named_not_read(results):
         [("seed-1.json", "not a regular file (a FIFO)")]
 
 
+@pytest.mark.slow
 def test_a_diverging_training_fails_in_one_line(mnist_root):
     # lr 100 with mini-batches of 10: the loss is NaN within the first epoch
     with pytest.raises(TrainingDiverged) as diverged:
@@ -140,6 +141,7 @@ def test_save_refuses_a_record_made_with_other_parameters_unless_replace(results
     assert read_record(path)["device"] == "cuda:0"
 
 
+@pytest.mark.slow
 def test_a_notebook_run_by_papermill_does_not_replace_a_record_of_other_parameters(
         results, tmp_path, mnist_root):
     import papermill

@@ -369,6 +369,7 @@ def _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks):
     return code, stderr.read_text(), results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
         how, code, tmp_path, mnist_root):
@@ -407,6 +408,7 @@ def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
     assert len(record_files(results)) == 3
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, mnist_root):
     results = tmp_path / "results"
     process, stderr = start("run", "ws", "--seeds", "0-1", "--workers", "2", "--results",
@@ -430,6 +432,7 @@ def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, mnist_roo
     assert not psutil.wait_procs([kernel], timeout=10)[1], "the killed worker's kernel survived"
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_folder_do_each_run_once(tmp_path, mnist_root):
     results = tmp_path / "results"
     runners = [start("run", "ws", "--seeds", "0-1", "--workers", "1", "--results", results,
@@ -444,6 +447,7 @@ def test_two_runners_on_one_folder_do_each_run_once(tmp_path, mnist_root):
     assert not temporaries(results)
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_runner_alone_takes_its_workers_and_kernels_along(tmp_path, mnist_root):
     notebooks, _ = _slow_notebooks(tmp_path)
     code, err, results = _interrupt_mid_batch(tmp_path, mnist_root, lambda p: p.kill(), notebooks)
@@ -477,6 +481,7 @@ def _waiting_line(stderr, pid):
     return lines[-1] if lines else None
 
 
+@pytest.mark.slow
 def test_an_orphaned_worker_dies_with_its_kernel_and_no_rerun_overlaps_it(tmp_path, mnist_root):
     notebooks, markers, gate = _gated_notebooks(tmp_path)
 
@@ -510,6 +515,7 @@ def test_an_orphaned_worker_dies_with_its_kernel_and_no_rerun_overlaps_it(tmp_pa
     read_record(tmp_path / "results" / "ws" / "seed-1.json")
 
 
+@pytest.mark.slow
 def test_a_runner_waiting_for_a_suspended_one_says_which_and_why(tmp_path, mnist_root):
     notebooks, markers, gate = _gated_notebooks(tmp_path)
     runners = []
@@ -534,6 +540,7 @@ def test_a_runner_waiting_for_a_suspended_one_says_which_and_why(tmp_path, mnist
     assert len(list(markers.iterdir())) == 1  # one execution
 
 
+@pytest.mark.slow
 def test_two_runners_with_other_parameters_never_share_a_folder(tmp_path, mnist_root):
     notebooks, markers, gate = _gated_notebooks(tmp_path)
     results = tmp_path / "results"
@@ -557,6 +564,7 @@ def test_two_runners_with_other_parameters_never_share_a_folder(tmp_path, mnist_
     assert not list((results / "ws").glob(".claim-*"))  # claims go with their runner
 
 
+@pytest.mark.slow
 def test_a_record_another_process_wrote_meanwhile_is_checked_for_its_parameters(
         tmp_path, mnist_root):
     # This test holds seed 0's lock, as another runner would; the runner waits and says so.
@@ -614,6 +622,7 @@ class _InProcess:
         pass
 
 
+@pytest.mark.slow
 def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_be_saved(
         tmp_path, mnist_root, monkeypatch, capsys):
     import io
@@ -645,6 +654,7 @@ def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_b
     assert "skipping 1 of 1 runs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_diverging_run_fails_in_one_line_and_writes_no_record(tmp_path, mnist_root):
     results = tmp_path / "results"
     done = helpers("run", "ws", "--seeds", "0", "--results", results, "--runs", tmp_path / "runs",
@@ -660,6 +670,7 @@ def test_a_diverging_run_fails_in_one_line_and_writes_no_record(tmp_path, mnist_
 # --------------------------------------------------------------------------------------------
 # The summary over a damaged record
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
     fixture = REPO / "tests" / "fixtures" / "results"
     results = tmp_path / "results"

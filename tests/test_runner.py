@@ -81,6 +81,7 @@ def _copy(batch, destination):
     return destination
 
 
+@pytest.mark.slow
 def test_run_writes_valid_records_and_executed_notebooks(batch):
     folder, done = batch
     assert done.returncode == 0, done.stderr
@@ -96,6 +97,7 @@ def test_run_writes_valid_records_and_executed_notebooks(batch):
     assert not temporaries(folder)
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
     folder = _copy(batch, tmp_path / "batch")
     before = snapshot(folder)
@@ -106,6 +108,7 @@ def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
     assert snapshot(folder) == before  # nothing executed, nothing rewritten
 
 
+@pytest.mark.slow
 def test_a_record_made_with_other_parameters_is_neither_skipped_nor_replaced(batch, tmp_path,
                                                                            mnist_root):
     folder = _copy(batch, tmp_path / "batch")
@@ -120,6 +123,7 @@ def test_a_record_made_with_other_parameters_is_neither_skipped_nor_replaced(bat
     assert snapshot(folder) == before
 
 
+@pytest.mark.slow
 def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_path, mnist_root):
     # Two copies of the batch, one rerun in each, side by side (one run each: two cores).
     damaged, forced = _copy(batch, tmp_path / "damaged"), _copy(batch, tmp_path / "forced")
@@ -150,6 +154,7 @@ def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_pat
     assert read_record(forced / "results" / "ws-aux" / "seed-1.json")["params"]["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_a_record_with_impossible_numbers_is_redone(batch, tmp_path, mnist_root):
     # Valid JSON of the right shape, but its rate is not its counts': never skipped as done.
     folder = _copy(batch, tmp_path / "batch")
@@ -165,6 +170,7 @@ def test_a_record_with_impossible_numbers_is_redone(batch, tmp_path, mnist_root)
     assert redone["test_error_rate"] == 100 * redone["test_errors"] / redone["n_test"] != 99.9
 
 
+@pytest.mark.slow
 def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root):
     notebooks = copy_notebooks(tmp_path / "notebooks", fail_at_seed=1)
     results, runs = tmp_path / "results", tmp_path / "runs"
@@ -182,6 +188,7 @@ def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root
         "results_dir"] == "../results"
 
 
+@pytest.mark.slow
 def test_a_usage_error_inside_a_run_stops_the_batch(tmp_path, mnist_root):
     # Every run would fail the same way (e.g. MNIST unreadable in the kernel): start no more.
     notebooks = copy_notebooks(tmp_path / "notebooks", fail_at_seed=0,
@@ -195,6 +202,7 @@ def test_a_usage_error_inside_a_run_stops_the_batch(tmp_path, mnist_root):
     assert not (tmp_path / "runs" / "ws-aux" / "seed-1.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_after_a_failure(
         tmp_path, mnist_root):
     # Seed 0 leaves a name behind; seed 1 must not see it (same kernel), then fails; seed 2
@@ -221,6 +229,7 @@ def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_aft
     assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
 
 
+@pytest.mark.slow
 def test_thread_variables_of_the_environment_do_not_change_a_record(tmp_path, mnist_root):
     # OMP_NUM_THREADS=1 (which dask workers set) changes a run's numbers when the process that
     # trains inherits it: the runner starts every kernel without it, so its record is the one
@@ -242,6 +251,7 @@ def test_thread_variables_of_the_environment_do_not_change_a_record(tmp_path, mn
     assert [record["test_errors"], record["test_predictions"]] == json.loads(reference.stdout)
 
 
+@pytest.mark.slow
 def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_root):
     # Seed 1's kernel exits mid-run (as after a segfault or the OOM killer): no executed
     # notebook can be written for it, so an old one from an earlier batch must not stay

@@ -118,6 +118,7 @@ def test_a_summary_of_the_project_updates_the_project(project, calls, capsys):
     assert "README.md: results section up to date" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_summary_of_another_folder_goes_beside_it(tmp_path, calls, capsys):
     results = tmp_path / "results-mine"
     shutil.copytree(FIXTURE, results)
@@ -160,6 +161,7 @@ def test_output_option_puts_everything_in_one_folder(tmp_path, calls):
     assert not (tmp_path / "results-mine-report").exists()
 
 
+@pytest.mark.slow
 def test_the_executed_notebook_is_cleaned(project, calls):
     source = nbformat.read(project / "notebooks" / "summary.ipynb", as_version=4)
     assert main(["summary"]) == 0
@@ -259,6 +261,7 @@ def test_version_and_help(capsys):
 
 
 # --- the real notebooks, executed twice ----------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_summary_over_the_same_records_changes_no_file(tmp_path, mnist_root, capsys,
                                                                 monkeypatch):
     monkeypatch.setenv("MNIST_ROOT", mnist_root)

@@ -59,8 +59,9 @@ def test_head_input_and_initialisation_readings_change_what_they_name():
                                                   first.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_history_records_the_weighting_used(mnist_root):
-    record = helpers.train("ws-aux-d0.25", 0, epochs=3, n_pairs=200, data_root=mnist_root)
+    record = helpers.train("ws-aux-d0.25", 0, epochs=3, n_pairs=100, data_root=mnist_root)
     weights = [w for h in record["history"] for w in (h["weight_comparison"], h["weight_digits"])]
     assert weights == pytest.approx([0, 1, 0.375, 0.625, 0.75, 0.25])
     first = record["history"][0]
@@ -69,6 +70,7 @@ def test_history_records_the_weighting_used(mnist_root):
                                           rel=1e-5)
 
 
+@pytest.mark.slow
 def test_short_training_lowers_the_loss_and_beats_chance(mnist_root):
     record = helpers.train("ws-aux", 0, epochs=5, n_pairs=500, data_root=mnist_root)
     losses = [h["loss"] for h in record["history"]]
@@ -77,6 +79,7 @@ def test_short_training_lowers_the_loss_and_beats_chance(mnist_root):
     assert record["history"][-1]["test_errors"] == record["test_errors"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(mnist_root):
     small = dict(epochs=2, n_pairs=200, data_root=mnist_root)
     a, b = helpers.train("ws", 3, **small), helpers.train("ws", 3, **small)
@@ -85,6 +88,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(mnist_root):
     assert a["history"] != c["history"]
 
 
+@pytest.mark.slow
 def test_run_leaves_global_random_state_and_threads_alone(mnist_root):
     torch.manual_seed(11)
     state, threads = torch.get_rng_state(), torch.get_num_threads()
@@ -92,6 +96,7 @@ def test_run_leaves_global_random_state_and_threads_alone(mnist_root):
     assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
 
 
+@pytest.mark.slow
 def test_record_contents(mnist_root):
     record = helpers.train("baseline", 1, epochs=2, n_pairs=100, batch_size=50, data_root=mnist_root)
     assert record["experiment"] == "baseline" and record["seed"] == 1
@@ -104,6 +109,7 @@ def test_record_contents(mnist_root):
     assert record["device"] == "cpu" and record["numerics"]["torch"] == torch.__version__
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["baseline", "ws-aux", "best"])
 def test_evaluation_batch_size_changes_no_output(mnist_root, name):
     """`predict` evaluates in chunks of 250 pairs for speed: chunks of 100 or 250 pairs must give

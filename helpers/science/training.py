@@ -117,7 +117,9 @@ def random_affine(pairs, generator, background, shift=0.0, rotation=0.0, scale=0
 def predict(model, pairs, batch_size=250):
     """Predicted comparison (N) and, where the network has them, digits (N x 2), in eval mode.
 
-    250 pairs at a time keep the first block's activations in the CPU cache (docs/speed.md).
+    250 pairs at a time: where freed memory goes back to the OS (off glibc, without
+    `keep_freed_memory`), a batch of 1000 pairs maps its 18 MB of activations afresh on every
+    call, twice as slow; with it, the chunk size makes no difference (docs/speed.md).
     In eval mode chunks of 100 or more pairs give exactly the outputs of one batch (tested;
     much smaller chunks take other matrix-product kernels on some CPUs).
     """
@@ -137,7 +139,8 @@ def count_errors(model, pairs, target):
 
 
 def train(model, params, train_set, test_set, generator):
-    """Train `model` in place; return the per-epoch history (loss terms, train and test errors).
+    """Train `model` in place -> (the per-epoch history: loss terms, train and test errors;
+    the predictions of the last epoch's evaluation of the test pairs, as `predict` returns them).
     TrainingDiverged as soon as the loss is not a finite number (a NaN would end in the record).
 
     `train_set`/`test_set` are (input, target, classes) on the model's device. The test pairs
@@ -189,11 +192,12 @@ def train(model, params, train_set, test_set, generator):
         # a second pass in eval mode would cost as much as the training itself. The final
         # train error of the record is measured in eval mode.
         row["train_errors_running"] = running_errors
-        row["test_errors"] = count_errors(model, *test_set[:2])
+        predictions = predict(model, test_set[0])
+        row["test_errors"] = int((predictions[0] != test_set[1]).sum())
         history.append(row)
         progress.set_postfix(loss=f"{row['loss']:.3f}", test_errors=row["test_errors"])
     progress.close()
-    return history
+    return history, predictions
 
 
 def count_flops(function):
@@ -276,10 +280,10 @@ def run_experiment(params):
             torch.manual_seed(seed)  # initialisation and dropout masks
             model = to_device(build_model(params), device)
             batch_order = torch.Generator().manual_seed(seed)
-            history = train(model, params, train_set, test_set, batch_order)
+            history, (predicted, predicted_digits) = train(model, params, train_set, test_set,
+                                                           batch_order)
         seconds = time.perf_counter() - started
         train_errors = count_errors(model, *train_set[:2])
-        predicted, predicted_digits = predict(model, test_set[0])
     finally:
         torch.set_num_threads(threads_before)
 
