@@ -6,6 +6,8 @@ cross-entropy, the training pairs reshuffled each epoch; the loss and its weight
 """
 
 import ctypes
+import functools
+import json
 import math
 import os
 import sys
@@ -210,11 +212,23 @@ def count_flops(function):
     return counter.get_total_flops()
 
 
+# Parameters that cannot change a run's shapes, hence its FLOPs.
+_NOT_SHAPES = ("experiment", "seed", "evaluate_on", "device", "threads", "data_root")
+
+
 def training_budget(params):
     """{"steps", "training_flops", "evaluation_flops"} of one run with `params`: its optimiser
     steps, their FLOPs (one step counted on a batch of zeros, times the steps) and those of the
     per-epoch evaluation of the test pairs. FLOPs depend on shapes only, so a copy of the network
-    is counted; the caller's random state and the run's network are left untouched."""
+    is counted, once per process for the parameters that shape it; the caller's random state
+    and the run's network are left untouched."""
+    shapes = {name: value for name, value in params.items() if name not in _NOT_SHAPES}
+    return dict(_budget(json.dumps(shapes, sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=64)
+def _budget(shapes_json):
+    params = json.loads(shapes_json)
     n, batch = params["n_pairs"], params["batch_size"]
     steps = math.ceil(n / batch) * params["epochs"]
     with torch.random.fork_rng(devices=[]):
@@ -233,8 +247,8 @@ def training_budget(params):
         model.eval()
         with torch.inference_mode():
             evaluation = count_flops(lambda: model(torch.zeros(n, 2, 14, 14)))
-    return {"steps": steps, "training_flops": step_flops * steps,
-            "evaluation_flops": evaluation * params["epochs"]}
+    return tuple({"steps": steps, "training_flops": step_flops * steps,
+                  "evaluation_flops": evaluation * params["epochs"]}.items())
 
 
 def _progress_bar(params):
