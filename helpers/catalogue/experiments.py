@@ -203,6 +203,25 @@ BUDGET_SEARCH = {
     "deep24-h96": ("best's deeper digit network, 24 and 48 channels, dense 96 (79,426 "
                    "parameters)", {**_DEEP_NET, "digit_width": 24, "digit_hidden": 96}),
 }
+# Stage 1b, one ingredient at a time on stage 1a's network, deep24-h64 (seeds 100-104).
+# Rule, written before stage 1b ran: stage 2 trains on seeds 100-109 deep24-h64 itself, the two
+# stage-1b rows of lowest mean that are below deep24-h64's mean, and, if at least two ingredients
+# are below it, their combination (of two values of one knob, the lower; ties: the smaller
+# change). The lowest mean validation error over seeds 100-109 of stage 2 is `same-budget`.
+_STAGE_1B = {
+    "dropout0.1": ("dropout 0.1 before and after the dense layer", {"dropout": 0.1}),
+    "dropout0.25": ("dropout 0.25 before and after the dense layer", {"dropout": 0.25}),
+    "smoothing0.1": ("label smoothing 0.1 on the digit losses", {"label_smoothing": 0.1}),
+    "eq1": ("the computed comparison's log-loss added, eq. (1): L_cmp + L_A + L_B",
+            {"weighting": "eq1"}),
+    "kaiming": ("Kaiming-normal initialisation", {"init": "kaiming"}),
+    "xavier": ("Xavier-uniform initialisation", {"init": "xavier"}),
+}
+_STAGE_1A_NETWORK = "deep24-h64"
+BUDGET_SEARCH |= {
+    f"{_STAGE_1A_NETWORK}-{name}": (f"{BUDGET_SEARCH[_STAGE_1A_NETWORK][0]}, {what}",
+                                    {**BUDGET_SEARCH[_STAGE_1A_NETWORK][1], **change})
+    for name, (what, change) in _STAGE_1B.items()}
 CATALOGUE += [
     {"name": f"budget-val-{name}", "group": ("budget-search",), "notebook": "same_budget.ipynb",
      "description": f"the report's budget: {description}, on validation pairs",
