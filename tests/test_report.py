@@ -312,7 +312,7 @@ def test_test_errors_figure_reads_at_the_readme_width(tmp_path):
     shown = [label.get_text() for label in axes.get_yticklabels()]
     sweep = [name for _, name in sorted(experiments.SWEEP.items()) if name.startswith("ws-aux-c")]
     assert shown == ["baseline", "ws-plain", "ws", "ws-aux", *sweep, "ws-aux-d0.25",
-                     "ws-aux-d0.75", "best"]
+                     "ws-aux-d0.75", "best", "same-budget"]
     assert axes.get_ylim()[0] > axes.get_ylim()[1]  # the first configuration on top
     marked = next(line for line in axes.get_lines() if line.get_label() == "the report's mean")
     published = {row["name"]: row["report"][4] for row in experiments.CATALOGUE if row["report"]}

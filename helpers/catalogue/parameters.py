@@ -100,13 +100,12 @@ PARAMETERS = {
                                     read_if=lambda p: p["model"] == "weight_sharing"
                                     and p["batch_norm"],
                                     read_when="by model weight_sharing with batch_norm"),
-    "digit_width": Parameter(32, "channels of the digit network's first convolution (twice "
-                                 "that in the second)", "int", low=1, high=1024,
-                             read_if=lambda p: p["model"] == "weight_sharing",
-                             read_when="by model weight_sharing"),
+    "digit_width": Parameter(32, "channels of the digit network's convolutions before its "
+                                 "first max-pool (twice that after it)", "int", low=1, high=1024,
+                             read_if=_weight_sharing, read_when="by a weight-sharing model"),
     "digit_hidden": Parameter(128, "width of the digit network's dense layer", "int", low=1,
-                              high=65536, read_if=lambda p: p["model"] == "weight_sharing",
-                              read_when="by model weight_sharing"),
+                              high=65536, read_if=_weight_sharing,
+                              read_when="by a weight-sharing model"),
     "init": Parameter("default", "weight initialisation: default (PyTorch's) | xavier | kaiming",
                       "choice", ("default", "xavier", "kaiming")),
     "baseline_hidden": Parameter(200, "width of the baseline's dense layer", "int", low=1,

@@ -199,11 +199,15 @@ class WeightSharingNet(nn.Module):
 
 
 class DeepWeightSharingNet(WeightSharingNet):
-    """`best`'s network: the deeper digit network (`DeepDigitNet`), shared by the two images."""
+    """`best`'s network: the deeper digit network (`DeepDigitNet`), shared by the two images.
+    `digit_width` and `digit_hidden` size it as they size the report's (`same-budget` narrows
+    it under the report's parameter budget)."""
 
-    def __init__(self, dropout=0.0, comparison="computed", head_hidden=64):
+    def __init__(self, dropout=0.0, comparison="computed", head_hidden=64, digit_width=32,
+                 digit_hidden=128):
         super().__init__(comparison=comparison, head_hidden=head_hidden,
-                         digit_net=DeepDigitNet(dropout=dropout))
+                         digit_net=DeepDigitNet(dropout=dropout, width=digit_width,
+                                                hidden=digit_hidden))
 
 
 # The `model` parameter names one of these; `build_model` gives each constructor the run
