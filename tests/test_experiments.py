@@ -150,3 +150,14 @@ def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
     expected = (experiments.ROUND1_TAKEN if combined < best["metric_pct"]
                 else {best["point"]: best["reading"]})
     assert experiments.ROUND2_BASE == expected
+
+
+def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame):
+    from helpers.catalogue import experiments
+    from helpers.publish import readings
+
+    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
+    taken = readings.taken(metrics)
+    changes = {point: reading for point, reading in taken.items()
+               if reading != experiments.ROUND2_BASE.get(point, "first")}
+    assert changes == experiments.ROUND2_TAKEN

@@ -234,6 +234,20 @@ CATALOGUE += [_round2_row(base, point, reading)
               for point in ROUND2_POINTS if point not in ROUND2_BASE
               for reading in READINGS[point][2] for base in READINGS[point][1]]
 
+# (c) Round 2 (b) changed three points (the rule's outcome over its records: a test checks
+# it): their combination on top of B, on every weight-sharing row (`val-<row>-hidden512-
+# combined`), is taken if its metric over ws-plain, ws and ws-aux is lower than that of the
+# best single change of (b); otherwise that change alone.
+ROUND2_TAKEN = {"P2": "bn-out", "P3": "dense256", "P5": "geometric"}
+CATALOGUE += [{"name": f"val-{base}-{ROUND2_TAG}-combined", "group": ("readings", "round2"),
+               "notebook": _row(base)["notebook"],
+               "description": f"{base}, round 2 (c): the changes of (b) combined on top of B "
+                              f"({ROUND2_TAG}), on validation pairs",
+               "params": {**combined_parameters({**ROUND2_BASE, **ROUND2_TAKEN}, base),
+                          "evaluate_on": "validation"},
+               "report": None}
+              for base in WS_ROWS]
+
 # Why the auxiliary-loss rows land above the report, by experiment (validation pairs): are
 # they still learning at epoch 25? The same rows trained longer than the report's protocol.
 DIAGNOSIS = {"epochs50": {"epochs": 50}, "epochs100": {"epochs": 100}}
