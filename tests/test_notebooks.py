@@ -66,7 +66,7 @@ def test_parameters_drop_none_and_apply_the_catalogue():
 def test_parameters_reject_unknown_names_and_foreign_experiments():
     with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
         parameters(notebook_globals(experiment="ws", epoch=3), notebook="weight_sharing.ipynb")
-    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*ws-plain, ws here"):
+    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*choose one of ws-plain, ws, "):
         parameters(notebook_globals(experiment="ws-aux"), notebook="weight_sharing.ipynb")
     with pytest.raises(UsageError, match=r"lr must be in \(0, 100\]"):
         parameters(notebook_globals(experiment="ws", lr=-1), notebook="weight_sharing.ipynb")
