@@ -37,7 +37,7 @@ def test_values_are_converted_from_text():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": 0}, "epochs must be from 1 to 10000"),
     ({"epochs": "ten"}, "epochs must be an integer"),
     ({"epochs": 2.5}, "epochs must be an integer"),
     ({"lr": 0}, "lr must be in (0, 100]"),
