@@ -739,9 +739,9 @@ def test_interrupting_a_forced_batch_names_the_command_for_the_missing_runs(tmp_
     redoes the missing runs only."""
     notebooks, slow = _slow_notebooks(tmp_path)
     results = _fixture_copy(tmp_path)
-    args = ["--results", results, "--runs", tmp_path / "runs", *FIXTURE_PARAMS,
-            "--notebooks", notebooks]
-    process, stderr = start("run", "ws", "--seeds", "0-1", "--workers", "1", "--force", *args,
+    args = ["--workers", "1", "--results", results, "--runs", tmp_path / "runs",
+            *FIXTURE_PARAMS, "--notebooks", notebooks]
+    process, stderr = start("run", "ws", "--seeds", "0-1", "--force", *args,
                             mnist_root=mnist_root, log_dir=tmp_path)
     seed0 = snapshot(results)["ws/seed-0.json"]
     wait_for(lambda: snapshot(results)["ws/seed-0.json"] != seed0, what="seed 0 redone")
@@ -864,12 +864,11 @@ def full_disk(tmp_path):
                     f"run as root where mount is allowed")
     try:
         (folder / "results").mkdir()
-        with open(folder / "filler", "wb") as filler:
+        with open(folder / "filler", "wb", buffering=0) as filler:
             try:
-                while True:
-                    filler.write(b"x" * 4096)
-                    filler.flush()
-            except OSError:
+                while filler.write(b"x" * 4096):
+                    pass
+            except OSError:  # full
                 pass
         yield folder
     finally:

@@ -113,15 +113,19 @@ class WarmKernel:
                "import helpers.notebook, helpers.science.training, helpers.publish.figures\n"
                "import gc\ngc.freeze()")
 
-    km = kc = None
+    km = kc = started_for = None
     used = False
 
     def prepare(self, cwd, environment):
-        """Start the kernel in `cwd` with `environment` if there is none, else reset it."""
+        """Start the kernel in `cwd` with `environment` if there is none (or it started with
+        others: both are fixed when a kernel starts), else reset it."""
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
+        if self.started_for != (str(cwd), environment):
+            self.stop()
         if self.km is None:
+            self.started_for = (str(cwd), dict(environment))
             self.km = AsyncKernelManager(kernel_name=KERNEL)
             run_sync(self.km.start_kernel)(cwd=str(cwd), env=kernel_environment(environment),
                                            extra_arguments=list(KERNEL_ARGUMENTS))
@@ -148,5 +152,5 @@ class WarmKernel:
                 run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # already dead
             pass
-        self.km = self.kc = None
+        self.km = self.kc = self.started_for = None
         self.used = False

@@ -260,6 +260,10 @@ class DaskPool:
     def __init__(self, address):
         from distributed import Client
 
+        # what the runner says of a lost cluster is one line a run; not distributed's tracebacks
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name.startswith("distributed"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             self._client = Client(address, timeout=10)
         except Exception as error:  # unreachable, a malformed address, tls:// without keys
