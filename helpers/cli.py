@@ -65,7 +65,7 @@ def positive_int(text):
 
 
 def cmd_run(args):
-    from .runs import pools, runner
+    from .runs import runner
 
     overrides = {}
     for name, value in args.p or []:
@@ -86,16 +86,11 @@ def cmd_run(args):
              *[word for name, value in args.p or [] for word in ("-p", name, value)],
              *(["--scheduler", args.scheduler] if args.scheduler else []),
              *(["--notebooks", args.notebooks] if args.notebooks else [])]
-    pool = pools.DaskPool(args.scheduler) if args.scheduler else None  # else local processes
-    try:
-        batch = runner.run_batch(
-            args.experiments, seeds=args.seeds, workers=args.workers, results_dir=args.results,
-            runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides,
-            notebooks_dir=args.notebooks, command="python -m helpers " + shlex.join(args.argv),
-            rerun_options=rerun, pool=pool)
-    finally:
-        if pool is not None:
-            pool.close()
+    batch = runner.run_batch(
+        args.experiments, seeds=args.seeds, workers=args.workers, results_dir=args.results,
+        runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides,
+        notebooks_dir=args.notebooks, scheduler=args.scheduler,
+        command="python -m helpers " + shlex.join(args.argv), rerun_options=rerun)
     return batch.exit_code
 
 
@@ -117,7 +112,7 @@ def cmd_summary(args):
 
 def cmd_bench(args):
     from . import bench
-    from .runs.records import parse_seeds
+    from .catalogue.seeds import parse_seeds
 
     overrides = dict(args.p or [])
     if args.quick:  # a smoke run of every part: tiny trainings, two seeds, one repeat

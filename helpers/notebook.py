@@ -17,8 +17,9 @@ import types
 
 from .catalogue import experiments
 from .catalogue.parameters import DEFAULTS, PARAMETERS
+from .catalogue.seeds import check_own_run
 from .errors import UsageError
-from .files import check_writable, lock_folder
+from .files import check_writable, lock_folder, relative
 from .runs import records
 from .science.models import build_model, count_parameters
 
@@ -100,7 +101,7 @@ def parameters(namespace, notebook):
     params = experiments.resolve(experiment, **overrides)
     if results_dir is not None:  # what save() refuses, refused before anything trains
         check_writable(results_dir, "results", "results_dir")
-        records.check_admitted(params, results_dir, "set results_dir to another folder")
+        check_own_run(params, results_dir, "set results_dir to another folder")
     return params
 
 
@@ -165,20 +166,26 @@ def save(record, results_dir, replace=False):
     None: a notebook cell ending with this call shows only the printed line.
 
     Refused in one line (UsageError): a record the folder does not admit (the project's
-    results/ and validation/ take only the catalogue's own runs: `records.check_admitted`);
+    results/ and validation/ take only the catalogue's own runs: `seeds.check_own_run`);
     a folder a runner is writing (its lock is held); a valid record at that place made with
     other parameters, unless `replace` is true: a notebook never silently replaces a result.
     """
     if results_dir is None:
         return
     fix = "set results_dir to another folder"
-    records.check_admitted(record["params"], results_dir, fix)
+    check_own_run(record["params"], results_dir, fix)
     lock = lock_folder(results_dir, fix)
     try:
-        if replace is not True:
-            records.check_same_parameters(
-                records.record_path(results_dir, record["experiment"], record["seed"]),
-                record["params"], fix=f"{fix}, or set replace = True to replace it")
+        path = records.record_path(results_dir, record["experiment"], record["seed"])
+        try:
+            differ = [] if replace is True else records.parameter_differences(
+                records.read_record(path)["params"], record["params"])
+        except records.DamagedRecord:  # none there, or nothing to keep
+            differ = []
+        if differ:
+            raise UsageError(f"{relative(path)} was made with other parameters "
+                             f"({'; '.join(differ[:3])}): {fix}, or set replace = True to "
+                             f"replace it")
         print("record written to", records.write_record(record, results_dir))
     finally:
         os.close(lock)

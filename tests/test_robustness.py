@@ -50,6 +50,7 @@ from helpers import UsageError
 from helpers.cli import main
 from helpers.files import RESULTS, lock_folder
 from helpers.notebook import parameters, save
+from helpers.runs import pools
 from helpers.runs.pools import Outcome
 from helpers.runs.records import SCHEMA_VERSION, read_record, record_path
 from helpers.runs.runner import run_batch
@@ -513,53 +514,31 @@ def test_a_notebook_run_by_papermill_does_not_replace_a_record_of_other_paramete
 # --------------------------------------------------------------------------------------------
 # What the runner does with what comes back: in this process, without a kernel
 # --------------------------------------------------------------------------------------------
-class _Pool:
-    """A pool that ends each job at once with `outcome(job)`, here."""
-
-    def __init__(self, outcome):
-        self.outcome, self.submitted, self._ended = outcome, [], []
-
-    def __len__(self):
-        return len(self._ended)
-
-    def capacity(self):
-        return 1
-
-    def submit(self, job):
-        self.submitted.append(job)
-        self._ended.append((job, self.outcome(job)))
-
-    def wait(self, timeout):
-        ended, self._ended = self._ended, []
-        return ended
-
-    def notices(self):
-        return []
-
-    def stop(self):
-        return []
-
-    def close(self):
-        pass
-
-
-def _run(results, tmp_path, pool, seeds="0-1", **options):
+def _run(results, tmp_path, seeds="0-1"):
     import io
 
     stream = io.StringIO()
     batch = run_batch(["ws"], seeds=seeds, results_dir=results, runs_dir=tmp_path / "runs",
-                      overrides={"epochs": "2", "n_pairs": "100"}, pool=pool, stream=stream,
-                      **options)
+                      overrides={"epochs": "2", "n_pairs": "100"}, workers=1, stream=stream)
     return batch, stream.getvalue()
 
 
-def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist_root):
+def _executed_as(monkeypatch, outcome):
+    """Runs that end at once with `outcome(job)`, without a kernel -> the jobs executed."""
+    executed = []
+    monkeypatch.setattr(pools, "execute", lambda job, kernel: executed.append(job) or outcome(job))
+    return executed
+
+
+def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist_root,
+                                                                monkeypatch):
     """A record that another process wrote where this run's notebook saves (a run of other
     parameters finishing meanwhile) is refused: the run fails, nothing is published."""
     results = tmp_path / "results"
     other = read_record(record_path(FIXTURE, "ws", 0))
     other = {**other, "params": {**other["params"], "data_root": None, "lr": 0.05}}
-    batch, err = _run(results, tmp_path, _Pool(lambda job: Outcome(record=other)), seeds="0")
+    _executed_as(monkeypatch, lambda job: Outcome(record=other))
+    batch, err = _run(results, tmp_path, seeds="0")
     assert batch.exit_code == 1 and not batch.done, err
     assert "failed: ws seed 0: its record is another run's (lr 0.05 there, 0.1 asked): " \
            "something else wrote " in err
@@ -569,7 +548,7 @@ def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist
 @pytest.mark.parametrize("edit", ["numerics without pinned", "errors edited with the history",
                                   "a copy of another seed"])
 def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_path,
-                                                                      mnist_root):
+                                                                      mnist_root, monkeypatch):
     """A record a reader would stop on (numerics without its pin), edited consistently on
     paper (test errors and last epoch changed, its predictions on its pairs say otherwise), or
     seed 0's saved as seed 1: never skipped as done."""
@@ -584,9 +563,9 @@ def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_p
         record = {**read_json(record_path(results, "ws", 0)), "seed": 1}
         record["params"] = {**record["params"], "seed": 1}
     path.write_text(json.dumps(record))
-    pool = _Pool(lambda job: Outcome(message="not run here"))
-    batch, err = _run(results, tmp_path, pool)
-    assert [job.seed for job in pool.submitted] == [1] and batch.skipped[0].seed == 0, err
+    executed = _executed_as(monkeypatch, lambda job: Outcome(message="not run here"))
+    batch, err = _run(results, tmp_path)
+    assert [job.seed for job in executed] == [1] and batch.skipped[0].seed == 0, err
 
 
 def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnist_root):
@@ -623,20 +602,12 @@ def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_b
     the run is done, with a warning, and the rerun agrees."""
     import papermill.execute
 
-    from helpers.runs.execution import WarmKernel
-    from helpers.runs.pools import execute
-
     def full_disk(nb, path):  # what a full disk does to the executed notebook: 0 bytes
         Path(path).write_text("")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(papermill.execute, "write_ipynb", full_disk)
-    kernel = WarmKernel()
-    try:
-        batch, err = _run(tmp_path / "results", tmp_path, _Pool(lambda job: execute(job, kernel)),
-                          seeds="0")
-    finally:
-        kernel.stop()
+    batch, err = _run(tmp_path / "results", tmp_path, seeds="0")
     assert batch.exit_code == 0 and len(batch.done) == 1, err
     assert "1 run: 1 done" in err
     assert ("warning: ws seed 0: its record was written, then the run failed (OSError: [Errno 28] "
@@ -758,40 +729,43 @@ def test_interrupting_a_forced_batch_names_the_command_for_the_missing_runs(tmp_
 
 
 @pytest.mark.slow
-def test_sigkill_of_the_runner_takes_its_workers_and_kernels_along_even_suspended(
-        tmp_path, mnist_root):
-    """The runner killed (SIGKILL), its worker suspended: the OS kills the worker with it
-    (PR_SET_PDEATHSIG), the kernel ends with its worker; the rerun does the run, never while
-    a process of the first one lives."""
+@pytest.mark.parametrize("kernel", ["running", "suspended"])
+def test_sigkill_of_the_runner_takes_its_kernels_along_and_the_rerun_does_the_run(
+        kernel, tmp_path, mnist_root):
+    """The runner killed (SIGKILL): its kernels end with it (ipykernel exits when its parent
+    is gone; a suspended one when it is resumed), the rerun does the run (even while an
+    orphan is suspended: an orphan writes into its runs folder only, whose records this
+    runner never publishes)."""
     notebooks, markers, gate = gated_notebooks(tmp_path)
     args = ("run", "ws", "--seeds", "1", "--results", tmp_path / "results", "--notebooks",
             notebooks, *TINY)
     first, _ = start(*args, "--runs", tmp_path / "runs-1", mnist_root=mnist_root,
                      log_dir=tmp_path)
-    (marker,) = started(markers)
-    family = _family(first)
-    (worker,) = [p for p in family.values() if p.ppid() == first.pid]
-    assert kernel_of(marker).pid in family
-    worker.suspend()
+    orphan = kernel_of(started(markers)[0])
+    if kernel == "suspended":
+        orphan.suspend()
     first.kill()
     first.wait(timeout=60)
-    _all_gone(family)
+    if kernel == "running":
+        _all_gone({orphan.pid: orphan})
     second, err = start(*args, "--runs", tmp_path / "runs-2", mnist_root=mnist_root,
                         log_dir=tmp_path)
     started(markers, 2)
     gate.unlink()
     assert second.wait(timeout=300) == 0, err.read_text()
     assert "1 run: 1 done" in err.read_text()
+    if kernel == "suspended":
+        orphan.resume()
+    _all_gone({orphan.pid: orphan})
     read_record(tmp_path / "results" / "ws" / "seed-1.json")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how, queued", [("SIGKILL", False), ("SIGTERM", False),
                                          ("SIGTERM", True)])
-def test_a_killed_worker_fails_its_run_and_the_others_finish(how, queued, tmp_path, mnist_root):
-    """A worker killed (SIGKILL, SIGTERM) costs exactly its run, reported failed (exit 1, not
-    0); its kernel goes with it; runs still queued start in a new worker (SIGTERM used to
-    break the pool with a BrokenPipeError)."""
+def test_a_killed_kernel_fails_its_run_and_the_others_finish(how, queued, tmp_path, mnist_root):
+    """A run's kernel killed (SIGKILL, SIGTERM, the OOM killer) costs exactly its run, reported
+    failed with its kernel's log (exit 1, not 0); runs still queued go on in a new kernel."""
     notebooks, markers, gate = gated_notebooks(tmp_path)
     results = tmp_path / "results"
     process, stderr = start("run", "ws", "--seeds", "0-2" if queued else "0-1", "--workers",
@@ -799,18 +773,15 @@ def test_a_killed_worker_fails_its_run_and_the_others_finish(how, queued, tmp_pa
                             tmp_path / "runs", "--notebooks", notebooks, *TINY,
                             mnist_root=mnist_root, log_dir=tmp_path)
     marker = started(markers)[0]
-    kernel = kernel_of(marker)
     if not queued:
         started(markers, 2)  # nothing left to hand out
-    os.kill(kernel.ppid(), getattr(signal, how))
-    assert not psutil.wait_procs([kernel], timeout=10)[1], "the killed worker's kernel survived"
+    kernel_of(marker).send_signal(getattr(signal, how))
     gate.unlink()
     assert process.wait(timeout=300) == 1, stderr.read_text()
     err = stderr.read_text()
     seed = marker.name.split("-")[0]
     assert f"{3 if queued else 2} runs: {2 if queued else 1} done, 1 failed" in err, err
-    assert f"failed: ws seed {seed}: its worker process died (killed by {how}) before " \
-           f"reporting" in err
+    assert f"failed: ws seed {seed}: DeadKernelError: Kernel died (kernel log: " in err, err
     assert len(record_files(results)) == (2 if queued else 1)
     assert not temporaries(results)
 
@@ -830,8 +801,8 @@ def test_a_suspended_kernel_is_named_not_waited_on_silently(tmp_path, mnist_root
                         timeout=60, what="the notice")[0]
     finally:
         kernel.resume()
-    assert line.endswith(f"waiting for pid {kernel.pid} ({kernel.name()}) of a run, which is "
-                         f"suspended: kill -CONT {kernel.pid} resumes it"), line
+    assert line.endswith(f"waiting for pid {kernel.pid} (a run's kernel), which is suspended: "
+                         f"kill -CONT {kernel.pid} resumes it"), line
     gate.unlink()
     assert process.wait(timeout=300) == 0, stderr.read_text()
 

@@ -30,8 +30,9 @@ from helpers.catalogue.experiments import expand as expand_experiments
 from helpers.cli import main
 from helpers.files import RESULTS, VALIDATION
 from helpers.runs.execution import THREAD_VARIABLES
-from helpers.runs.records import parse_seeds, read_record
-from helpers.runs.runner import notebook_path, plan, seed_list
+from helpers.catalogue.seeds import parse_seeds, seed_list
+from helpers.runs.records import read_record
+from helpers.runs.runner import notebook_path, plan
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,9 +302,10 @@ def test_records_of_the_runner_are_those_of_a_training_in_process(tmp_path, mnis
 
 @pytest.mark.slow
 def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_root):
-    # Seed 1's kernel exits mid-run (as after a segfault or the OOM killer): no executed
-    # notebook can be written for it, so an old one from an earlier batch must not stay
-    # behind to pass for it; the failure points to the kernel's log; seed 2 gets a new kernel.
+    # Seed 1's kernel (seed 0's, kept warm) exits mid-run (as after a segfault or the OOM
+    # killer): no executed notebook can be written for it, so an old one from an earlier batch
+    # must not stay behind to pass for it; the failure points to the log of that kernel
+    # (which it began with seed 0); seed 2 gets a new kernel.
     notebooks = copy_notebooks(tmp_path / "notebooks",
                                cell="import os\nif seed == 1:\n    os._exit(3)")
     results, runs = tmp_path / "results", tmp_path / "runs"
@@ -316,7 +318,7 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     # the summary's line (the progress bar's, above it, has no pointer)
     failed = [line for line in done.stderr.splitlines() if "failed: ws-aux seed 1" in line][-1]
     assert "Traceback" not in done.stderr and "DeadKernelError" in failed, failed
-    assert failed.endswith(f"(kernel log: {os.path.relpath(runs / 'ws-aux' / 'seed-1.log', REPO)})")
+    assert failed.endswith(f"(kernel log: {os.path.relpath(runs / 'ws-aux' / 'seed-0.log', REPO)})")
     assert not (runs / "ws-aux" / "seed-1.ipynb").exists()
     assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
 

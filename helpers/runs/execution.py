@@ -1,24 +1,25 @@
-"""One notebook executed by papermill, its failure told in one line, in a fresh kernel (the
+"""One notebook executed by papermill, its failure told in one line: in a new kernel (the
 summary's notebooks) or in a `WarmKernel` (the runner's runs)."""
 
 import os
+import signal
 import sys
 
 from ..science import PROGRESS_VARIABLE
 
 USAGE_ERRORS = ("UsageError", "DataError")  # a notebook failing with these: the user's mistake
-KERNEL, KERNEL_START_TIMEOUT = "python3", 180  # seconds: kernels start slowly on a loaded machine
+KERNEL, KERNEL_START_TIMEOUT = "python3", 180  # seconds: kernels start slowly on a busy machine
 # No history file (as nbclient starts kernels); only errors in the log: ipykernel warns about
 # plain-text TCP on loopback at every start (CurveZMQ would make every shutdown log an error).
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
 # Set when the BLAS/OpenMP runtimes load, these change a training's numbers even with threads
-# fixed (docs/numerics.md); dask's workers set them. No kernel starts with them.
+# fixed (docs/numerics.md), and dask's workers set them: no kernel starts with them.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class NotebookFailed(Exception):
-    """A notebook that did not run to its end: `message` is the one line that says why;
-    `usage` is true when the cause is the user's (a UsageError or DataError in a cell)."""
+    """A notebook that did not run to its end: `message`, the one line that says why; `usage`:
+    the cause is the user's (a UsageError or DataError in a cell)."""
 
     def __init__(self, message, usage=False):
         super().__init__(message)
@@ -26,16 +27,18 @@ class NotebookFailed(Exception):
 
 
 def first_line(text):
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
 def import_papermill():
     """papermill, without jsonschema's optional rfc3987_syntax, which builds parsers no notebook
     schema uses as it is imported (python-jsonschema/jsonschema#1428; docs/speed.md)."""
-    sys.modules.setdefault("rfc3987_syntax", None)  # None: the optional import fails
+    sys.modules.setdefault("rfc3987_syntax", None)  # None: that optional import fails
+    import logging
+
     import papermill
 
+    logging.getLogger("papermill").setLevel(logging.ERROR)  # the parameters are checked before
     return papermill
 
 
@@ -74,13 +77,13 @@ def _warm_engine():
 def execute_notebook(notebook, output, parameters, cwd=None, kernel=None, environment=None):
     """Execute `notebook` with papermill into `output` (written once, at the end, with the
     error where a cell failed), in `kernel` (a WarmKernel), else in a new kernel started in
-    `cwd` with `environment`. Raises NotebookFailed with the line that says why: the exception
-    of the failing cell, else its first line; or why the kernel died or would not start."""
+    `cwd` with `environment`. NotebookFailed with the line that says why: the failing cell's
+    exception, else its first line; or why the kernel died or would not start."""
     papermill = import_papermill()
     if kernel is None:
         set_kernel_environment(environment or {})
         engine = {"cwd": str(cwd), "extra_arguments": list(KERNEL_ARGUMENTS)}
-    else:  # its working directory and environment were set when it started
+    else:  # its working folder and environment were set when it started
         engine = {"engine_name": _warm_engine(), "km": kernel.km, "kc": kernel.kc}
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
@@ -96,49 +99,49 @@ def execute_notebook(notebook, output, parameters, cwd=None, kernel=None, enviro
 
 
 class WarmKernel:
-    """A kernel a worker keeps from run to run, with one client, connected and ready once: a
-    new kernel would import torch, matplotlib and helpers again, a new client wait for the
-    kernel again (docs/speed.md). Before each later run its namespace is reset and figures
-    closed: no name reaches the next run, only imported modules stay; the trainings set their
-    own threads and seeds, so a record is the one a fresh kernel makes (tested). It exits when
-    its worker does (ipykernel watches its parent)."""
+    """A kernel kept from run to run, with one client, connected and ready once: a new kernel
+    would import torch, matplotlib and helpers again, a new client wait for it again
+    (docs/speed.md). Before each later run the namespace is reset and figures closed, so no
+    name reaches the next run (only imported modules stay, frozen for the garbage collector);
+    the trainings set their own threads and seeds, so a record is the one a new kernel makes
+    (tested). A kernel exits when the process that started it does (ipykernel watches it)."""
 
     RESET = ("import sys\n"
              "if 'matplotlib.pyplot' in sys.modules:\n"
              "    sys.modules['matplotlib.pyplot'].close('all')\n"
-             "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again")
-    # What every notebook imports, imported while the worker imports papermill; gc.freeze():
-    # the reset's gc.collect() skips these long-lived objects.
-    WARM_UP = ("import matplotlib.pyplot\n"
-               "import helpers.notebook, helpers.science.training, helpers.publish.figures\n"
-               "import gc\ngc.freeze()")
+             "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again\n"
+             "__import__('gc').freeze()")
+    km = kc = pid = log = started_for = None
+    used = killed = False
 
-    km = kc = started_for = None
-    used = False
-
-    def prepare(self, cwd, environment):
-        """Start the kernel in `cwd` with `environment` if there is none (or it started with
-        others: both are fixed when a kernel starts), else reset it."""
+    def prepare(self, cwd, environment, log):
+        """Start a kernel in `cwd` with `environment`, its output to a new file at `log`, unless
+        one started so runs (both are fixed when a kernel starts): reset that one."""
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
         if self.started_for != (str(cwd), environment):
             self.stop()
-        if self.km is None:
-            self.started_for = (str(cwd), dict(environment))
-            self.km = AsyncKernelManager(kernel_name=KERNEL)
-            run_sync(self.km.start_kernel)(cwd=str(cwd), env=kernel_environment(environment),
-                                           extra_arguments=list(KERNEL_ARGUMENTS))
+            self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
+            output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                run_sync(self.km.start_kernel)(
+                    cwd=str(cwd), env=kernel_environment(environment), stdout=output,
+                    stderr=output, extra_arguments=list(KERNEL_ARGUMENTS))
+            finally:
+                os.close(output)
+            self.pid, self.started_for = self.km.provisioner.pid, (str(cwd), dict(environment))
+            if self.killed:  # (kill() came while it started)
+                self.kill()
             self.kc = self.km.client()
             self.kc.start_channels()
-            self.kc.execute(self.WARM_UP, silent=True, store_history=False)
-            import_papermill()
             run_sync(self.kc.wait_for_ready)(timeout=KERNEL_START_TIMEOUT)
         elif self.used:
             reply = run_sync(self.kc.execute_interactive)(
                 self.RESET, allow_stdin=False, timeout=60, output_hook=lambda message: None)
             if reply["content"]["status"] != "ok":
-                raise RuntimeError(f"resetting the warm kernel failed: {reply['content']}")
+                raise RuntimeError(f"resetting the warm kernel failed: "
+                                   f"{reply['content'].get('ename')}")
         self.used = True
 
     def stop(self):
@@ -146,11 +149,19 @@ class WarmKernel:
         from jupyter_core.utils import run_sync
 
         try:
-            if self.kc is not None:
-                self.kc.stop_channels()
+            self.kc and self.kc.stop_channels()
             if self.km is not None and self.km.has_kernel:
                 run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # already dead
             pass
-        self.km = self.kc = self.started_for = None
+        self.km = self.kc = self.pid = self.started_for = None
         self.used = False
+
+    def kill(self):
+        """Kill the kernel now, from any thread (the batch stops); its connection file goes."""
+        self.killed = True
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.unlink(self.km.connection_file)
+        except (AttributeError, OSError, TypeError):  # none, or gone already
+            pass
