@@ -204,22 +204,6 @@ def test_damaged_record_is_redone_and_force_redoes_a_finished_one(batch, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_record_done_but_not_published_is_published_by_the_rerun(batch, tmp_path, mnist_root):
-    """A run whose record its notebook wrote into the runs folder, but which the batch could
-    not publish (the records folder unwritable, the batch stopped): the same command publishes
-    it, after the same checks, without training again."""
-    folder = _copy(batch, tmp_path / "batch")
-    (folder / "results" / "ws-aux" / "seed-1.json").unlink()
-    again = helpers("run", "ws-aux", "--seeds", "0-1", "--results", folder / "results",
-                    "--runs", folder / "runs", *TINY, mnist_root=mnist_root)
-    assert again.returncode == 0, again.stderr
-    assert "ws-aux seed 1: its record in " in again.stderr and "2 runs: 1 done, 1 skipped" in \
-        again.stderr
-    assert read_record(folder / "results" / "ws-aux" / "seed-1.json") == \
-        read_record(folder / "runs" / "ws-aux" / "seed-1.json")
-
-
-@pytest.mark.slow
 def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root):
     notebooks = copy_notebooks(tmp_path / "notebooks", fail_at_seed=1)
     results, runs = tmp_path / "results", tmp_path / "runs"
@@ -334,3 +318,24 @@ def test_the_fixture_skips_without_a_kernel(tmp_path, mnist_root):
                                         "(--force redoes them)", "4 runs: 0 done, 4 skipped "
                                         "(record already there)"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_docs_examples_and_the_runners_own_files_leave_git_status_clean():
+    """What the documented commands and the runner's defaults write (records folders of the
+    examples and their summaries, the runs folder, the records folders' locks) is ignored by
+    git: a newcomer's `git status` stays clean."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: nothing for git status to show")
+    import re
+
+    docs = (REPO / "docs" / "running.md").read_text() + (REPO / "README.md").read_text()
+    written = [f"{folder}/ws/seed-0.json" for folder in re.findall(r"--results (\S+)", docs)]
+    written += [f"{folder}-report/report.html" for folder in re.findall(r"--results (\S+)", docs)]
+    written += [os.path.normpath(f"notebooks/{folder}/ws/seed-0.json")
+                for folder in re.findall(r"results_dir (\S+)", docs)]
+    written += ["runs/ws/seed-0.ipynb", "runs/ws/seed-0.json", "runs/ws/seed-0.log", "runs/.lock",
+                "results/.lock", "validation/.lock", "data/MNIST/raw/train-images-idx3-ubyte"]
+    assert len(written) > 10
+    shown = [path for path in written if subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode != 0]
+    assert not shown, f"git status would show {shown}"

@@ -1,5 +1,4 @@
-"""One notebook executed by papermill, its failure told in one line: in a new kernel (the
-summary's notebooks) or in a `WarmKernel` (the runner's runs)."""
+"""One notebook executed by papermill in a `WarmKernel`, its failure told in one line."""
 
 import os
 import signal
@@ -37,33 +36,13 @@ def import_papermill():
     import logging
 
     import papermill
-
-    logging.getLogger("papermill").setLevel(logging.ERROR)  # the parameters are checked before
-    return papermill
-
-
-def kernel_environment(environment):
-    """What a kernel starts with: this process's environment and `environment`, without
-    THREAD_VARIABLES nor progress bars (no one watches an executed notebook)."""
-    kept = {name: value for name, value in os.environ.items() if name not in THREAD_VARIABLES}
-    return {**kept, **environment, PROGRESS_VARIABLE: "0"}
-
-
-def set_kernel_environment(environment):
-    """Make this process's environment, which a kernel it starts inherits, kernel_environment's."""
-    for name in THREAD_VARIABLES:
-        os.environ.pop(name, None)
-    os.environ.update(kernel_environment(environment))
-
-
-def _warm_engine():
-    """papermill's nbclient engine, registered, for a live kernel and its ready client (the way
-    to a live kernel papermill's maintainers advise): nbclient then starts neither, and leaves
-    both running as it owns neither."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
 
     class WarmKernelEngine(NBClientEngine):
+        """papermill's engine on a live kernel and its ready client (the way to a live kernel
+        papermill's maintainers advise): nbclient leaves both running, owning neither."""
+
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, km=None, kc=None, **unused):
             client = PapermillNotebookClient(nb_man, km=km, kernel_name=kernel_name)
@@ -71,50 +50,51 @@ def _warm_engine():
             return client.execute()
 
     papermill_engines.register("helpers-warm-kernel", WarmKernelEngine)
-    return "helpers-warm-kernel"
+    logging.getLogger("papermill").setLevel(logging.ERROR)  # the parameters are checked before
+    return papermill
 
 
-def execute_notebook(notebook, output, parameters, cwd=None, kernel=None, environment=None):
+def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
     """Execute `notebook` with papermill into `output` (written once, at the end, with the
-    error where a cell failed), in `kernel` (a WarmKernel), else in a new kernel started in
-    `cwd` with `environment`. NotebookFailed with the line that says why: the failing cell's
-    exception, else its first line; or why the kernel died or would not start."""
-    papermill = import_papermill()
-    if kernel is None:
-        set_kernel_environment(environment or {})
-        engine = {"cwd": str(cwd), "extra_arguments": list(KERNEL_ARGUMENTS)}
-    else:  # its working folder and environment were set when it started
-        engine = {"engine_name": _warm_engine(), "km": kernel.km, "kc": kernel.kc}
+    error where a cell failed) in `kernel` (a WarmKernel), else in a new one started in `cwd`.
+    NotebookFailed with the line that says why: the failing cell's exception, else its first
+    line; or why the kernel died or would not start."""
+    papermill, own = import_papermill(), kernel is None
     try:
+        if own:
+            kernel = WarmKernel()
+            kernel.prepare(cwd, {})
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
                                    kernel_name=KERNEL, progress_bar=False,
-                                   start_timeout=KERNEL_START_TIMEOUT,
-                                   request_save_on_cell_execute=False, **engine)
+                                   request_save_on_cell_execute=False,
+                                   engine_name="helpers-warm-kernel", km=kernel.km, kc=kernel.kc)
     except papermill.PapermillExecutionError as error:
         line = (f"{error.ename}: {first_line(error.evalue)}" if first_line(error.evalue)
                 else f"{error.ename} in cell [{error.exec_count}]: {first_line(error.source)}")
         raise NotebookFailed(line, usage=error.ename in USAGE_ERRORS) from None
     except Exception as error:  # the kernel died or would not start, an unreadable notebook
         raise NotebookFailed(f"{type(error).__name__}: {first_line(error)}") from None
+    finally:
+        if own:
+            kernel.stop()
 
 
 class WarmKernel:
     """A kernel kept from run to run, with one client, connected and ready once: a new kernel
-    would import torch, matplotlib and helpers again, a new client wait for it again
-    (docs/speed.md). Before each later run the namespace is reset and figures closed, so no
-    name reaches the next run (only imported modules stay, frozen for the garbage collector);
-    the trainings set their own threads and seeds, so a record is the one a new kernel makes
-    (tested). A kernel exits when the process that started it does (ipykernel watches it)."""
+    would import torch, matplotlib and helpers again, a new client wait for it (docs/speed.md).
+    Between runs its namespace is reset (imported modules stay): the trainings set their own
+    threads and seeds, so a record is a new kernel's (tested). It starts without
+    THREAD_VARIABLES nor progress bars, and exits with the process that started it."""
 
     RESET = ("import sys\n"
              "if 'matplotlib.pyplot' in sys.modules:\n"
              "    sys.modules['matplotlib.pyplot'].close('all')\n"
              "get_ipython().reset(new_session=True)  # also numbers the cells from 1 again\n"
-             "__import__('gc').freeze()")
+             "__import__('gc').freeze()  # the next reset's collection skips the modules")
     km = kc = pid = log = started_for = None
     used = killed = False
 
-    def prepare(self, cwd, environment, log):
+    def prepare(self, cwd, environment, log=None):
         """Start a kernel in `cwd` with `environment`, its output to a new file at `log`, unless
         one started so runs (both are fixed when a kernel starts): reset that one."""
         from jupyter_client.manager import AsyncKernelManager
@@ -123,11 +103,12 @@ class WarmKernel:
         if self.started_for != (str(cwd), environment):
             self.stop()
             self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
-            output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            output = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_EXCL * bool(log))
+            kept = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
             try:
                 run_sync(self.km.start_kernel)(
-                    cwd=str(cwd), env=kernel_environment(environment), stdout=output,
-                    stderr=output, extra_arguments=list(KERNEL_ARGUMENTS))
+                    cwd=str(cwd), env={**kept, **environment, PROGRESS_VARIABLE: "0"},
+                    stdout=output, stderr=output, extra_arguments=KERNEL_ARGUMENTS)
             finally:
                 os.close(output)
             self.pid, self.started_for = self.km.provisioner.pid, (str(cwd), dict(environment))
@@ -140,8 +121,7 @@ class WarmKernel:
             reply = run_sync(self.kc.execute_interactive)(
                 self.RESET, allow_stdin=False, timeout=60, output_hook=lambda message: None)
             if reply["content"]["status"] != "ok":
-                raise RuntimeError(f"resetting the warm kernel failed: "
-                                   f"{reply['content'].get('ename')}")
+                raise RuntimeError(f"resetting the kernel failed: {reply['content'].get('ename')}")
         self.used = True
 
     def stop(self):
@@ -149,7 +129,8 @@ class WarmKernel:
         from jupyter_core.utils import run_sync
 
         try:
-            self.kc and self.kc.stop_channels()
+            if self.kc is not None:
+                self.kc.stop_channels()
             if self.km is not None and self.km.has_kernel:
                 run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # already dead

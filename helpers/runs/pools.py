@@ -104,3 +104,35 @@ def suspended(said):
         except psutil.Error:
             pass
     return lines
+
+
+def _lost(error):
+    return Outcome(message=f"lost with the Dask cluster ({type(error).__name__}: "
+                           f"{first_line(error)})")
+
+
+def ended(going, timeout):
+    """[(future, Outcome)] for the futures of `going` that ended within `timeout` seconds, and
+    for all of them, lost, when the cluster is gone."""
+    from distributed import wait
+
+    try:
+        done = wait(list(going), timeout=timeout, return_when="FIRST_COMPLETED").done
+    except TimeoutError:
+        return []
+    except Exception as error:  # the cluster is gone
+        return [(future, _lost(error)) for future in going]
+    outcomes = []
+    for future in done:
+        try:
+            outcomes.append((future, future.result()))
+        except Exception as error:  # a worker died, the scheduler went...
+            outcomes.append((future, _lost(error)))
+    return outcomes
+
+
+def cancel(client, futures):
+    try:
+        client.cancel(list(futures), force=True)
+    except Exception:  # the cluster is gone: nothing left to cancel
+        pass

@@ -1,10 +1,6 @@
 """Run records: one JSON file per (experiment, seed), `<results>/<experiment>/seed-<k>.json`.
-
-What a record holds is declared once, below: any reader (summary, analysis, runner) may read
-any of it, so `validate` requires all of it, with numbers consistent with each other. `load` is
-the one loader: the valid records, and each other file named with its reason (never averaged
-in).
-"""
+What one holds is declared once, below; any reader may read any of it, so `validate` requires
+all of it. `load` reads the valid ones and names each other file with its reason."""
 
 import json
 import math
@@ -26,8 +22,8 @@ RECORD = {  # key -> type(s)
     "history": list, "n_parameters": int, "seconds": NUMBER, "device": str, "numerics": dict,
     "budget": dict, "test_predictions": list, "test_digit_predictions": (list, type(None)),
 }
-# The keys of science.numerics.describe (a test keeps them equal), of training.training_budget,
-# of an epoch of the history, and the digit losses of the networks with digit outputs.
+# The keys of science.numerics.describe (tested), of training.training_budget, of an epoch of
+# the history, and the digit losses of the networks with digit outputs (all but the baseline).
 NUMERICS = ("python", "torch", "torchvision", "device", "gpu", "cudnn", "machine", "cpu",
             "cpu_flags", "caches", "capability", "threads", "pinned")
 BUDGET = ("steps", "training_flops", "evaluation_flops")
@@ -37,11 +33,11 @@ DIGIT_LOSSES = ("loss_digit_first", "loss_digit_second")
 
 
 def has_digit_outputs(params):
-    return params["model"] != "baseline"  # (tested against the networks)
+    return params["model"] != "baseline"
 
 
 class DamagedRecord(Exception):
-    """A record file that cannot be used (truncated, not JSON, wrong schema, impossible numbers)."""
+    """A record file that cannot be used (unreadable, incomplete, impossible numbers)."""
 
 
 class NewerRecord(DamagedRecord):
@@ -73,15 +69,12 @@ def _not_finite(value, where=""):
         return where
     items = value.items() if isinstance(value, dict) else \
         enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _not_finite(item, f"{where}[{key}]" if isinstance(key, int) else
-                            f"{where}.{key}" if where else key)
-        if found:
-            return found
-    return None
+    return next((found for key, item in items if (found := _not_finite(
+        item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key))),
+        None)
 
 
-def _is_count(value, n):
+def _count(value, n):
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= n
 
 
@@ -97,8 +90,8 @@ def _has(mapping, keys, where):
 
 def validate(record):
     """DamagedRecord unless `record` is one a run could have written: all of the declaration,
-    this schema, every parameter as `parameters.check` makes it, numbers consistent with each
-    other (whether its predictions were right needs the pairs: `check_against_pairs`)."""
+    this schema, each parameter as `parameters.check` makes it, numbers consistent with each
+    other (its predictions against its pairs: `check_against_pairs`)."""
     _has(record, RECORD, "the record")
     for key, kind in RECORD.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
@@ -108,7 +101,7 @@ def validate(record):
             f"schema {record['schema']}, this version reads {SCHEMA_VERSION}")
     where = _not_finite(record)
     _require(not where, f"{where} is not a finite number")
-    params = record["params"]
+    params, history = record["params"], record["history"]
     _has(params, PARAMETERS, "params")
     try:  # (a CUDA run's parameters are valid where there is no CUDA too)
         checked = check({**params, "device": "cpu" if params["device"] == "cuda" else
@@ -123,38 +116,36 @@ def validate(record):
                  f"its params say {key} {params[key]!r}, the record {record[key]!r}")
     _has(record["numerics"], NUMERICS, "numerics")
     _has(record["budget"], BUDGET, "budget")
-    _require(all(_is_count(record["budget"][key], math.inf) for key in BUDGET),
+    _require(all(_count(record["budget"][key], math.inf) for key in BUDGET),
              "budget holds a negative or non-integer count")
     for split in ("train", "test"):
         n, errors, rate = (record[f"n_{split}"], record[f"{split}_errors"],
                            record[f"{split}_error_rate"])
         _require(n == params["n_pairs"], f"n_{split} {n} is not its params' n_pairs "
                                          f"({params['n_pairs']})")
-        _require(_is_count(errors, n), f"{split}_errors {errors} is not a count from 0 to "
-                                       f"n_{split} ({n})")
-        _require(abs(rate - 100 * errors / n) < 1e-9, f"{split}_error_rate {rate:g} is not 100 * "
-                                                      f"{split}_errors / n_{split} ({100 * errors / n:g})")
+        _require(_count(errors, n), f"{split}_errors {errors} is not a count from 0 to n_{split} "
+                                    f"({n})")
+        _require(abs(rate - 100 * errors / n) < 1e-9, f"{split}_error_rate {rate:g} is not 100 "
+                                                      f"* {split}_errors / n_{split}")
     _require(record["seconds"] >= 0 and record["n_parameters"] >= 1,
              "negative seconds or no parameters")
-    history, digits = record["history"], has_digit_outputs(params)
     _require(len(history) == params["epochs"],
              f"{len(history)} epochs in its history, {params['epochs']} in its params")
     for epoch, row in enumerate(history, 1):
         _require(isinstance(row, dict), f"history[{epoch - 1}] is not an epoch's row")
-        _has(row, HISTORY + DIGIT_LOSSES * digits, f"history[{epoch - 1}]")
-        _require(row["epoch"] == epoch and _is_count(row["test_errors"], record["n_test"])
-                 and _is_count(row["train_errors_running"], record["n_train"]),
+        _has(row, HISTORY + DIGIT_LOSSES * has_digit_outputs(params), f"history[{epoch - 1}]")
+        _require(row["epoch"] == epoch and _count(row["test_errors"], record["n_test"])
+                 and _count(row["train_errors_running"], record["n_train"]),
                  f"history[{epoch - 1}] is not epoch {epoch}'s counts")
-    _require(record["test_errors"] == history[-1]["test_errors"],
-             f"test_errors {record['test_errors']} is not its last epoch's "
-             f"({history[-1]['test_errors']})")
-    predictions, pairs = record["test_predictions"], record["test_digit_predictions"]
-    _require(len(predictions) == record["n_test"] and all(_is_count(p, 1) for p in predictions),
+    _require(record["test_errors"] == history[-1]["test_errors"], f"test_errors "
+             f"{record['test_errors']} is not its last epoch's ({history[-1]['test_errors']})")
+    predictions, digits = record["test_predictions"], record["test_digit_predictions"]
+    _require(len(predictions) == record["n_test"] and all(_count(p, 1) for p in predictions),
              f"test_predictions is not n_test ({record['n_test']}) 0s and 1s")
-    _require(pairs is not None and len(pairs) == record["n_test"] and all(
-        isinstance(d, list) and len(d) == 2 and all(_is_count(x, 9) for x in d) for d in pairs)
-        if digits else pairs is None,
-        f"test_digit_predictions is not {'n_test pairs of digits' if digits else 'null'}")
+    _require(digits is not None and len(digits) == record["n_test"] and all(
+        isinstance(d, list) and len(d) == 2 and all(_count(x, 9) for x in d) for d in digits)
+        if has_digit_outputs(params) else digits is None, "test_digit_predictions is not "
+        f"{'n_test pairs of digits' if has_digit_outputs(params) else 'null'}")
 
 
 @lru_cache(maxsize=32)
@@ -167,12 +158,17 @@ def _test_targets(n_pairs, seed, validation, data_root):
 
 def check_against_pairs(record, data_root=None):
     """DamagedRecord unless `record`'s test errors are its predictions' on its pairs (made again
-    from MNIST: about a second for the first, milliseconds for the next)."""
+    from MNIST: a second for the first, milliseconds for the next)."""
     p = record["params"]
     targets = _test_targets(p["n_pairs"], p["seed"], p["evaluate_on"] == "validation", data_root)
     wrong = sum(a != b for a, b in zip(record["test_predictions"], targets))
     _require(wrong == record["test_errors"], f"test_errors {record['test_errors']} is not the "
                                              f"count of its wrong test_predictions ({wrong})")
+
+
+def file_kind(mode):
+    return {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}.get(
+        stat.S_IFMT(mode), "a device")
 
 
 def read_record(path):
@@ -191,13 +187,6 @@ def read_record(path):
                                        record["seed"]),
              f"holds {record['experiment']} seed {record['seed']}, not what its file name says")
     return record
-
-
-def file_kind(mode):
-    """What a `st_mode` that is not a regular file's is, in words."""
-    return next((name for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                                         (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-                                         (stat.S_ISBLK, "a device")) if test(mode)), "not a file")
 
 
 def parameter_differences(recorded, asked):

@@ -1,11 +1,9 @@
-"""The batch runner behind `python -m helpers run` (docs/running.md: what it guarantees).
+"""The batch runner behind `python -m helpers run`; docs/running.md says what it guarantees.
 
-A run is one (experiment, seed) of the catalogue, its parameters resolved and checked once, by
-the catalogue. The runner executes it as a `Job`: the experiment's notebook, executed by
-papermill in a worker's warm kernel, saves its record beside its executed notebook in the runs
-folder; the runner, the only writer of a records folder while it holds that folder's lock,
-publishes the record there (atomically) if it is the job's own. Exit codes: 0 all done, 1 a
-run failed or is not done, 2 usage error, 128+N stopped by signal N.
+Each run is a `Job`: one catalogue row at one seed, its parameters resolved once by the
+catalogue. Its notebook, executed in a warm kernel, saves its record beside the executed
+notebook in the runs folder; the runner, alone in writing a records folder while it holds its
+lock, publishes the record there if it is the job's own.
 """
 
 import os
@@ -17,24 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import catalogue
+from ..catalogue.seeds import check_own_run, parse_seeds, seed_list
 from ..errors import UsageError
 from ..files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, check_writable, lock_folder, \
     relative, stale_temporaries
 from ..science import mnist
-from ..catalogue.seeds import check_own_run, parse_seeds, seed_list
 from . import pools, records
-from .execution import first_line
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ELSEWHERE = "write these runs elsewhere with --results DIR"
 
 
 @dataclass(frozen=True, eq=False)
 class Job:
-    """One run and what a worker needs to execute its notebook."""
-
     params: dict        # complete and checked: catalogue.resolve's
     notebook: Path
     cwd: Path           # the kernel's working folder: the notebooks folder
@@ -64,9 +58,9 @@ def plan(names, seeds=None, overrides=None, results_dir=None, runs_dir=RUNS, not
     `results_dir` None: each row's folder (validation/ for validation rows, else results/)."""
     notebooks_dir, runs_dir = Path(notebooks_dir or NOTEBOOKS).resolve(), Path(runs_dir)
     overrides = dict(overrides or {})
-    if {"experiment", "seed"} & set(overrides):
-        raise UsageError(f"-p {({'experiment', 'seed'} & set(overrides)).pop()} is not allowed "
-                         f"here: name experiments as arguments and seeds with --seeds")
+    for name in {"experiment", "seed"} & set(overrides):
+        raise UsageError(f"-p {name} is not allowed here: name experiments as arguments and "
+                         f"seeds with --seeds")
     asked = []
     for name in catalogue.expand(names):
         notebook = notebooks_dir / catalogue.get(name)["notebook"]
@@ -95,13 +89,13 @@ def plan(names, seeds=None, overrides=None, results_dir=None, runs_dir=RUNS, not
     # MNIST checked (DataError) once, here; files missing under the default data/ downloaded
     root = mnist.ensure_data_root(asked[0][0]["data_root"], [True] + (
         [False] if any(params["evaluate_on"] == "test" for params, _, _ in asked) else []))
-    environment = {"MNIST_ROOT": str(root)} if os.environ.get("MNIST_ROOT") else {}
     given = {name: notebook_path(root, notebooks_dir) for name in overrides if name == "data_root"}
     return [Job(params, notebook, notebooks_dir, runs_dir.resolve() / params["experiment"] /
                 f"seed-{params['seed']}.ipynb", results.resolve(),
                 {"experiment": params["experiment"], "seed": params["seed"],
                  **{name: params[name] for name in overrides}, **given,
-                 "results_dir": notebook_path(runs_dir, notebooks_dir)}, environment)
+                 "results_dir": notebook_path(runs_dir, notebooks_dir)},
+                {"MNIST_ROOT": str(root)} if os.environ.get("MNIST_ROOT") else {})
             for params, notebook, results in asked]
 
 
@@ -125,7 +119,7 @@ class _Output:
     """The runner's stderr, where a write to a closed pipe (`... 2>&1 | head`) fails nothing."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream, self.flush = stream, lambda: None
 
     def write(self, text):
         try:
@@ -133,9 +127,6 @@ class _Output:
             self.stream.flush()
         except (OSError, ValueError):
             pass
-
-    def flush(self):
-        pass
 
 
 def _publish(job, record):
@@ -147,15 +138,14 @@ def _publish(job, record):
     try:
         records.write_record(record, job.results)
     except UsageError as error:
-        raise records.DamagedRecord(f"{error} (its record stays in {relative(job.staged)}: the "
-                                    f"same command publishes it then)") from None
+        raise records.DamagedRecord(f"{error} (its record stays in {relative(job.staged)})") \
+            from None
 
 
 def _sort_out(jobs, force, batch, out):
-    """The jobs to execute, decided under the locks. A valid record there with the job's
-    parameters is skipped (unless `force`); a record its notebook saved but that was not
-    published (the records folder unwritable, the batch stopped) is published now. UsageError
-    for a record made with other parameters or by a newer version."""
+    """The jobs to execute, decided under the locks: a job whose valid record is there with its
+    parameters is skipped (unless `force`). UsageError for a record made with other parameters
+    or by a newer version."""
     found = {folder: records.load(folder) for folder in {job.results for job in jobs}}
     valid = {(r["experiment"], r["seed"], f): r for f in found for r in found[f].records}
     todo = []
@@ -164,35 +154,23 @@ def _sort_out(jobs, force, batch, out):
             path.unlink(missing_ok=True)
         record = valid.get((job.experiment, job.seed, job.results))
         try:
-            if record is None and job.record.exists():
-                records.read_record(job.record)  # raises why (unless it copies another seed's)
-            elif record is not None and not force:
-                differ = records.parameter_differences(record["params"], job.params)
-                if differ:
-                    raise UsageError(f"{relative(job.record)} was made with other parameters "
-                                     f"({'; '.join(differ[:3])}): {ELSEWHERE}, or replace the "
-                                     f"records with --force")
-                records.check_against_pairs(record, job.params["data_root"])
-                batch.skipped.append(job)
+            if record is None or force:
+                if job.record.exists() and not force:
+                    records.read_record(job.record)  # raises for a newer version's record
+                todo.append(job)
                 continue
+            differ = records.parameter_differences(record["params"], job.params)
+            if differ:
+                raise UsageError(f"{relative(job.record)} was made with other parameters "
+                                 f"({'; '.join(differ[:3])}): {ELSEWHERE}, or replace the "
+                                 f"records with --force")
+            records.check_against_pairs(record, job.params["data_root"])
+            batch.skipped.append(job)
         except records.NewerRecord as why:
-            if not force:
-                raise UsageError(f"{relative(job.record)} was made by a newer version ({why}): "
-                                 f"update helpers, {ELSEWHERE}, or replace it with --force") \
-                    from None
-        except records.DamagedRecord:
-            pass
-        try:
-            if not force:
-                staged = records.read_record(job.staged)
-                records.check_against_pairs(staged, job.params["data_root"])
-                _publish(job, staged)
-                out.write(f"{job.name}: its record in {relative(job.staged)} is published\n")
-                batch.done.append(job)
-                continue
-        except records.DamagedRecord:
-            pass
-        todo.append(job)
+            raise UsageError(f"{relative(job.record)} was made by a newer version ({why}): "
+                             f"update helpers, {ELSEWHERE}, or replace it with --force") from None
+        except records.DamagedRecord:  # (inconsistent with its pairs): redone
+            todo.append(job)
     if batch.skipped:
         out.write(f"skipping {len(batch.skipped)} of {len(jobs)} runs: their records are "
                   f"already there (--force redoes them)\n")
@@ -202,16 +180,17 @@ def _sort_out(jobs, force, batch, out):
 def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, runs_dir=RUNS,
               force=False, overrides=None, notebooks_dir=None, scheduler=None, command=None,
               rerun_options=(), stream=None):
-    """Execute every (experiment, seed) asked for that has no valid record yet -> BatchResult.
-    UsageError, before anything starts, for any bad input. `scheduler`: the address of a Dask
-    cluster to run on, instead of threads of this process. `command`: what the user typed
-    (`rerun_options`: its options but the experiments, --seeds and --force), for the resume
-    line."""
+    """Execute every (experiment, seed) asked for that has no valid record yet -> BatchResult;
+    UsageError, before anything starts, for bad input. `scheduler`: a Dask cluster's address,
+    to run there instead of in threads here. `command`: what the user typed (`rerun_options`:
+    its options but the experiments, --seeds and --force), for the line that says how to
+    resume."""
     out = _Output(stream or sys.stderr)
     jobs = plan([experiments] if isinstance(experiments, str) else experiments, seeds,
                 overrides, results_dir, runs_dir, notebooks_dir)
-    client = pools.connect(scheduler, workers) if scheduler else None  # (refused before locks)
-    batch, locks = BatchResult(total=len(jobs)), []
+    client = pools.connect(scheduler) if scheduler else None  # (refused before anything)
+    batch, locks, stop = BatchResult(total=len(jobs)), [], []
+    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in STOP_SIGNALS}
     try:
         for folder in sorted({job.results for job in jobs}):
             locks.append(lock_folder(folder, ELSEWHERE, lambda who, f=folder: out.write(
@@ -219,7 +198,8 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
         todo = _sort_out(jobs, force, batch, out)
         if todo:
             client = client or pools.connect(workers=min(workers or os.cpu_count(), len(todo)))
-            _execute(todo, workers or sum(client.nthreads().values()), client, batch, out)
+            _execute(todo, workers or sum(client.nthreads().values()), client, batch, out,
+                     stop)
     finally:
         for kernel in pools.KERNELS:  # those of this process: a batch leaves none running
             kernel.kill()
@@ -228,25 +208,21 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
             client.close()
         for fd in locks:
             os.close(fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    batch.interrupted_by = stop[0] if stop else 0
     _summary(batch, command or "python -m helpers " + shlex.join(sys.argv[1:]), rerun_options,
              force, out)
     return batch
 
 
-def _lost(error):
-    return pools.Outcome(message=f"lost with the Dask cluster ({type(error).__name__}: "
-                                 f"{first_line(error)})")
-
-
-def _execute(todo, workers, client, batch, out):
-    """Keep up to `workers` jobs going on the cluster of `client`, publishing each record,
-    until all ended, a run failed with a usage error (no new one starts) or a stop signal came
-    (they are cancelled, and the kernels here killed)."""
-    from distributed import wait
+def _execute(todo, workers, client, batch, out, stop):
+    """Keep up to `workers` jobs going on `client`'s cluster, publishing each record, until all
+    ended, a run failed with a usage error (no new one starts) or a stop signal came (those
+    going are cancelled; the runner kills its kernels)."""
     from tqdm import tqdm
 
-    queue, going, stop, said = deque(todo), {}, [], set()
-    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in STOP_SIGNALS}
+    queue, going, said = deque(todo), {}, set()
     bar = tqdm(total=len(todo), desc="runs", unit="run", file=out, smoothing=0.1,
                mininterval=0.5, dynamic_ncols=True, postfix="failed 0")
     try:
@@ -257,20 +233,9 @@ def _execute(todo, workers, client, batch, out):
                                     f"{job.experiment}-seed-{job.seed}-{os.urandom(4).hex()}")] = job
             if not going:
                 break
-            try:
-                ended = [(f, f.result) for f in
-                         wait(list(going), timeout=0.5, return_when="FIRST_COMPLETED").done]
-            except TimeoutError:
-                ended = []
-            except Exception as error:  # the cluster is gone
-                ended = [(f, lambda e=error: _lost(e)) for f in going]
-            for future, outcome in ended:
+            for future, outcome in pools.ended(going, timeout=0.5):
                 job = going.pop(future)
                 bar.update()
-                try:
-                    outcome = outcome()
-                except Exception as error:  # a worker died, the scheduler went...
-                    outcome = _lost(error)
                 try:
                     if outcome.record is None:
                         raise records.DamagedRecord(outcome.message)
@@ -287,17 +252,11 @@ def _execute(todo, workers, client, batch, out):
                     bar.write(f"failed: {job.name}: {why}", file=out)
             for line in pools.suspended(said):
                 bar.write(line, file=out)
-        if stop:  # (and the kernels here are killed)
-            try:
-                client.cancel(list(going), force=True)
-            except Exception:  # the cluster is gone: nothing to cancel
-                pass
+        if stop:
+            pools.cancel(client, going)
         batch.not_done += list(going.values()) * bool(stop) + list(queue)
     finally:
         bar.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    batch.interrupted_by = stop[0] if stop else 0
 
 
 def _summary(batch, command, rerun_options, force, out):
