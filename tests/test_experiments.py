@@ -77,7 +77,7 @@ def test_cli_list_prints_the_catalogue(capsys):
     for name in REPORT_NAMES:
         assert name in out
     assert "20.1%" in out  # the baseline's published test error beside it
-    assert "label_smoothing" in out and "groups: ablation, best, diagnosis, readings, report, sweep" in out
+    assert "label_smoothing" in out and "groups: ablation, best, diagnosis, readings, report, round2, sweep" in out
 
 
 def test_cli_usage_error_is_one_line_exit_2(capsys):
@@ -103,3 +103,50 @@ def test_the_same_values_are_accepted_where_they_are_read():
     assert resolve("ws-aux", weighting="eq2", alpha=0.5)["alpha"] == 0.5
     assert resolve("ws-aux-c0.5", alpha=0.25)["alpha"] == 0.25
     assert resolve("ws", dropout=0.2)["dropout"] == 0.2
+
+
+@pytest.fixture(scope="module")
+def validation_frame():
+    """The committed validation records, as one table."""
+    from pathlib import Path
+
+    from helpers.runs import records
+
+    return records.load(Path(__file__).resolve().parent.parent / "validation").frame
+
+
+def test_round_1_taken_readings_are_the_rules_outcome_over_the_committed_records(
+        validation_frame):
+    """The catalogue's round-2 rows start from what the rule takes over round 1's records."""
+    from helpers.catalogue import experiments
+    from helpers.publish import readings
+
+    metrics = readings.point_metrics(readings.readings_table(validation_frame))
+    taken = {point: reading for point, reading in readings.taken(metrics).items()
+             if reading != "first"}
+    assert taken == experiments.ROUND1_TAKEN
+
+
+def test_a_combined_row_takes_every_taken_reading_of_the_points_that_affect_it():
+    combined = resolve("val-ws-aux-d0.25-combined")
+    assert (combined["comparison"], combined["head_hidden"], combined["digit_hidden"],
+            combined["init"], combined["batch_norm_outputs"]) == ("hidden", 512, 256, "xavier", True)
+    assert (combined["weighting"], combined["alpha"]) == ("eq3-geometric", 0.25)
+    plain = resolve("val-ws-plain-combined")  # P2 and P5 do not affect ws-plain
+    assert (plain["batch_norm_outputs"], plain["weighting"], plain["init"]) == (False, "none", "xavier")
+
+
+def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
+    """B is the combination of round 1's readings if its metric is lower than the best single
+    change's, else that change alone (docs/readings.md, rule 4)."""
+    from helpers.catalogue import experiments
+    from helpers.publish import readings
+
+    frame = validation_frame
+    metrics = readings.point_metrics(readings.readings_table(frame))
+    changes = metrics[metrics["taken"] & (metrics["reading"] != "first")]
+    best = changes.sort_values("vs_first").iloc[0]
+    combined = readings.combined_metric(frame)
+    expected = (experiments.ROUND1_TAKEN if combined < best["metric_pct"]
+                else {best["point"]: best["reading"]})
+    assert experiments.ROUND2_BASE == expected

@@ -137,3 +137,19 @@ def test_evaluation_batch_size_changes_no_output(mnist_root, name):
                         (key, size)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_no_progress_frames_where_no_terminal_watches(tmp_path):
+    """A script whose stderr is a file gets no tqdm carriage-return frames in it."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "train.log"
+    environment = {k: v for k, v in os.environ.items() if k != "HELPERS_PROGRESS"}
+    code = "import helpers; helpers.train('ws', 0, epochs=2, n_pairs=100)"
+    with log.open("w") as stderr:
+        done = subprocess.run([sys.executable, "-c", code], stderr=stderr, env=environment)
+    assert done.returncode == 0
+    assert "\r" not in log.read_text() and "epoch" not in log.read_text()

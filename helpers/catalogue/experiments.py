@@ -154,6 +154,86 @@ CATALOGUE += [_reading_row(base, reading, change, f"reading {point} '{reading}'"
               for point, (_, bases, readings) in READINGS.items()
               for reading, change in readings.items() for base in bases]
 
+
+
+def reading_parameters(point, reading, base):
+    """The parameters that put `point` at `reading` on row `base` (the first rebuild's reading
+    is the row's own value of the parameters the point's readings set)."""
+    if reading != "first":
+        return READINGS[point][2][reading]
+    row = {**vocabulary.DEFAULTS, **_row(base)["params"], **FIRST_READINGS}
+    names = {name for change in READINGS[point][2].values() for name in change}
+    return {name: row[name] for name in sorted(names)}
+
+
+def _row(name):
+    return next(row for row in CATALOGUE if row["name"] == name)
+
+
+# Round 2 (docs/readings.md, rule 4). (a) The readings round 1 took, combined: the rule's
+# outcome over the round-1 records (readings.ipynb computes it; a test checks it here).
+ROUND1_TAKEN = {"P2": "bn-out", "P3": "dense256", "P4": "xavier", "P5": "geometric",
+                "P7": "hidden512"}
+# The weight-sharing rows of the report's tables: every point but P6 can change them; the
+# eq. (2) and (3) rows are `ws-aux` with another weighting, so what a point takes for `ws-aux`
+# they take too.
+AUX_VARIANTS = (*SHOWN_WITH_READINGS, "ws-aux-d0.25", "ws-aux-d0.75")
+WS_ROWS = ("ws-plain", "ws", "ws-aux", *AUX_VARIANTS)
+
+
+def combined_parameters(taken, base):
+    """Row `base`'s parameters with the readings `taken` ({point: reading}) of the points that
+    affect it, every other point at the first rebuild's reading."""
+    params = {**_row(base)["params"], **FIRST_READINGS}
+    for point, reading in taken.items():
+        bases = READINGS[point][1]
+        if base in bases or (base in AUX_VARIANTS and "ws-aux" in bases):
+            params.update(reading_parameters(point, reading, base))
+    return params
+
+
+CATALOGUE += [{"name": f"val-{base}-combined", "group": ("readings", "round2"),
+               "notebook": _row(base)["notebook"],
+               "description": f"{base}, the readings taken in round 1 combined, on validation "
+                              f"pairs",
+               "params": {**combined_parameters(ROUND1_TAKEN, base), "evaluate_on": "validation"},
+               "report": None}
+              for base in WS_ROWS]
+
+# (b) The combination's metric over ws-plain, ws and ws-aux (12.33%) is not lower than that of
+# round 1's best single change, P7 hidden512 (12.06%): B is that change alone. Every point
+# that can change the weight-sharing rows is varied alone from B (`val-<row>-hidden512-<reading>`;
+# B itself on the eq. (2)/(3) rows is `val-<row>-hidden512`). P7 varied from B is round 1's P7:
+# its rows are round 1's.
+ROUND2_BASE = {"P7": "hidden512"}
+ROUND2_TAG = "-".join(ROUND2_BASE.values())
+
+
+def round2_name(base, point=None, reading=None):
+    """The validation row of `base` at B, or at B with `point` set to `reading`."""
+    if point is None or ROUND2_BASE.get(point, "first") == reading:
+        return f"val-{base}-{ROUND2_TAG}"
+    if point in ROUND2_BASE:  # B's own point varied: round 1's rows
+        return f"val-{base}-{reading}"
+    return f"val-{base}-{ROUND2_TAG}-{reading}"
+
+
+def _round2_row(base, point=None, reading=None):
+    taken = {**ROUND2_BASE, **({point: reading} if point else {})}
+    what = f"{point} '{reading}' on top of B" if point else "B"
+    return {"name": round2_name(base, point, reading), "group": ("readings", "round2"),
+            "notebook": _row(base)["notebook"],
+            "description": f"{base}, round 2: {what} ({ROUND2_TAG}), on validation pairs",
+            "params": {**combined_parameters(taken, base), "evaluate_on": "validation"},
+            "report": None}
+
+
+ROUND2_POINTS = [point for point in READINGS if point != "P6"]
+CATALOGUE += [_round2_row(base) for base in AUX_VARIANTS]
+CATALOGUE += [_round2_row(base, point, reading)
+              for point in ROUND2_POINTS if point not in ROUND2_BASE
+              for reading in READINGS[point][2] for base in READINGS[point][1]]
+
 # Why the auxiliary-loss rows land above the report, by experiment (validation pairs): are
 # they still learning at epoch 25? The same rows trained longer than the report's protocol.
 DIAGNOSIS = {"epochs50": {"epochs": 50}, "epochs100": {"epochs": 100}}

@@ -15,23 +15,30 @@ from ..catalogue import experiments
 FIRST = "first"
 
 
-def readings_table(frame):
+def readings_table(frame, round2=False):
     """One row per (point, reading, row of the report) with records: rounds, seeds, mean
-    validation error (%) and the SD of the error count (out of 1000)."""
+    validation error (%) and the SD of the error count (out of 1000). `base` marks the reading
+    each point is varied from: the first rebuild's in round 1; in round 2, B's (the points of
+    P6, which round 2 does not vary, are left out)."""
     rows = []
     for point, (what, bases, readings) in experiments.READINGS.items():
+        if round2 and point not in experiments.ROUND2_POINTS:
+            continue
+        own = experiments.ROUND2_BASE.get(point, FIRST) if round2 else FIRST
         for reading in (FIRST, *readings):
             for base in bases:
-                these = frame[frame["experiment"] == f"val-{base}-{reading}"]
+                name = (experiments.round2_name(base, point, reading) if round2
+                        else f"val-{base}-{reading}")
+                these = frame[frame["experiment"] == name]
                 if these.empty:
                     continue
                 rows.append({"point": point, "open": what, "reading": reading, "row": base,
-                             "rounds": len(these),
+                             "base": reading == own, "rounds": len(these),
                              "seeds": ",".join(map(str, sorted(these["seed"]))),
                              "validation_pct": these["test_error_rate"].mean(),
                              "sd_errors": these["test_errors"].std()})
-    return pd.DataFrame(rows, columns=["point", "open", "reading", "row", "rounds", "seeds",
-                                       "validation_pct", "sd_errors"])
+    return pd.DataFrame(rows, columns=["point", "open", "reading", "row", "base", "rounds",
+                                       "seeds", "validation_pct", "sd_errors"])
 
 
 def point_metrics(table):
@@ -44,17 +51,28 @@ def point_metrics(table):
     full = int(table["rounds"].max()) if len(table) else 0
     for point, (_, bases, _) in experiments.READINGS.items():
         these = table[table["point"] == point]
+        if these.empty:
+            continue
         metrics = {}
         for reading, group in these.groupby("reading", sort=False):
             complete = set(group["row"]) == set(bases) and (group["rounds"] == full).all()
             metrics[reading] = group["validation_pct"].mean() if complete else float("nan")
-        first = metrics.get(FIRST, float("nan"))
+        own = these.loc[these["base"], "reading"].iloc[0] if these["base"].any() else FIRST
+        reference = metrics.get(own, float("nan"))
         known = {r: m for r, m in metrics.items() if pd.notna(m)}
-        taken = min(known, key=lambda r: (round(known[r], 2), r != FIRST)) if known else None
+        taken = min(known, key=lambda r: (round(known[r], 2), r != own)) if known else None
         for reading, metric in metrics.items():
             rows.append({"point": point, "reading": reading, "metric_pct": metric,
-                         "vs_first": metric - first, "taken": reading == taken})
+                         "vs_first": metric - reference, "taken": reading == taken})
     return pd.DataFrame(rows, columns=["point", "reading", "metric_pct", "vs_first", "taken"])
+
+
+def combined_metric(frame, rows=("ws-plain", "ws", "ws-aux")):
+    """Round 2 (a): the mean over `rows` of the mean validation error (%) of the combination of
+    round 1's readings (`val-<row>-combined`), NaN while a row has no records."""
+    means = [frame.loc[frame["experiment"] == f"val-{row}-combined", "test_error_rate"].mean()
+             for row in rows]
+    return sum(means) / len(means)
 
 
 def taken(metrics):

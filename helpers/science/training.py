@@ -234,12 +234,15 @@ def training_budget(params):
 
 
 def _progress_bar(params):
-    """The epochs of a training under a progress bar (a widget in Jupyter, a line elsewhere),
-    unless $HELPERS_PROGRESS is 0."""
+    """The epochs of a training under a progress bar: a widget in Jupyter, a line on a terminal;
+    none where no terminal watches (a script's log), nor when $HELPERS_PROGRESS is 0."""
     from tqdm.auto import tqdm
 
+    # disable=None: tqdm turns itself off when its stream is not a terminal (in Jupyter the
+    # widget is always shown)
+    off = True if os.environ.get(PROGRESS_VARIABLE) == "0" else None
     return tqdm(range(params["epochs"]), desc=f"{params['experiment']} seed {params['seed']}",
-                unit="epoch", leave=False, disable=os.environ.get(PROGRESS_VARIABLE) == "0")
+                unit="epoch", leave=False, disable=off)
 
 
 def run_experiment(params):
