@@ -31,7 +31,7 @@ def cmd_list(args):
         for group in experiments.GROUPS:
             rows = [row for row in experiments.CATALOGUE if group in row["group"]]
             names = [row["name"] for row in rows]
-            shown = " ".join(names[:4]) + (f" ... ({len(names) - 4} more)" if len(names) > 4 else "")
+            shown = " ".join(names[:3]) + (f" ... ({len(names) - 3} more)" if len(names) > 3 else "")
             seeds = ",".join(dict.fromkeys(row["seeds"] for row in rows))
             folder = "validation/" if rows[0]["params"].get("evaluate_on") == "validation" \
                 else "results/"

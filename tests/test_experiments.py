@@ -71,13 +71,26 @@ def test_baseline_cannot_take_an_auxiliary_loss():
         resolve("baseline", weighting="eq1")
 
 
-def test_cli_list_prints_the_catalogue(capsys):
+def test_cli_list_prints_the_catalogue_group_by_group(capsys):
+    """`list` is a screen: one line a group (its size, seeds, folder, first rows); a group's
+    rows and the run parameters on request; `run --help` names the groups."""
+    from helpers.catalogue.experiments import GROUPS
+
     assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 20
+    for group in GROUPS:
+        assert f"\n  {group} " in out
+    assert main(["list", "report"]) == 0
     out = capsys.readouterr().out
     for name in REPORT_NAMES:
         assert name in out
     assert "20.1%" in out  # the baseline's published test error beside it
-    assert "label_smoothing" in out and "groups: ablation, best, diagnosis, readings, report, round2, sweep" in out
+    assert main(["list", "parameters"]) == 0
+    assert "label_smoothing" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert f"({', '.join(GROUPS)})" in " ".join(capsys.readouterr().out.split())
 
 
 def test_cli_usage_error_is_one_line_exit_2(capsys):
