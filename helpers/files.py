@@ -56,6 +56,14 @@ def relative(path):
         return str(path)
 
 
+def notebook_path(path, notebooks_dir):
+    """`path` as a kernel in the notebooks folder sees it: relative inside the project (no
+    machine's path lands in a notebook), else absolute."""
+    path, notebooks_dir = Path(path).resolve(), Path(notebooks_dir).resolve()
+    inside = notebooks_dir.parent in (path, *path.parents)
+    return os.path.relpath(path, notebooks_dir) if inside else str(path)
+
+
 def check_writable(folder, what, option):
     """UsageError unless `folder` is, or can be created as, a writable folder. Writes nothing
     that stays: a missing folder is created later, when the batch starts."""

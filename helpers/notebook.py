@@ -112,7 +112,8 @@ def print_parameters(params):
     committed notebooks' outputs stable when a parameter is added to the vocabulary.)
     """
     row = experiments.get(params["experiment"])
-    catalogue_values = {**DEFAULTS, **row["params"], "seed": params["seed"]}
+    catalogue_values = {**DEFAULTS, **row["params"], "experiment": row["name"],
+                        "seed": params["seed"]}
     changed = [f"{name}={value}" for name, value in params.items()
                if value != catalogue_values[name]]
     print(f"{row['name']} ({row['description']}), seed {params['seed']}")

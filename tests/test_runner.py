@@ -27,12 +27,12 @@ from runner_tools import (
 from helpers import UsageError
 from helpers.catalogue.experiments import EXPERIMENTS
 from helpers.catalogue.experiments import expand as expand_experiments
-from helpers.cli import main
-from helpers.files import RESULTS, VALIDATION
-from helpers.runs.execution import THREAD_VARIABLES
 from helpers.catalogue.seeds import parse_seeds, seed_list
+from helpers.cli import main
+from helpers.files import RESULTS, VALIDATION, notebook_path
+from helpers.runs.execution import THREAD_VARIABLES
 from helpers.runs.records import read_record
-from helpers.runs.runner import notebook_path, plan
+from helpers.runs.runner import plan
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Where runs execute: each in the warm kernel of one thread of a dask.distributed worker, on
-a cluster of the runner's own (threads of its process) or an existing one (--scheduler)."""
+"""Where runs execute: each in the warm kernel of a thread of a dask.distributed worker, on a
+cluster of the runner's own (threads of its process) or on an existing one (--scheduler)."""
 
 import logging
 import os
@@ -12,14 +12,14 @@ from ..files import relative
 from . import records
 from .execution import NotebookFailed, WarmKernel, execute_notebook, first_line
 
-KERNELS = []  # the warm kernels of this process, killed at once when a batch stops
+KERNELS = []  # the warm kernels of this process, killed when a batch ends
 _here = threading.local()
 
 
 @dataclass
 class Outcome:
-    """The record a job's notebook wrote (None if none), the line that says why the job failed
-    ("" if it did not), and whether that is the user's mistake (the batch stops)."""
+    """The record a run's notebook wrote (or None), the line that says why the run failed ("" if
+    it did not), and whether that is the user's mistake (the batch stops)."""
     record: Optional[dict] = None
     message: str = ""
     usage: bool = False
@@ -27,11 +27,11 @@ class Outcome:
 
 def execute(job, kernel):
     """Execute `job` in `kernel` (a WarmKernel) -> Outcome; never raises. A kernel left broken
-    is stopped: the next job starts another."""
+    is stopped: the next run starts another."""
     failure = None
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        for path in (job.output, job.staged, job.log):  # an earlier run's: never this one's
+        for path in (job.output, job.staged, job.log):  # an earlier run's is never this one's
             path.unlink(missing_ok=True)               # (and a FIFO there goes unopened)
         kernel.prepare(job.cwd, job.environment, job.log)
         execute_notebook(job.notebook, job.output, job.parameters, kernel=kernel)
@@ -61,12 +61,12 @@ def execute_here(job):
 
 
 def connect(scheduler=None, workers=None, wait=10):
-    """A dask.distributed Client: of the cluster at `scheduler`, or of one of this process with
-    `workers` threads (default: one per core), whose kernels end with it (ipykernel exits when
-    the process that started it does). UsageError for a scheduler that cannot be used."""
+    """A dask.distributed Client of the cluster at `scheduler`, or of one in this process with
+    `workers` threads (kernels exit with the process that starts them: ipykernel watches it).
+    UsageError for a scheduler that cannot be used."""
     from distributed import Client
 
-    # what the runner says of a lost cluster is one line a run, not distributed's tracebacks
+    # a lost cluster is one line a run, not distributed's tracebacks
     for name in ["distributed", *logging.root.manager.loggerDict]:
         if name.startswith("distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -75,7 +75,7 @@ def connect(scheduler=None, workers=None, wait=10):
                       dashboard_address=None, memory_limit=0)
     try:
         client = Client(scheduler, timeout=10)
-    except Exception as error:  # unreachable, a malformed address, tls:// without keys
+    except Exception as error:  # unreachable, a malformed address, tls:// without keys...
         raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({type(error).__name__}"
                          f": {first_line(error)}): check the address, or start one with "
                          f"`dask scheduler` and `dask worker ADDRESS`") from None
@@ -89,9 +89,33 @@ def connect(scheduler=None, workers=None, wait=10):
     return client
 
 
+def ended(going, timeout):
+    """[(future, Outcome)] for the futures of `going` that ended within `timeout` seconds; for
+    all of them, lost, if the cluster is gone."""
+    from distributed import wait
+
+    try:
+        done, gone = wait(list(going), timeout=timeout, return_when="FIRST_COMPLETED").done, None
+    except TimeoutError:
+        return []
+    except Exception as error:  # the cluster is gone
+        done, gone = list(going), error
+    outcomes = []
+    for future in done:
+        try:
+            if gone is not None:
+                raise gone
+            outcome = future.result()
+        except Exception as error:  # the scheduler went, a worker died...
+            outcome = Outcome(message=f"lost with the Dask cluster ({type(error).__name__}: "
+                                      f"{first_line(error)})")
+        outcomes.append((future, outcome))
+    return outcomes
+
+
 def suspended(said):
     """A line for each kernel of this process found suspended (SIGSTOP, Ctrl-Z) and not in
-    `said` (the pids already told, which it extends)."""
+    `said`, the pids already told (which it extends)."""
     import psutil
 
     lines = []
@@ -104,35 +128,3 @@ def suspended(said):
         except psutil.Error:
             pass
     return lines
-
-
-def _lost(error):
-    return Outcome(message=f"lost with the Dask cluster ({type(error).__name__}: "
-                           f"{first_line(error)})")
-
-
-def ended(going, timeout):
-    """[(future, Outcome)] for the futures of `going` that ended within `timeout` seconds, and
-    for all of them, lost, when the cluster is gone."""
-    from distributed import wait
-
-    try:
-        done = wait(list(going), timeout=timeout, return_when="FIRST_COMPLETED").done
-    except TimeoutError:
-        return []
-    except Exception as error:  # the cluster is gone
-        return [(future, _lost(error)) for future in going]
-    outcomes = []
-    for future in done:
-        try:
-            outcomes.append((future, future.result()))
-        except Exception as error:  # a worker died, the scheduler went...
-            outcomes.append((future, _lost(error)))
-    return outcomes
-
-
-def cancel(client, futures):
-    try:
-        client.cancel(list(futures), force=True)
-    except Exception:  # the cluster is gone: nothing left to cancel
-        pass

@@ -1,6 +1,5 @@
-"""Run records: one JSON file per (experiment, seed), `<results>/<experiment>/seed-<k>.json`.
-What one holds is declared once, below; any reader may read any of it, so `validate` requires
-all of it. `load` reads the valid ones and names each other file with its reason."""
+"""Run records, `<results>/<experiment>/seed-<k>.json`: what one holds, declared once (any
+reader may read any of it, so `validate` requires all of it); written atomically; loaded."""
 
 import json
 import math
@@ -41,7 +40,7 @@ class DamagedRecord(Exception):
 
 
 class NewerRecord(DamagedRecord):
-    """A record of a newer schema: a newer version's, never replaced by this one unasked."""
+    """A newer version's record, never replaced by this one unasked."""
 
 
 def record_path(results_dir, experiment, seed):
@@ -49,8 +48,8 @@ def record_path(results_dir, experiment, seed):
 
 
 def write_record(record, results_dir):
-    """Write `record` atomically to its place under `results_dir` -> the path. DamagedRecord
-    if it is not valid (a NaN, say: never written); UsageError if it cannot be written."""
+    """Write `record` atomically under `results_dir` -> its path. DamagedRecord if it is not
+    valid (a NaN, say); UsageError if it cannot be written."""
     record = {"schema": SCHEMA_VERSION, **record}
     validate(record)
     path = record_path(results_dir, record["experiment"], record["seed"])
@@ -89,9 +88,8 @@ def _has(mapping, keys, where):
 
 
 def validate(record):
-    """DamagedRecord unless `record` is one a run could have written: all of the declaration,
-    this schema, each parameter as `parameters.check` makes it, numbers consistent with each
-    other (its predictions against its pairs: `check_against_pairs`)."""
+    """DamagedRecord unless `record` holds all of the declaration, in this schema, each
+    parameter as `parameters.check` makes it, with numbers consistent with each other."""
     _has(record, RECORD, "the record")
     for key, kind in RECORD.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
@@ -172,8 +170,7 @@ def file_kind(mode):
 
 
 def read_record(path):
-    """The record at `path`, or DamagedRecord. A FIFO, folder or device there is never read
-    (opened without waiting for a writer, then refused)."""
+    """The record at `path`, or DamagedRecord; a FIFO there is refused, never waited on."""
     try:
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
@@ -198,7 +195,7 @@ def parameter_differences(recorded, asked):
 
 @dataclass
 class Results:
-    """What a results folder holds: the valid records, and (path, reason) for each other."""
+    """A records folder's valid records, and (path, reason) for each other file."""
     folder: str
     records: list = field(default_factory=list)
     damaged: list = field(default_factory=list)

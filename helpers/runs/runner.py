@@ -1,11 +1,12 @@
-"""The batch runner behind `python -m helpers run`; docs/running.md says what it guarantees.
+"""The batch runner behind `python -m helpers run` (docs/running.md: what it guarantees).
 
-Each run is a `Job`: one catalogue row at one seed, its parameters resolved once by the
-catalogue. Its notebook, executed in a warm kernel, saves its record beside the executed
-notebook in the runs folder; the runner, alone in writing a records folder while it holds its
-lock, publishes the record there if it is the job's own.
+A `Job` is one catalogue row at one seed, its parameters resolved once, by the catalogue. Its
+notebook, executed in a warm kernel, saves its record beside its executed notebook in the runs
+folder; the runner, alone in writing a records folder while it holds that folder's lock,
+publishes the record there if it is the job's own.
 """
 
+import contextlib
 import os
 import shlex
 import signal
@@ -18,7 +19,7 @@ from .. import catalogue
 from ..catalogue.seeds import check_own_run, parse_seeds, seed_list
 from ..errors import UsageError
 from ..files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, check_writable, lock_folder, \
-    relative, stale_temporaries
+    notebook_path, relative, stale_temporaries
 from ..science import mnist
 from . import pools, records
 
@@ -45,23 +46,14 @@ class Job:
     log = property(lambda self: self.output.with_suffix(".log"))
 
 
-def notebook_path(path, notebooks_dir):
-    """`path` as the kernel (in the notebooks folder) sees it: relative inside the project (no
-    machine's path lands in a notebook), else absolute."""
-    path, notebooks_dir = Path(path).resolve(), Path(notebooks_dir).resolve()
-    inside = notebooks_dir.parent in (path, *path.parents)
-    return os.path.relpath(path, notebooks_dir) if inside else str(path)
-
-
 def plan(names, seeds=None, overrides=None, results_dir=None, runs_dir=RUNS, notebooks_dir=None):
     """Every Job asked for, all input checked (UsageError). `seeds` None: each row's own;
     `results_dir` None: each row's folder (validation/ for validation rows, else results/)."""
     notebooks_dir, runs_dir = Path(notebooks_dir or NOTEBOOKS).resolve(), Path(runs_dir)
-    overrides = dict(overrides or {})
+    overrides, asked = dict(overrides or {}), []
     for name in {"experiment", "seed"} & set(overrides):
         raise UsageError(f"-p {name} is not allowed here: name experiments as arguments and "
                          f"seeds with --seeds")
-    asked = []
     for name in catalogue.expand(names):
         notebook = notebooks_dir / catalogue.get(name)["notebook"]
         if not notebook.is_file():
@@ -122,11 +114,9 @@ class _Output:
         self.stream, self.flush = stream, lambda: None
 
     def write(self, text):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.stream.write(text)
             self.stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _publish(job, record):
@@ -143,7 +133,7 @@ def _publish(job, record):
 
 
 def _sort_out(jobs, force, batch, out):
-    """The jobs to execute, decided under the locks: a job whose valid record is there with its
+    """The jobs to execute, decided under the locks: one whose valid record is there with its
     parameters is skipped (unless `force`). UsageError for a record made with other parameters
     or by a newer version."""
     found = {folder: records.load(folder) for folder in {job.results for job in jobs}}
@@ -169,7 +159,7 @@ def _sort_out(jobs, force, batch, out):
         except records.NewerRecord as why:
             raise UsageError(f"{relative(job.record)} was made by a newer version ({why}): "
                              f"update helpers, {ELSEWHERE}, or replace it with --force") from None
-        except records.DamagedRecord:  # (inconsistent with its pairs): redone
+        except records.DamagedRecord:  # (its errors are not its predictions' on its pairs)
             todo.append(job)
     if batch.skipped:
         out.write(f"skipping {len(batch.skipped)} of {len(jobs)} runs: their records are "
@@ -183,8 +173,7 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
     """Execute every (experiment, seed) asked for that has no valid record yet -> BatchResult;
     UsageError, before anything starts, for bad input. `scheduler`: a Dask cluster's address,
     to run there instead of in threads here. `command`: what the user typed (`rerun_options`:
-    its options but the experiments, --seeds and --force), for the line that says how to
-    resume."""
+    its options but the experiments, --seeds and --force), for the line on how to resume."""
     out = _Output(stream or sys.stderr)
     jobs = plan([experiments] if isinstance(experiments, str) else experiments, seeds,
                 overrides, results_dir, runs_dir, notebooks_dir)
@@ -198,14 +187,14 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
         todo = _sort_out(jobs, force, batch, out)
         if todo:
             client = client or pools.connect(workers=min(workers or os.cpu_count(), len(todo)))
-            _execute(todo, workers or sum(client.nthreads().values()), client, batch, out,
-                     stop)
+            _execute(todo, workers or sum(client.nthreads().values()), client, batch, out, stop)
     finally:
         for kernel in pools.KERNELS:  # those of this process: a batch leaves none running
             kernel.kill()
         pools.KERNELS.clear()
         if client is not None:
-            client.close()
+            with contextlib.suppress(Exception):  # (a cluster that is gone)
+                client.close()
         for fd in locks:
             os.close(fd)
         for signum, handler in previous.items():
@@ -218,14 +207,14 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
 
 def _execute(todo, workers, client, batch, out, stop):
     """Keep up to `workers` jobs going on `client`'s cluster, publishing each record, until all
-    ended, a run failed with a usage error (no new one starts) or a stop signal came (those
-    going are cancelled; the runner kills its kernels)."""
+    ended, a run failed with a usage error (no new one starts) or a signal came into `stop`
+    (those going are cancelled)."""
     from tqdm import tqdm
 
     queue, going, said = deque(todo), {}, set()
     bar = tqdm(total=len(todo), desc="runs", unit="run", file=out, smoothing=0.1,
                mininterval=0.5, dynamic_ncols=True, postfix="failed 0")
-    try:
+    with bar:
         while (queue or going) and not stop:
             while queue and len(going) < workers and not batch.usage_error:
                 job = queue.popleft()
@@ -252,11 +241,9 @@ def _execute(todo, workers, client, batch, out, stop):
                     bar.write(f"failed: {job.name}: {why}", file=out)
             for line in pools.suspended(said):
                 bar.write(line, file=out)
-        if stop:
-            pools.cancel(client, going)
-        batch.not_done += list(going.values()) * bool(stop) + list(queue)
-    finally:
-        bar.close()
+    with contextlib.suppress(Exception):  # (a cluster that is gone: nothing left to cancel)
+        client.cancel(list(going), force=True)
+    batch.not_done += list(going.values()) + list(queue)
 
 
 def _summary(batch, command, rerun_options, force, out):
