@@ -65,6 +65,8 @@ def positive_int(text):
 
 
 def cmd_run(args):
+    from .catalogue.seeds import seed_list
+    from .files import relative
     from .runs import runner
 
     overrides = {}
@@ -86,11 +88,33 @@ def cmd_run(args):
              *[word for name, value in args.p or [] for word in ("-p", name, value)],
              *(["--scheduler", args.scheduler] if args.scheduler else []),
              *(["--notebooks", args.notebooks] if args.notebooks else [])]
+    out = runner.Output(sys.stderr)
     batch = runner.run_batch(
         args.experiments, seeds=args.seeds, workers=args.workers, results_dir=args.results,
         runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides,
-        notebooks_dir=args.notebooks, scheduler=args.scheduler,
-        command="python -m helpers " + shlex.join(args.argv), rerun_options=rerun)
+        notebooks_dir=args.notebooks, scheduler=args.scheduler, stream=out)
+    parts = [f"{len(batch.done)} done"] + [f"{len(jobs)} {what}" for jobs, what in (
+        (batch.skipped, "skipped (record already there)"), (batch.failed, "failed"),
+        (batch.not_done, "not done")) if jobs]
+    out.write(f"{batch.total} run{'s' * (batch.total != 1)}: {', '.join(parts)}\n")
+    for job, message in batch.failed:
+        where = f"  (executed notebook: {relative(job.output)})" if job.output.is_file() else ""
+        out.write(f"  failed: {job.name}: {message}{where}\n")
+    if batch.usage_error:
+        out.write(f"stopped: {batch.usage_error}\n")
+    elif batch.not_done:
+        command = "python -m helpers " + shlex.join(args.argv)
+        if args.force:  # the same command would redo the runs done meanwhile
+            seeds = {}
+            for job in batch.not_done:
+                seeds.setdefault(job.experiment, []).append(job.seed)
+            command = "; ".join(shlex.join(["python", "-m", "helpers", "run", name, "--seeds",
+                                            seed_list(s), *rerun, "--force"])
+                                for name, s in seeds.items())
+        why = (f"interrupted by {signal.Signals(batch.interrupted_by).name}"
+               if batch.interrupted_by else "not done")
+        out.write(f"{why}: finished records are kept; run {'this' if args.force else 'the same'}"
+                  f" command again to do the {len(batch.not_done)} missing runs: {command}\n")
     return batch.exit_code
 
 

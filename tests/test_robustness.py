@@ -50,10 +50,9 @@ from helpers import UsageError
 from helpers.cli import main
 from helpers.files import RESULTS, lock_folder
 from helpers.notebook import parameters, save
-from helpers.runs import pools
-from helpers.runs.pools import Outcome
+from helpers.runs import execution
+from helpers.runs.execution import Outcome
 from helpers.runs.records import SCHEMA_VERSION, read_record, record_path
-from helpers.runs.runner import run_batch
 from helpers.science import mnist
 from helpers.science.mnist import MNIST_MD5
 
@@ -159,7 +158,7 @@ def test_a_results_or_runs_path_through_a_file_is_refused(folders, capsys):
               str(folders / "afile")], folders, capsys, "choose another with --runs")
     (folders / "results" / "ws-aux").write_text("a file where a folder goes\n")
     _refused(["run", "ws-aux", "--results", str(folders / "results")], folders, capsys,
-             "ws-aux is a file, where the results of ws-aux go")
+             "ws-aux is a file, not a folder; choose another with --results")
 
 
 # Root ignores file modes through two capabilities (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). The
@@ -514,32 +513,30 @@ def test_a_notebook_run_by_papermill_does_not_replace_a_record_of_other_paramete
 # --------------------------------------------------------------------------------------------
 # What the runner does with what comes back: in this process, without a kernel
 # --------------------------------------------------------------------------------------------
-def _run(results, tmp_path, seeds="0-1"):
-    import io
-
-    stream = io.StringIO()
-    batch = run_batch(["ws"], seeds=seeds, results_dir=results, runs_dir=tmp_path / "runs",
-                      overrides={"epochs": "2", "n_pairs": "100"}, workers=1, stream=stream)
-    return batch, stream.getvalue()
+def _run(results, tmp_path, capsys, seeds="0-1"):
+    """`run ws` with the fixture's parameters, in this process -> (exit code, stderr)."""
+    code = main(["run", "ws", "--seeds", seeds, "--results", str(results), "--runs",
+                 str(tmp_path / "runs"), "--workers", "1", *FIXTURE_PARAMS])
+    return code, capsys.readouterr().err
 
 
 def _executed_as(monkeypatch, outcome):
     """Runs that end at once with `outcome(job)`, without a kernel -> the jobs executed."""
     executed = []
-    monkeypatch.setattr(pools, "execute", lambda job, kernel: executed.append(job) or outcome(job))
+    monkeypatch.setattr(execution, "execute", lambda job, kernel: executed.append(job) or outcome(job))
     return executed
 
 
 def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist_root,
-                                                                monkeypatch):
+                                                                monkeypatch, capsys):
     """A record that another process wrote where this run's notebook saves (a run of other
     parameters finishing meanwhile) is refused: the run fails, nothing is published."""
     results = tmp_path / "results"
     other = read_record(record_path(FIXTURE, "ws", 0))
     other = {**other, "params": {**other["params"], "data_root": None, "lr": 0.05}}
     _executed_as(monkeypatch, lambda job: Outcome(record=other))
-    batch, err = _run(results, tmp_path, seeds="0")
-    assert batch.exit_code == 1 and not batch.done, err
+    code, err = _run(results, tmp_path, capsys, seeds="0")
+    assert code == 1 and "1 run: 0 done, 1 failed" in err, err
     assert "failed: ws seed 0: its record is another run's (lr 0.05 there, 0.1 asked): " \
            "something else wrote " in err
     assert not record_files(results)
@@ -547,8 +544,8 @@ def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist
 
 @pytest.mark.parametrize("edit", ["numerics without pinned", "errors edited with the history",
                                   "a copy of another seed"])
-def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_path,
-                                                                      mnist_root, monkeypatch):
+def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_path, mnist_root,
+                                                                      monkeypatch, capsys):
     """A record a reader would stop on (numerics without its pin), edited consistently on
     paper (test errors and last epoch changed, its predictions on its pairs say otherwise), or
     seed 0's saved as seed 1: never skipped as done."""
@@ -564,8 +561,9 @@ def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_p
         record["params"] = {**record["params"], "seed": 1}
     path.write_text(json.dumps(record))
     executed = _executed_as(monkeypatch, lambda job: Outcome(message="not run here"))
-    batch, err = _run(results, tmp_path)
-    assert [job.seed for job in executed] == [1] and batch.skipped[0].seed == 0, err
+    code, err = _run(results, tmp_path, capsys)
+    assert [job.seed for job in executed] == [1], err
+    assert "2 runs: 0 done, 1 skipped (record already there), 1 failed" in err
 
 
 def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnist_root):
@@ -607,9 +605,8 @@ def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_b
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(papermill.execute, "write_ipynb", full_disk)
-    batch, err = _run(tmp_path / "results", tmp_path, seeds="0")
-    assert batch.exit_code == 0 and len(batch.done) == 1, err
-    assert "1 run: 1 done" in err
+    code, err = _run(tmp_path / "results", tmp_path, capsys, seeds="0")
+    assert code == 0 and "1 run: 1 done" in err, err
     assert ("warning: ws seed 0: its record was written, then the run failed (OSError: [Errno 28] "
             "No space left on device): the record is kept, the executed notebook may be "
             "missing") in err

@@ -1,10 +1,19 @@
-"""One notebook executed by papermill in a `WarmKernel`, its failure told in one line."""
+"""Where runs execute: a notebook executed by papermill in a `WarmKernel` (its failure told in
+one line), each run in the warm kernel of a thread of a dask.distributed worker, on the
+runner's own cluster (threads of its process) or on an existing one (--scheduler)."""
 
+import logging
 import os
 import signal
 import sys
+import threading
+from dataclasses import dataclass
+from typing import Optional
 
+from ..errors import UsageError
+from ..files import relative
 from ..science import PROGRESS_VARIABLE
+from . import records
 
 USAGE_ERRORS = ("UsageError", "DataError")  # a notebook failing with these: the user's mistake
 KERNEL, KERNEL_START_TIMEOUT = "python3", 180  # seconds: kernels start slowly on a busy machine
@@ -17,8 +26,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 class NotebookFailed(Exception):
-    """A notebook that did not run to its end: `message`, the one line that says why; `usage`:
-    the cause is the user's (a UsageError or DataError in a cell)."""
+    """`message`: the one line that says why a notebook failed; `usage`: the user's mistake."""
 
     def __init__(self, message, usage=False):
         super().__init__(message)
@@ -30,44 +38,39 @@ def first_line(text):
 
 
 def import_papermill():
-    """papermill, without jsonschema's optional rfc3987_syntax, which builds parsers no notebook
-    schema uses as it is imported (python-jsonschema/jsonschema#1428; docs/speed.md)."""
+    """papermill, with an engine for a live kernel (as papermill's maintainers advise: nbclient,
+    given its kernel and ready client, leaves both running as it owns neither), and without
+    jsonschema's optional rfc3987_syntax, whose parsers no notebook needs (docs/speed.md)."""
     sys.modules.setdefault("rfc3987_syntax", None)  # None: that optional import fails
-    import logging
-
     import papermill
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
 
     class WarmKernelEngine(NBClientEngine):
-        """papermill's engine on a live kernel and its ready client (the way to a live kernel
-        papermill's maintainers advise): nbclient leaves both running, owning neither."""
-
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, km=None, kc=None, **unused):
             client = PapermillNotebookClient(nb_man, km=km, kernel_name=kernel_name)
             client.kc = kc
             return client.execute()
 
-    papermill_engines.register("helpers-warm-kernel", WarmKernelEngine)
+    papermill_engines.register("warm-kernel", WarmKernelEngine)
     logging.getLogger("papermill").setLevel(logging.ERROR)  # the parameters are checked before
     return papermill
 
 
 def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
-    """Execute `notebook` with papermill into `output` (written once, at the end, with the
-    error where a cell failed) in `kernel` (a WarmKernel), else in a new one started in `cwd`.
-    NotebookFailed with the line that says why: the failing cell's exception, else its first
-    line; or why the kernel died or would not start."""
+    """Execute `notebook` with papermill into `output` (written at the end, with the error
+    where a cell failed) in `kernel`, else in a new WarmKernel in `cwd`. NotebookFailed with
+    the failing cell's exception (else its first line), or why the kernel died or would not
+    start."""
     papermill, own = import_papermill(), kernel is None
     try:
         if own:
             kernel = WarmKernel()
             kernel.prepare(cwd, {})
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
-                                   kernel_name=KERNEL, progress_bar=False,
-                                   request_save_on_cell_execute=False,
-                                   engine_name="helpers-warm-kernel", km=kernel.km, kc=kernel.kc)
+                                   kernel_name=KERNEL, progress_bar=False, engine_name="warm-kernel",
+                                   request_save_on_cell_execute=False, km=kernel.km, kc=kernel.kc)
     except papermill.PapermillExecutionError as error:
         line = (f"{error.ename}: {first_line(error.evalue)}" if first_line(error.evalue)
                 else f"{error.ename} in cell [{error.exec_count}]: {first_line(error.source)}")
@@ -80,11 +83,11 @@ def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
 
 
 class WarmKernel:
-    """A kernel kept from run to run, with one client, connected and ready once: a new kernel
+    """A kernel kept from run to run, with one client connected and ready once: a new kernel
     would import torch, matplotlib and helpers again, a new client wait for it (docs/speed.md).
-    Between runs its namespace is reset (imported modules stay): the trainings set their own
-    threads and seeds, so a record is a new kernel's (tested). It starts without
-    THREAD_VARIABLES nor progress bars, and exits with the process that started it."""
+    Between runs the namespace is reset (modules stay); the trainings set their own threads and
+    seeds, so a record is a new kernel's (tested). It starts without THREAD_VARIABLES nor
+    progress bars, and exits with the process that started it (ipykernel watches it)."""
 
     RESET = ("import sys\n"
              "if 'matplotlib.pyplot' in sys.modules:\n"
@@ -95,7 +98,7 @@ class WarmKernel:
     used = killed = False
 
     def prepare(self, cwd, environment, log=None):
-        """Start a kernel in `cwd` with `environment`, its output to a new file at `log`, unless
+        """Start a kernel in `cwd` with `environment` (its output to a new file `log`), unless
         one started so runs (both are fixed when a kernel starts): reset that one."""
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
@@ -139,10 +142,123 @@ class WarmKernel:
         self.used = False
 
     def kill(self):
-        """Kill the kernel now, from any thread (the batch stops); its connection file goes."""
+        """Kill the kernel now, from any thread (the batch ends); its connection file goes."""
         self.killed = True
         try:
             os.kill(self.pid, signal.SIGKILL)
             os.unlink(self.km.connection_file)
         except (AttributeError, OSError, TypeError):  # none, or gone already
             pass
+
+
+KERNELS = []  # the warm kernels of this process, killed when a batch ends
+_here = threading.local()
+
+
+@dataclass
+class Outcome:
+    record: Optional[dict] = None  # what the run's notebook saved
+    message: str = ""              # why the run failed, in one line
+    usage: bool = False            # the user's mistake: the batch stops
+
+
+def execute(job, kernel):
+    """Execute `job` in `kernel` (a WarmKernel) -> Outcome; never raises. A kernel left broken
+    is stopped: the next run starts another."""
+    failure = None
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        for path in (job.output, job.staged, job.log):  # an earlier run's is never this one's
+            path.unlink(missing_ok=True)               # (and a FIFO there goes unopened)
+        kernel.prepare(job.cwd, job.environment, job.log)
+        execute_notebook(job.notebook, job.output, job.parameters, kernel=kernel)
+    except NotebookFailed as error:
+        failure = error
+    except Exception as error:  # the kernel would not start or reset, a folder not made...
+        failure = NotebookFailed(f"{type(error).__name__}: {first_line(error)}")
+    try:  # even a notebook that failed after its save (its own save, on a full disk) made it
+        record = records.read_record(job.staged)
+    except records.DamagedRecord as why:
+        record = None
+        failure = failure or NotebookFailed(f"the notebook finished without a valid record at "
+                                            f"{relative(job.staged)} ({why})")
+    if failure and not job.output.is_file() and kernel.log:  # the kernel's output says why
+        failure.message += f" (kernel log: {relative(kernel.log)})"
+    if failure:
+        kernel.stop()
+    return Outcome(record, failure.message if failure else "", bool(failure and failure.usage))
+
+
+def execute_here(job):
+    """`execute` in this thread's warm kernel (a task of a Dask worker)."""
+    if not hasattr(_here, "kernel"):
+        _here.kernel = WarmKernel()
+        KERNELS.append(_here.kernel)
+    return execute(job, _here.kernel)
+
+
+def connect(scheduler=None, workers=None, wait=10):
+    """A Client of the cluster at `scheduler` (UsageError if it cannot be used), or of one in
+    this process with `workers` threads."""
+    from distributed import Client
+
+    # a lost cluster is one line a run, not distributed's tracebacks
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    if scheduler is None:
+        return Client(processes=False, n_workers=1, threads_per_worker=workers or os.cpu_count(),
+                      dashboard_address=None, memory_limit=0)
+    try:
+        client = Client(scheduler, timeout=10)
+    except Exception as error:  # unreachable, a malformed address, tls:// without keys...
+        raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({type(error).__name__}"
+                         f": {first_line(error)}): check the address, or start one with "
+                         f"`dask scheduler` and `dask worker ADDRESS`") from None
+    try:
+        client.wait_for_workers(1, timeout=wait)
+    except Exception:  # (TimeoutError)
+        client.close()
+        raise UsageError(f"the Dask scheduler at {scheduler} has no worker (waited {wait} s): "
+                         f"start some with `dask worker {scheduler}`, or run here without "
+                         f"--scheduler") from None
+    return client
+
+
+def ended(going, timeout):
+    """[(future, Outcome)] of the futures of `going` ended within `timeout` s (all if lost)."""
+    from distributed import wait
+
+    try:
+        done, gone = wait(list(going), timeout=timeout, return_when="FIRST_COMPLETED").done, None
+    except TimeoutError:
+        return []
+    except Exception as error:  # the cluster is gone
+        done, gone = list(going), error
+    outcomes = []
+    for future in done:
+        try:
+            if gone is not None:
+                raise gone
+            outcome = future.result()
+        except Exception as error:  # the scheduler went, a worker died...
+            outcome = Outcome(message=f"lost with the Dask cluster ({type(error).__name__}: "
+                                      f"{first_line(error)})")
+        outcomes.append((future, outcome))
+    return outcomes
+
+
+def suspended(said):
+    """A line for each kernel here found suspended (SIGSTOP), unless `said` has its pid."""
+    import psutil
+
+    lines = []
+    for pid in {kernel.pid for kernel in KERNELS if kernel.pid} - said:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                said.add(pid)
+                lines.append(f"waiting for pid {pid} (a run's kernel), which is suspended: "
+                             f"kill -CONT {pid} resumes it")
+        except psutil.Error:
+            pass
+    return lines

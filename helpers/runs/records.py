@@ -83,8 +83,8 @@ def _require(condition, why):
 
 
 def _has(mapping, keys, where):
-    missing = [key for key in keys if key not in mapping]
-    _require(not missing, f"{where} lacks {', '.join(missing)}")
+    _require(set(keys) <= set(mapping), f"{where} lacks "
+             f"{', '.join(key for key in keys if key not in mapping)}")
 
 
 def validate(record):
@@ -165,8 +165,7 @@ def check_against_pairs(record, data_root=None):
 
 
 def file_kind(mode):
-    return {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}.get(
-        stat.S_IFMT(mode), "a device")
+    return {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO"}.get(stat.S_IFMT(mode), "a device")
 
 
 def read_record(path):
@@ -195,10 +194,9 @@ def parameter_differences(recorded, asked):
 
 @dataclass
 class Results:
-    """A records folder's valid records, and (path, reason) for each other file."""
     folder: str
-    records: list = field(default_factory=list)
-    damaged: list = field(default_factory=list)
+    records: list = field(default_factory=list)  # the valid ones
+    damaged: list = field(default_factory=list)  # (path, why) of each other file
 
     @cached_property
     def frame(self):

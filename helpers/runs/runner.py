@@ -1,14 +1,9 @@
-"""The batch runner behind `python -m helpers run` (docs/running.md: what it guarantees).
-
-A `Job` is one catalogue row at one seed, its parameters resolved once, by the catalogue. Its
-notebook, executed in a warm kernel, saves its record beside its executed notebook in the runs
-folder; the runner, alone in writing a records folder while it holds that folder's lock,
-publishes the record there if it is the job's own.
-"""
+"""The batch runner behind `python -m helpers run` (docs/running.md: what it guarantees). A
+`Job` is a catalogue row at a seed; its notebook saves its record in the runs folder, and the
+runner, alone in writing a records folder while it holds its lock, publishes it there."""
 
 import contextlib
 import os
-import shlex
 import signal
 import sys
 from collections import deque
@@ -16,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import catalogue
-from ..catalogue.seeds import check_own_run, parse_seeds, seed_list
+from ..catalogue.seeds import check_own_run, parse_seeds
 from ..errors import UsageError
 from ..files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, check_writable, lock_folder, \
     notebook_path, relative, stale_temporaries
 from ..science import mnist
-from . import pools, records
+from . import execution, records
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -66,13 +61,8 @@ def plan(names, seeds=None, overrides=None, results_dir=None, runs_dir=RUNS, not
             check_own_run(params, results, ELSEWHERE)
             asked.append((params, notebook, results))
     for folder, option in ({r: "--results" for _, _, r in asked} | {runs_dir: "--runs"}).items():
-        check_writable(folder, option[2:], option)
-        for name in {params["experiment"] for params, _, _ in asked}:
-            if (folder / name).exists() and not (folder / name).is_dir():
-                raise UsageError(f"{folder / name} is a file, where the {option[2:]} of {name} "
-                                 f"go: move it away, or choose another folder with {option}")
-            if (folder / name).is_dir():  # another user's, say
-                check_writable(folder / name, option[2:], option)
+        for path in [folder, *{folder / params["experiment"] for params, _, _ in asked}]:
+            check_writable(path, option[2:], option)  # (an experiment's: another user's, say)
     for params, _, results in asked:  # a FIFO would be waited on
         path = records.record_path(results, params["experiment"], params["seed"])
         if path.exists() and not path.is_file():
@@ -107,7 +97,7 @@ class BatchResult:
                 self.usage_error else EXIT_FAILED if self.failed or self.not_done else EXIT_OK)
 
 
-class _Output:
+class Output:
     """The runner's stderr, where a write to a closed pipe (`... 2>&1 | head`) fails nothing."""
 
     def __init__(self, stream):
@@ -168,16 +158,14 @@ def _sort_out(jobs, force, batch, out):
 
 
 def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, runs_dir=RUNS,
-              force=False, overrides=None, notebooks_dir=None, scheduler=None, command=None,
-              rerun_options=(), stream=None):
+              force=False, overrides=None, notebooks_dir=None, scheduler=None, stream=None):
     """Execute every (experiment, seed) asked for that has no valid record yet -> BatchResult;
     UsageError, before anything starts, for bad input. `scheduler`: a Dask cluster's address,
-    to run there instead of in threads here. `command`: what the user typed (`rerun_options`:
-    its options but the experiments, --seeds and --force), for the line on how to resume."""
-    out = _Output(stream or sys.stderr)
+    to run there instead of in threads here; `stream`: where the progress goes (stderr)."""
+    out = stream if isinstance(stream, Output) else Output(stream or sys.stderr)
     jobs = plan([experiments] if isinstance(experiments, str) else experiments, seeds,
                 overrides, results_dir, runs_dir, notebooks_dir)
-    client = pools.connect(scheduler) if scheduler else None  # (refused before anything)
+    client = execution.connect(scheduler) if scheduler else None  # (refused before anything)
     batch, locks, stop = BatchResult(total=len(jobs)), [], []
     previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in STOP_SIGNALS}
     try:
@@ -186,12 +174,12 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
                 f"waiting for {relative(f)}/: locked by {who}\n")))
         todo = _sort_out(jobs, force, batch, out)
         if todo:
-            client = client or pools.connect(workers=min(workers or os.cpu_count(), len(todo)))
+            client = client or execution.connect(workers=min(workers or os.cpu_count(), len(todo)))
             _execute(todo, workers or sum(client.nthreads().values()), client, batch, out, stop)
     finally:
-        for kernel in pools.KERNELS:  # those of this process: a batch leaves none running
+        for kernel in execution.KERNELS:  # those of this process: a batch leaves none running
             kernel.kill()
-        pools.KERNELS.clear()
+        execution.KERNELS.clear()
         if client is not None:
             with contextlib.suppress(Exception):  # (a cluster that is gone)
                 client.close()
@@ -200,8 +188,6 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     batch.interrupted_by = stop[0] if stop else 0
-    _summary(batch, command or "python -m helpers " + shlex.join(sys.argv[1:]), rerun_options,
-             force, out)
     return batch
 
 
@@ -218,11 +204,11 @@ def _execute(todo, workers, client, batch, out, stop):
         while (queue or going) and not stop:
             while queue and len(going) < workers and not batch.usage_error:
                 job = queue.popleft()
-                going[client.submit(pools.execute_here, job, pure=False, key=f"helpers-run-"
+                going[client.submit(execution.execute_here, job, pure=False, key=f"helpers-run-"
                                     f"{job.experiment}-seed-{job.seed}-{os.urandom(4).hex()}")] = job
             if not going:
                 break
-            for future, outcome in pools.ended(going, timeout=0.5):
+            for future, outcome in execution.ended(going, timeout=0.5):
                 job = going.pop(future)
                 bar.update()
                 try:
@@ -239,32 +225,8 @@ def _execute(todo, workers, client, batch, out, stop):
                     batch.usage_error = batch.usage_error or (str(why) if outcome.usage else "")
                     bar.set_postfix_str(f"failed {len(batch.failed)}")
                     bar.write(f"failed: {job.name}: {why}", file=out)
-            for line in pools.suspended(said):
+            for line in execution.suspended(said):
                 bar.write(line, file=out)
     with contextlib.suppress(Exception):  # (a cluster that is gone: nothing left to cancel)
         client.cancel(list(going), force=True)
     batch.not_done += list(going.values()) + list(queue)
-
-
-def _summary(batch, command, rerun_options, force, out):
-    parts = [f"{len(batch.done)} done"] + [f"{len(jobs)} {what}" for jobs, what in (
-        (batch.skipped, "skipped (record already there)"), (batch.failed, "failed"),
-        (batch.not_done, "not done")) if jobs]
-    out.write(f"{batch.total} run{'s' * (batch.total != 1)}: {', '.join(parts)}\n")
-    for job, message in batch.failed:
-        where = f"  (executed notebook: {relative(job.output)})" if job.output.is_file() else ""
-        out.write(f"  failed: {job.name}: {message}{where}\n")
-    if batch.usage_error:
-        out.write(f"stopped: {batch.usage_error}\n")
-    elif batch.not_done:
-        if force:  # the same command would redo the runs done meanwhile: these redo the rest
-            seeds = {}
-            for job in batch.not_done:
-                seeds.setdefault(job.experiment, []).append(job.seed)
-            command = "; ".join(shlex.join(["python", "-m", "helpers", "run", name, "--seeds",
-                                            seed_list(s), *rerun_options, "--force"])
-                                for name, s in seeds.items())
-        why = (f"interrupted by {signal.Signals(batch.interrupted_by).name}"
-               if batch.interrupted_by else "not done")
-        out.write(f"{why}: finished records are kept; run {'this' if force else 'the same'} "
-                  f"command again to do the {len(batch.not_done)} missing runs: {command}\n")
