@@ -51,7 +51,7 @@ from helpers.cli import main
 from helpers.files import RESULTS, lock_folder
 from helpers.notebook import parameters, save
 from helpers.runs import execution
-from helpers.runs.execution import Outcome
+from helpers.runs.execution import NotebookFailed
 from helpers.runs.records import SCHEMA_VERSION, read_record, record_path
 from helpers.science import mnist
 from helpers.science.mnist import MNIST_MD5
@@ -534,7 +534,7 @@ def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist
     results = tmp_path / "results"
     other = read_record(record_path(FIXTURE, "ws", 0))
     other = {**other, "params": {**other["params"], "data_root": None, "lr": 0.05}}
-    _executed_as(monkeypatch, lambda job: Outcome(record=other))
+    _executed_as(monkeypatch, lambda job: (other, None))
     code, err = _run(results, tmp_path, capsys, seeds="0")
     assert code == 1 and "1 run: 0 done, 1 failed" in err, err
     assert "failed: ws seed 0: its record is another run's (lr 0.05 there, 0.1 asked): " \
@@ -560,7 +560,7 @@ def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_p
         record = {**read_json(record_path(results, "ws", 0)), "seed": 1}
         record["params"] = {**record["params"], "seed": 1}
     path.write_text(json.dumps(record))
-    executed = _executed_as(monkeypatch, lambda job: Outcome(message="not run here"))
+    executed = _executed_as(monkeypatch, lambda job: (None, NotebookFailed("not run here")))
     code, err = _run(results, tmp_path, capsys)
     assert [job.seed for job in executed] == [1], err
     assert "2 runs: 0 done, 1 skipped (record already there), 1 failed" in err

@@ -7,8 +7,6 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import UsageError
 from ..files import relative
@@ -38,9 +36,8 @@ def first_line(text):
 
 
 def import_papermill():
-    """papermill, with an engine for a live kernel (as papermill's maintainers advise: nbclient,
-    given its kernel and ready client, leaves both running as it owns neither), and without
-    jsonschema's optional rfc3987_syntax, whose parsers no notebook needs (docs/speed.md)."""
+    """papermill, with an engine for a live kernel and its ready client, which nbclient leaves
+    running (papermill's advice); without jsonschema's rfc3987_syntax (docs/speed.md)."""
     sys.modules.setdefault("rfc3987_syntax", None)  # None: that optional import fails
     import papermill
     from papermill.clientwrap import PapermillNotebookClient
@@ -59,10 +56,9 @@ def import_papermill():
 
 
 def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
-    """Execute `notebook` with papermill into `output` (written at the end, with the error
-    where a cell failed) in `kernel`, else in a new WarmKernel in `cwd`. NotebookFailed with
-    the failing cell's exception (else its first line), or why the kernel died or would not
-    start."""
+    """Execute `notebook` by papermill into `output` (with the error where a cell failed) in
+    `kernel`, else a new one in `cwd`. NotebookFailed with the failing cell's exception (else
+    its first line), or why the kernel died or would not start."""
     papermill, own = import_papermill(), kernel is None
     try:
         if own:
@@ -83,11 +79,9 @@ def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
 
 
 class WarmKernel:
-    """A kernel kept from run to run, with one client connected and ready once: a new kernel
-    would import torch, matplotlib and helpers again, a new client wait for it (docs/speed.md).
-    Between runs the namespace is reset (modules stay); the trainings set their own threads and
-    seeds, so a record is a new kernel's (tested). It starts without THREAD_VARIABLES nor
-    progress bars, and exits with the process that started it (ipykernel watches it)."""
+    """A kernel kept from run to run, its client connected and ready once (docs/speed.md), its
+    namespace reset between runs (modules stay; a record is a new kernel's: tested). It starts
+    without THREAD_VARIABLES or progress bars, and exits with the process that started it."""
 
     RESET = ("import sys\n"
              "if 'matplotlib.pyplot' in sys.modules:\n"
@@ -155,16 +149,10 @@ KERNELS = []  # the warm kernels of this process, killed when a batch ends
 _here = threading.local()
 
 
-@dataclass
-class Outcome:
-    record: Optional[dict] = None  # what the run's notebook saved
-    message: str = ""              # why the run failed, in one line
-    usage: bool = False            # the user's mistake: the batch stops
-
-
 def execute(job, kernel):
-    """Execute `job` in `kernel` (a WarmKernel) -> Outcome; never raises. A kernel left broken
-    is stopped: the next run starts another."""
+    """Execute `job` in `kernel` (a WarmKernel) -> (the record its notebook saved or None, the
+    NotebookFailed that says why it failed or None); never raises. A kernel left broken is
+    stopped: the next run starts another."""
     failure = None
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -186,11 +174,10 @@ def execute(job, kernel):
         failure.message += f" (kernel log: {relative(kernel.log)})"
     if failure:
         kernel.stop()
-    return Outcome(record, failure.message if failure else "", bool(failure and failure.usage))
+    return record, failure
 
 
-def execute_here(job):
-    """`execute` in this thread's warm kernel (a task of a Dask worker)."""
+def execute_here(job):  # a task of a Dask worker: in this thread's warm kernel
     if not hasattr(_here, "kernel"):
         _here.kernel = WarmKernel()
         KERNELS.append(_here.kernel)
@@ -202,8 +189,7 @@ def connect(scheduler=None, workers=None, wait=10):
     this process with `workers` threads."""
     from distributed import Client
 
-    # a lost cluster is one line a run, not distributed's tracebacks
-    for name in ["distributed", *logging.root.manager.loggerDict]:
+    for name in ["distributed", *logging.root.manager.loggerDict]:  # a lost cluster: our lines
         if name.startswith("distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if scheduler is None:
@@ -213,8 +199,8 @@ def connect(scheduler=None, workers=None, wait=10):
         client = Client(scheduler, timeout=10)
     except Exception as error:  # unreachable, a malformed address, tls:// without keys...
         raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({type(error).__name__}"
-                         f": {first_line(error)}): check the address, or start one with "
-                         f"`dask scheduler` and `dask worker ADDRESS`") from None
+                         f": {first_line(error)}): check the address, or start a cluster (dask "
+                         f"scheduler, dask worker ADDRESS)") from None
     try:
         client.wait_for_workers(1, timeout=wait)
     except Exception:  # (TimeoutError)
@@ -226,7 +212,7 @@ def connect(scheduler=None, workers=None, wait=10):
 
 
 def ended(going, timeout):
-    """[(future, Outcome)] of the futures of `going` ended within `timeout` s (all if lost)."""
+    """[(future, `execute`'s result)] of `going`'s ended within `timeout` s (all, if lost)."""
     from distributed import wait
 
     try:
@@ -242,8 +228,8 @@ def ended(going, timeout):
                 raise gone
             outcome = future.result()
         except Exception as error:  # the scheduler went, a worker died...
-            outcome = Outcome(message=f"lost with the Dask cluster ({type(error).__name__}: "
-                                      f"{first_line(error)})")
+            outcome = None, NotebookFailed(f"lost with the Dask cluster ({type(error).__name__}:"
+                                           f" {first_line(error)})")
         outcomes.append((future, outcome))
     return outcomes
 

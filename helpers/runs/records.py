@@ -155,8 +155,7 @@ def _test_targets(n_pairs, seed, validation, data_root):
 
 
 def check_against_pairs(record, data_root=None):
-    """DamagedRecord unless `record`'s test errors are its predictions' on its pairs (made again
-    from MNIST: a second for the first, milliseconds for the next)."""
+    """DamagedRecord unless its test errors are its predictions' on its pairs (made again)."""
     p = record["params"]
     targets = _test_targets(p["n_pairs"], p["seed"], p["evaluate_on"] == "validation", data_root)
     wrong = sum(a != b for a, b in zip(record["test_predictions"], targets))
@@ -164,16 +163,13 @@ def check_against_pairs(record, data_root=None):
                                              f"count of its wrong test_predictions ({wrong})")
 
 
-def file_kind(mode):
-    return {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO"}.get(stat.S_IFMT(mode), "a device")
-
-
 def read_record(path):
     """The record at `path`, or DamagedRecord; a FIFO there is refused, never waited on."""
     try:
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
-            _require(stat.S_ISREG(mode), f"not a regular file ({file_kind(mode)})")
+            kind = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO"}.get(stat.S_IFMT(mode))
+            _require(stat.S_ISREG(mode), f"not a regular file ({kind or 'a device'})")
             record = json.loads(handle.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DamagedRecord(f"unreadable ({type(error).__name__})") from None
@@ -222,8 +218,7 @@ def load(results_dir):
 
 
 def records_table(records):
-    """One row per record: experiment, seed, error counts and rates, sizes, seconds, device,
-    and every run parameter as `param.<name>`."""
+    """One row per record: its counts, rates, sizes, seconds, device, and `param.<name>`s."""
     import pandas as pd  # here, not at the top: the runner reads records without it
 
     columns = ["experiment", "seed", "train_errors", "test_errors", "train_error_rate",

@@ -1,6 +1,5 @@
-"""The batch runner behind `python -m helpers run` (docs/running.md: what it guarantees). A
-`Job` is a catalogue row at a seed; its notebook saves its record in the runs folder, and the
-runner, alone in writing a records folder while it holds its lock, publishes it there."""
+"""The runner behind `python -m helpers run` (docs/running.md): a `Job`'s notebook saves its
+record in the runs folder; the runner, holding the records folder's lock, publishes it."""
 
 import contextlib
 import os
@@ -63,11 +62,6 @@ def plan(names, seeds=None, overrides=None, results_dir=None, runs_dir=RUNS, not
     for folder, option in ({r: "--results" for _, _, r in asked} | {runs_dir: "--runs"}).items():
         for path in [folder, *{folder / params["experiment"] for params, _, _ in asked}]:
             check_writable(path, option[2:], option)  # (an experiment's: another user's, say)
-    for params, _, results in asked:  # a FIFO would be waited on
-        path = records.record_path(results, params["experiment"], params["seed"])
-        if path.exists() and not path.is_file():
-            raise UsageError(f"{relative(path)} is not a regular file "
-                             f"({records.file_kind(path.stat().st_mode)}): move it away")
     # MNIST checked (DataError) once, here; files missing under the default data/ downloaded
     root = mnist.ensure_data_root(asked[0][0]["data_root"], [True] + (
         [False] if any(params["evaluate_on"] == "test" for params, _, _ in asked) else []))
@@ -101,7 +95,7 @@ class Output:
     """The runner's stderr, where a write to a closed pipe (`... 2>&1 | head`) fails nothing."""
 
     def __init__(self, stream):
-        self.stream, self.flush = stream, lambda: None
+        self.stream, self.flush = stream, lambda: None  # (flushed at each write)
 
     def write(self, text):
         with contextlib.suppress(OSError, ValueError):
@@ -109,23 +103,9 @@ class Output:
             self.stream.flush()
 
 
-def _publish(job, record):
-    """Write `record` as `job`'s if it is `job`'s own run; else DamagedRecord."""
-    differ = records.parameter_differences(record["params"], job.params)
-    if differ:
-        raise records.DamagedRecord(f"its record is another run's ({'; '.join(differ[:3])}): "
-                                    f"something else wrote {relative(job.staged)} meanwhile")
-    try:
-        records.write_record(record, job.results)
-    except UsageError as error:
-        raise records.DamagedRecord(f"{error} (its record stays in {relative(job.staged)})") \
-            from None
-
-
 def _sort_out(jobs, force, batch, out):
-    """The jobs to execute, decided under the locks: one whose valid record is there with its
-    parameters is skipped (unless `force`). UsageError for a record made with other parameters
-    or by a newer version."""
+    """The jobs to execute, decided under the locks (those whose valid record is there are
+    skipped, unless `force`); UsageError for a record another run or version made."""
     found = {folder: records.load(folder) for folder in {job.results for job in jobs}}
     valid = {(r["experiment"], r["seed"], f): r for f in found for r in found[f].records}
     todo = []
@@ -149,7 +129,9 @@ def _sort_out(jobs, force, batch, out):
         except records.NewerRecord as why:
             raise UsageError(f"{relative(job.record)} was made by a newer version ({why}): "
                              f"update helpers, {ELSEWHERE}, or replace it with --force") from None
-        except records.DamagedRecord:  # (its errors are not its predictions' on its pairs)
+        except records.DamagedRecord as why:  # (its predictions on its pairs say otherwise)
+            if str(why).startswith("not a regular file"):  # (a FIFO: never waited on)
+                raise UsageError(f"{relative(job.record)} is {why}: move it away") from None
             todo.append(job)
     if batch.skipped:
         out.write(f"skipping {len(batch.skipped)} of {len(jobs)} runs: their records are "
@@ -159,9 +141,8 @@ def _sort_out(jobs, force, batch, out):
 
 def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, runs_dir=RUNS,
               force=False, overrides=None, notebooks_dir=None, scheduler=None, stream=None):
-    """Execute every (experiment, seed) asked for that has no valid record yet -> BatchResult;
-    UsageError, before anything starts, for bad input. `scheduler`: a Dask cluster's address,
-    to run there instead of in threads here; `stream`: where the progress goes (stderr)."""
+    """Execute each (experiment, seed) asked for without a valid record -> BatchResult (bad
+    input: UsageError first); on the Dask cluster at `scheduler`, else in threads here."""
     out = stream if isinstance(stream, Output) else Output(stream or sys.stderr)
     jobs = plan([experiments] if isinstance(experiments, str) else experiments, seeds,
                 overrides, results_dir, runs_dir, notebooks_dir)
@@ -193,8 +174,7 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
 
 def _execute(todo, workers, client, batch, out, stop):
     """Keep up to `workers` jobs going on `client`'s cluster, publishing each record, until all
-    ended, a run failed with a usage error (no new one starts) or a signal came into `stop`
-    (those going are cancelled)."""
+    ended, a usage error stops new ones, or a signal comes into `stop` (those going end)."""
     from tqdm import tqdm
 
     queue, going, said = deque(todo), {}, set()
@@ -208,21 +188,29 @@ def _execute(todo, workers, client, batch, out, stop):
                                     f"{job.experiment}-seed-{job.seed}-{os.urandom(4).hex()}")] = job
             if not going:
                 break
-            for future, outcome in execution.ended(going, timeout=0.5):
+            for future, (record, failure) in execution.ended(going, timeout=0.5):
                 job = going.pop(future)
                 bar.update()
-                try:
-                    if outcome.record is None:
-                        raise records.DamagedRecord(outcome.message)
-                    _publish(job, outcome.record)
+                try:  # published if it is this run's own
+                    if record is None:
+                        raise records.DamagedRecord(failure.message)
+                    differ = records.parameter_differences(record["params"], job.params)
+                    if differ:
+                        raise records.DamagedRecord(
+                            f"its record is another run's ({'; '.join(differ[:3])}): something "
+                            f"else wrote {relative(job.staged)} meanwhile")
+                    records.write_record(record, job.results)
                     batch.done.append(job)
-                    if outcome.message:
+                    if failure:
                         bar.write(f"warning: {job.name}: its record was written, then the run "
-                                  f"failed ({outcome.message}): the record is kept, the "
+                                  f"failed ({failure.message}): the record is kept, the "
                                   f"executed notebook may be missing", file=out)
-                except records.DamagedRecord as why:
+                except (records.DamagedRecord, UsageError) as why:  # (UsageError: unwritable)
+                    why = f"{why} (its record stays in {relative(job.staged)})" if \
+                        isinstance(why, UsageError) else why
                     batch.failed.append((job, str(why)))
-                    batch.usage_error = batch.usage_error or (str(why) if outcome.usage else "")
+                    if failure and failure.usage and not batch.usage_error:
+                        batch.usage_error = str(why)
                     bar.set_postfix_str(f"failed {len(batch.failed)}")
                     bar.write(f"failed: {job.name}: {why}", file=out)
             for line in execution.suspended(said):
