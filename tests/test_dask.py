@@ -188,12 +188,11 @@ def test_a_scheduler_killed_mid_batch_ends_it_with_runs_not_done(then, own_clust
                             *TINY, mnist_root=mnist_root, log_dir=tmp_path)
     started(markers)
     scheduler.kill()
-    if then == "then Ctrl-C":
-        time.sleep(1)
+    if then == "then Ctrl-C":  # (whichever the runner sees first: the signal or the loss)
         os.killpg(process.pid, signal.SIGINT)
     code = process.wait(timeout=180)
     err = stderr.read_text()
-    assert code == (130 if then == "then Ctrl-C" else 1), err
+    assert code in ((130, 1) if then == "then Ctrl-C" else (1,)), err
     assert "Traceback" not in err, err
     assert "1 run: 0 done" in err, err
     gate.unlink()

@@ -593,6 +593,22 @@ def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnis
         "runs elsewhere with --results DIR, or replace the records with --force")
 
 
+def test_ctrl_c_while_a_runner_waits_for_a_folder_ends_it_in_one_line(tmp_path, mnist_root):
+    results = _fixture_copy(tmp_path)
+    held = lock_folder(results, "")  # as another runner holds it
+    try:
+        runner, err = start("run", "ws", "--seeds", "0-1", "--results", results, "--runs",
+                            tmp_path / "runs", *FIXTURE_PARAMS, mnist_root=mnist_root,
+                            log_dir=tmp_path)
+        wait_for(lambda: "waiting" in err.read_text(), timeout=120, what="the runner to wait")
+        os.killpg(runner.pid, signal.SIGINT)
+        assert runner.wait(timeout=60) == 130
+    finally:
+        os.close(held)
+    assert err.read_text().strip().splitlines()[-1] == \
+        "interrupted: nothing was lost; run the same command again"
+
+
 @pytest.mark.slow  # trains
 def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_be_saved(
         tmp_path, mnist_root, monkeypatch, capsys):

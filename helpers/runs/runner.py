@@ -147,12 +147,12 @@ def run_batch(experiments=("all",), seeds=None, workers=None, results_dir=None, 
     jobs = plan([experiments] if isinstance(experiments, str) else experiments, seeds,
                 overrides, results_dir, runs_dir, notebooks_dir)
     client = execution.connect(scheduler) if scheduler else None  # (refused before anything)
-    batch, locks, stop = BatchResult(total=len(jobs)), [], []
-    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in STOP_SIGNALS}
-    try:
+    batch, locks, stop, previous = BatchResult(total=len(jobs)), [], [], {}
+    try:  # (Ctrl-C while it waits for a lock: KeyboardInterrupt, nothing started)
         for folder in sorted({job.results for job in jobs}):
             locks.append(lock_folder(folder, ELSEWHERE, lambda who, f=folder: out.write(
                 f"waiting for {relative(f)}/: locked by {who}\n")))
+        previous = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in STOP_SIGNALS}
         todo = _sort_out(jobs, force, batch, out)
         if todo:
             client = client or execution.connect(workers=min(workers or os.cpu_count(), len(todo)))
