@@ -4,7 +4,9 @@ User mistakes print one line on stderr and exit with 2; no traceback.
 """
 
 import argparse
+import os
 import shlex
+import signal
 import sys
 
 from . import __version__
@@ -19,22 +21,36 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_list(args):
-    names = set(experiments.expand(args.names)) if args.names else None
+    if args.names == ["parameters"]:
+        print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their defaults:")
+        for name, parameter in PARAMETERS.items():
+            print(f"  {name:<18} {str(parameter.default):<15} {parameter.help}")
+        return 0
+    if not args.names:
+        print("groups (python -m helpers list GROUP shows its rows; run GROUP runs them):")
+        for group in experiments.GROUPS:
+            rows = [row for row in experiments.CATALOGUE if group in row["group"]]
+            names = [row["name"] for row in rows]
+            shown = " ".join(names[:3]) + (f" ... ({len(names) - 3} more)" if len(names) > 3 else "")
+            seeds = ",".join(dict.fromkeys(row["seeds"] for row in rows))
+            folder = "validation/" if rows[0]["params"].get("evaluate_on") == "validation" \
+                else "results/"
+            print(f"  {group:<10} {len(rows):>3} row{'s' * (len(rows) > 1)}, seeds {seeds:<8} "
+                  f"into {folder:<12} {shown}")
+        print("  all        every row measured on the test pairs (report, sweep, best)")
+        print("run parameters and their defaults: python -m helpers list parameters")
+        return 0
+    names = set(experiments.expand(args.names))
     for row in experiments.CATALOGUE:
-        if names is not None and row["name"] not in names:
+        if row["name"] not in names:
             continue
-        table, label, train, train_sd, test, test_sd = row["report"] or ("", "", "", "", "", "")
         params = " ".join(f"{k}={v}" for k, v in row["params"].items())
         print(f"{row['name']:<14} {row['notebook']:<22} {row['description']}")
-        print(f"{'':<14} params: {params}")
+        print(f"{'':<14} seeds {row['seeds']}; params: {params}")
         if row["report"]:
+            table, label, train, train_sd, test, test_sd = row["report"]
             print(f"{'':<14} report Table {table} '{label}': train {train}% (SD {train_sd}), "
                   f"test {test}% (SD {test_sd})")
-    print(f"\ngroups: {', '.join(experiments.GROUPS)}; all = every row measured on the test "
-          f"pairs (not the ablation or the readings, which measure validation pairs)\n")
-    print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their defaults:")
-    for name, parameter in PARAMETERS.items():
-        print(f"  {name:<17} {str(parameter.default):<15} {parameter.help}")
     return 0
 
 
@@ -49,7 +65,9 @@ def positive_int(text):
 
 
 def cmd_run(args):
-    from .runs import pools, runner
+    from .catalogue.seeds import seed_list
+    from .files import relative
+    from .runs import runner
 
     overrides = {}
     for name, value in args.p or []:
@@ -60,18 +78,43 @@ def cmd_run(args):
         raise UsageError("--scheduler is empty: give the Dask scheduler's address, e.g. "
                          "--scheduler tcp://host:8786, or leave the option out to run here")
     for option, folder in (("--results", args.results), ("--runs", args.runs)):
-        if not folder.strip():  # the current folder: never what was meant
+        if folder is not None and not folder.strip():  # the current folder: never what was meant
             raise UsageError(f"{option} is empty: name a folder, e.g. {option} "
                              f"{option[2:]}")
-    pool = pools.DaskPool(args.scheduler) if args.scheduler else None  # else local processes
-    try:
-        batch = runner.run_batch(args.experiments, seeds=args.seeds, workers=args.workers,
-                            results_dir=args.results, runs_dir=args.runs, force=args.force,
-                            overrides=overrides, notebooks_dir=args.notebooks,
-                            command="python -m helpers " + shlex.join(args.argv), pool=pool)
-    finally:
-        if pool is not None:
-            pool.close()
+    # what a rerun of a part of this batch needs besides the experiments, --seeds and --force
+    rerun = [*(["--workers", str(args.workers)] if args.workers else []),
+             *(["--results", args.results] if args.results else []),
+             *(["--runs", args.runs] if args.runs else []),
+             *[word for name, value in args.p or [] for word in ("-p", name, value)],
+             *(["--scheduler", args.scheduler] if args.scheduler else []),
+             *(["--notebooks", args.notebooks] if args.notebooks else [])]
+    out = runner.Output(sys.stderr)
+    batch = runner.run_batch(
+        args.experiments, seeds=args.seeds, workers=args.workers, results_dir=args.results,
+        runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides,
+        notebooks_dir=args.notebooks, scheduler=args.scheduler, stream=out)
+    parts = [f"{len(batch.done)} done"] + [f"{len(jobs)} {what}" for jobs, what in (
+        (batch.skipped, "skipped (record already there)"), (batch.failed, "failed"),
+        (batch.not_done, "not done")) if jobs]
+    out.write(f"{batch.total} run{'s' * (batch.total != 1)}: {', '.join(parts)}\n")
+    for job, message in batch.failed:
+        where = f"  (executed notebook: {relative(job.output)})" if job.output.is_file() else ""
+        out.write(f"  failed: {job.name}: {message}{where}\n")
+    if batch.usage_error:
+        out.write(f"stopped: {batch.usage_error}\n")
+    elif batch.not_done:
+        command = "python -m helpers " + shlex.join(args.argv)
+        if args.force:  # the same command would redo the runs done meanwhile
+            seeds = {}
+            for job in batch.not_done:
+                seeds.setdefault(job.experiment, []).append(job.seed)
+            command = "; ".join(shlex.join(["python", "-m", "helpers", "run", name, "--seeds",
+                                            seed_list(s), *rerun, "--force"])
+                                for name, s in seeds.items())
+        why = (f"interrupted by {signal.Signals(batch.interrupted_by).name}"
+               if batch.interrupted_by else "not done")
+        out.write(f"{why}: finished records are kept; run {'this' if args.force else 'the same'}"
+                  f" command again to do the {len(batch.not_done)} missing runs: {command}\n")
     return batch.exit_code
 
 
@@ -93,7 +136,7 @@ def cmd_summary(args):
 
 def cmd_bench(args):
     from . import bench
-    from .runs.runner import parse_seeds
+    from .catalogue.seeds import parse_seeds
 
     overrides = dict(args.p or [])
     if args.quick:  # a smoke run of every part: tiny trainings, two seeds, one repeat
@@ -117,28 +160,34 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     listing = commands.add_parser(
-        "list", help="print the experiment catalogue and the run parameters",
-        description="Print every configuration of the catalogue (or those named: names, group "
-                    "names such as report, sweep, readings, or all), then every run parameter "
-                    "with its default and meaning.")
-    listing.add_argument("names", nargs="*", metavar="EXPERIMENT",
-                         help="configurations or groups to show (default: every row)")
+        "list", help="print the experiment catalogue's groups, their rows, the run parameters",
+        description="Print the groups of the catalogue, one line each; with names (rows, "
+                    "groups, or all), those rows: notebook, seeds, parameters, the report's "
+                    "numbers; with `parameters`, every run parameter with its default.")
+    listing.add_argument("names", nargs="*", metavar="NAME",
+                         help="rows or groups to show, or `parameters` (default: the groups)")
     listing.set_defaults(func=cmd_list)
 
     run = commands.add_parser(
         "run", help="execute experiment notebooks once per seed (skips runs already recorded)",
         description="Execute each experiment's notebook with papermill once per seed, in "
                     "parallel workers. Runs whose record exists are skipped: after an "
-                    "interruption, the same command does only what is missing. Exit codes: "
-                    "0 all done, 1 some runs failed, 2 usage error, 130 Ctrl-C, 143 SIGTERM, "
-                    "129 SIGHUP.")
+                    "interruption, the same command does only what is missing. The project's "
+                    "results/ and validation/ take only the catalogue's own runs (its "
+                    "parameters and seeds); others go elsewhere with --results. Exit codes: "
+                    "0 all done, 1 some runs failed or not done, 2 usage error, 130 Ctrl-C, "
+                    "143 SIGTERM, 129 SIGHUP. docs/running.md says what it guarantees.")
     run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
-                     help="catalogue names (python -m helpers list), or all")
-    run.add_argument("--seeds", default="0-9", help="rounds, e.g. 0-9, 0,3,5 or 0-2,7 (default 0-9)")
+                     help=f"catalogue rows or groups ({', '.join(experiments.GROUPS)}), or all "
+                          f"(every row measured on the test pairs); python -m helpers list")
+    run.add_argument("--seeds", default=None,
+                     help="rounds, e.g. 0-9, 0,3,5 or 0-2,7 (default: each row's own seeds)")
     run.add_argument("--workers", type=positive_int, default=None,
                      help="parallel runs (default: the number of CPU cores)")
-    run.add_argument("--results", default="results", help="records folder (default results)")
-    run.add_argument("--runs", default="runs", help="executed notebooks folder (default runs)")
+    run.add_argument("--results", default=None,
+                     help="records folder (default: each row's, results/ or validation/)")
+    run.add_argument("--runs", default=None,
+                     help="executed notebooks, their logs and records (default runs/)")
     run.add_argument("--force", action="store_true", help="redo runs that have a record")
     run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="override a run parameter for every run, e.g. -p epochs 10")
@@ -222,10 +271,15 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a reader gone is caught, not at exit
+        return code
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:  # Ctrl-C before the runner took over the signals
         print("interrupted: nothing was lost; run the same command again", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout left (`... | head -1`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + signal.SIGPIPE

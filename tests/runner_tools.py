@@ -12,6 +12,8 @@ import nbformat
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "results"  # ws, ws-aux, ...: seeds 0-1, FIXTURE_PARAMS
+FIXTURE_PARAMS = ["-p", "epochs", "2", "-p", "n_pairs", "100"]
 # The smallest runs that still go through data, training and the record: a few seconds each,
 # almost all of it kernel start and imports.
 TINY = ["-p", "epochs", "1", "-p", "n_pairs", "100"]
@@ -28,11 +30,11 @@ def helpers(*args, mnist_root, timeout=600, **kwargs):
                           timeout=timeout, **kwargs)
 
 
-def start(*args, mnist_root, log_dir):
-    """Start `python -m helpers ARGS` in its own process group (as a shell would for a
-    foreground job) -> (Popen, path of its stderr)."""
+def start(*args, mnist_root, log_dir, prefix=()):
+    """Start `python -m helpers ARGS` (after `prefix`, a command that runs it) in its own
+    process group (as a shell would for a foreground job) -> (Popen, path of its stderr)."""
     stderr = Path(log_dir) / f"stderr-{time.monotonic_ns()}.txt"
-    process = subprocess.Popen([sys.executable, "-m", "helpers", *map(str, args)], cwd=REPO,
+    process = subprocess.Popen([*prefix, sys.executable, "-m", "helpers", *map(str, args)], cwd=REPO,
                                env=environment(mnist_root), stdout=subprocess.DEVNULL,
                                stderr=stderr.open("w"), start_new_session=True)
     return process, stderr
@@ -60,9 +62,10 @@ def descendants(pid):
 
 
 def snapshot(folder):
-    """Every file under `folder` with its size and modification time."""
+    """Every file under `folder` with its size and modification time (but the folders' lock
+    files, which a runner creates and writes its pid into: they hold no data)."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+            for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 def temporaries(folder):
@@ -91,3 +94,26 @@ def copy_notebooks(destination, fail_at_seed=None, notebook="auxiliary_loss.ipyn
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+def gated_notebooks(tmp_path, notebook="weight_sharing.ipynb"):
+    """Notebooks where each run of `notebook` leaves a file `<seed>-<kernel pid>` in `markers`
+    when it starts, then waits while the file `gate` exists -> (notebooks, markers, gate)."""
+    markers, gate = Path(tmp_path) / "markers", Path(tmp_path) / "gate"
+    markers.mkdir()
+    gate.touch()
+    notebooks = copy_notebooks(Path(tmp_path) / "notebooks", notebook=notebook, cell=(
+        f"import os, time\n"
+        f"open(os.path.join({str(markers)!r}, f'{{seed}}-{{os.getpid()}}'), 'w').close()\n"
+        f"while os.path.exists({str(gate)!r}):\n    time.sleep(0.1)"))
+    return notebooks, markers, gate
+
+
+def started(markers, count=1):
+    """The marker files once `count` runs have started."""
+    return wait_for(lambda: len(list(markers.iterdir())) >= count and sorted(markers.iterdir()),
+                    what=f"{count} run(s) to start")
+
+
+def kernel_of(marker):
+    return psutil.Process(int(Path(marker).name.split("-")[1]))

@@ -26,11 +26,7 @@ def test_rows_mean_what_the_report_says():
     assert (ws["batch_norm"], ws["dropout"], ws["dropout_2d"], ws["weighting"]) == \
         (True, 0.5, 0.3, "none")
     assert (resolve("ws-aux-c0.75")["weighting"], resolve("ws-aux-c0.75")["alpha"]) == ("eq2", 0.75)
-    # eq. (3): alpha from 1 at the first epoch to the label at the last (geometrically: the
-    # readings study's P5; the first rebuild decayed it linearly)
-    assert (resolve("ws-aux-d0.25")["weighting"], resolve("ws-aux-d0.25")["alpha"]) == \
-        ("eq3-geometric", 0.25)
-    assert resolve("ws-aux-d0.25-first")["weighting"] == "eq3"
+    assert (resolve("ws-aux-d0.25")["weighting"], resolve("ws-aux-d0.25")["alpha"]) == ("eq3", 0.25)
     assert EXPERIMENTS["ws-aux"]["report"][4] == 6.9
 
 
@@ -41,7 +37,7 @@ def test_values_are_converted_from_text():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": 0}, "epochs must be from 1 to 10000"),
     ({"epochs": "ten"}, "epochs must be an integer"),
     ({"epochs": 2.5}, "epochs must be an integer"),
     ({"lr": 0}, "lr must be in (0, 100]"),
@@ -75,13 +71,26 @@ def test_baseline_cannot_take_an_auxiliary_loss():
         resolve("baseline", weighting="eq1")
 
 
-def test_cli_list_prints_the_catalogue(capsys):
+def test_cli_list_prints_the_catalogue_group_by_group(capsys):
+    """`list` is a screen: one line a group (its size, seeds, folder, first rows); a group's
+    rows and the run parameters on request; `run --help` names the groups."""
+    from helpers.catalogue.experiments import GROUPS
+
     assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 20
+    for group in GROUPS:
+        assert f"\n  {group} " in out
+    assert main(["list", "report"]) == 0
     out = capsys.readouterr().out
     for name in REPORT_NAMES:
         assert name in out
     assert "20.1%" in out  # the baseline's published test error beside it
-    assert "label_smoothing" in out and "groups: ablation, best, beyond, budget-search, diagnosis, first, holdout, readings, report, round2, sweep" in out
+    assert main(["list", "parameters"]) == 0
+    assert "label_smoothing" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert f"({', '.join(GROUPS)})" in " ".join(capsys.readouterr().out.split())
 
 
 def test_cli_usage_error_is_one_line_exit_2(capsys):
@@ -154,39 +163,3 @@ def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
     expected = (experiments.ROUND1_TAKEN if combined < best["metric_pct"]
                 else {best["point"]: best["reading"]})
     assert experiments.ROUND2_BASE == expected
-
-
-def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame):
-    from helpers.catalogue import experiments
-    from helpers.publish import readings
-
-    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
-    taken = readings.taken(metrics)
-    changes = {point: reading for point, reading in taken.items()
-               if reading != experiments.ROUND2_BASE.get(point, "first")}
-    assert changes == experiments.ROUND2_TAKEN
-
-
-@pytest.mark.parametrize("row", ["ws-plain", "ws", "ws-aux", "ws-aux-c0.5", "ws-aux-c0.75",
-                                 "ws-aux-d0.25", "ws-aux-d0.75"])
-def test_a_report_row_is_what_the_study_chose_and_its_first_row_the_first_rebuild(row):
-    """Each weight-sharing row of Tables III/IV trains exactly the validation row of round 2 (c)
-    that the rule took, and its `-first` row the first rebuild's validation row."""
-    from helpers.catalogue import experiments
-
-    def same(name, validation_row):
-        ours, theirs = resolve(name), resolve(validation_row)
-        return {k: v for k, v in ours.items() if k not in ("experiment", "evaluate_on")} == \
-            {k: v for k, v in theirs.items() if k not in ("experiment", "evaluate_on")}
-
-    assert experiments.CHOSEN_READINGS == {**experiments.ROUND2_BASE, **experiments.ROUND2_TAKEN}
-    assert same(row, f"val-{row}-hidden512-combined")
-    assert same(f"{row}-first", f"val-{row}-first")
-
-
-def test_the_sweep_takes_the_chosen_readings_and_held_out_rows_copy_their_row():
-    assert resolve("ws-aux-c4") == {**resolve("ws-aux"), "experiment": "ws-aux-c4",
-                                    "weighting": "eq2", "alpha": 4.0}
-    for name in ("ws", "ws-aux", "same-budget"):
-        assert {**resolve(f"{name}-holdout"), "experiment": name} == resolve(name)
-        assert EXPERIMENTS[f"{name}-holdout"]["seeds"] == "1000-1009"

@@ -48,8 +48,10 @@ def notebook_globals(**values):
     base = {name: None for name in ("seed", "n_pairs", "epochs", "lr", "batch_size", "optimizer",
                                     "model", "weighting", "alpha", "batch_norm", "dropout",
                                     "dropout_2d", "device", "threads", "data_root", "results_dir")}
-    # what an IPython kernel's globals also hold: history, shell helpers, imports, functions
-    base.update({"In": ["", "import helpers"], "Out": {}, "get_ipython": lambda: None,
+    # what an IPython kernel's globals also hold: history (papermill's cell of the parameters
+    # `values` in it), shell helpers, imports, functions
+    injected = "# Parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in values.items())
+    base.update({"In": ["", "import helpers", injected], "Out": {}, "get_ipython": lambda: None,
                  "_i1": "import helpers", "helpers": types.ModuleType("helpers"),
                  "display": print, "seed": 0})
     base.update(values)

@@ -1,7 +1,7 @@
-"""Robustness, second round, the parts that need no runner process: impossible records are named
-and left out, NaN is never written, a diverged training fails in one line, a notebook never
-silently replaces a record made with other parameters, and the MNIST files are checked (or
-downloaded) before anything starts. docs/robustness.md lists each case with its test."""
+"""Run records without a runner: what a valid record holds (everything any reader reads, with
+numbers consistent with each other and with its pairs), how one is written (atomically, never
+with a NaN), how the loader names and leaves out every other file, and the MNIST checks made
+before anything starts."""
 
 import json
 import math
@@ -15,13 +15,19 @@ import pytest
 
 import helpers
 from helpers import DataError, UsageError
+from helpers.catalogue.parameters import MODEL_NAMES, PARAMETERS
 from helpers.errors import TrainingDiverged
-from helpers.notebook import save
 from helpers.runs.records import (
+    NUMERICS,
+    SCHEMA_VERSION,
     DamagedRecord,
+    NewerRecord,
+    check_against_pairs,
+    has_digit_outputs,
     load,
     read_record,
     record_path,
+    validate,
     write_record,
 )
 from helpers.science import mnist
@@ -44,7 +50,17 @@ def _rewrite(path, change):
     path.write_text(json.dumps(record))
 
 
-# (what is wrong, the change, a fragment of the reason given)
+def _without(*keys):
+    """A change removing the key at the path `keys` (e.g. "params", "epochs")."""
+    def change(record):
+        for key in keys[:-1]:
+            record = record[key]
+        del record[keys[-1]]
+    return change
+
+
+# (what is wrong, the change, the start of the reason given). Each is a record that reads as
+# JSON of the right shape; the summary, the analysis or the runner would otherwise read it.
 IMPOSSIBLE = [
     ("negative count", lambda r: r.update(train_errors=-50, train_error_rate=-50.0),
      "train_errors -50 is not a count"),
@@ -54,7 +70,7 @@ IMPOSSIBLE = [
     ("NaN rate", lambda r: r.update(test_error_rate=math.nan), "test_error_rate is not a finite"),
     ("NaN in the history", lambda r: r["history"][0].update(loss=math.inf),
      "history[0].loss is not a finite"),
-    ("n_test 10^9", lambda r: r.update(n_test=10 ** 9), "n_test 1000000000 is not a number of pairs"),
+    ("n_test 10^9", lambda r: r.update(n_test=10 ** 9), "n_test 1000000000 is not its params' n_pairs"),
     ("n not the params' n_pairs", lambda r: r.update(n_test=200, test_error_rate=r["test_errors"] / 2),
      "n_test 200 is not its params' n_pairs (100)"),
     ("predictions of another length", lambda r: r["test_predictions"].pop(),
@@ -62,15 +78,38 @@ IMPOSSIBLE = [
     ("a prediction not 0 or 1", lambda r: r["test_predictions"].__setitem__(0, 7),
      "test_predictions is not n_test"),
     ("a digit prediction out of 0-9", lambda r: r["test_digit_predictions"].__setitem__(0, [3, 12]),
-     "test_digit_predictions is not"),
+     "test_digit_predictions is not n_test pairs of digits"),
     ("history of other length than epochs", lambda r: r["history"].pop(), "1 epochs in its history"),
     ("params of another seed", lambda r: r["params"].update(seed=5), "its params say seed 5"),
+    ("test errors edited to 0 with their rate",
+     lambda r: r.update(test_errors=0, test_error_rate=0.0), "test_errors 0 is not its last epoch's"),
+    ("a negative seed", lambda r: (r.update(seed=-1), r["params"].update(seed=-1)),
+     "params: seed must be from 0 to"),
+    ("an epoch count as text", lambda r: r["params"].update(epochs="2"),
+     "params.epochs is '2', not a valid value (2)"),
+    ("numerics {}", lambda r: r.update(numerics={}), "numerics lacks python, torch"),
+    ("numerics without pinned", _without("numerics", "pinned"), "numerics lacks pinned"),
+    ("params without epochs", _without("params", "epochs"), "params lacks epochs"),
+    ("params without threads", _without("params", "threads"), "params lacks threads"),
+    ("params without weighting", _without("params", "weighting"), "params lacks weighting"),
+    ("history rows {}", lambda r: r.update(history=[{}, {}]), "history[0] lacks epoch"),
+    ("no budget", _without("budget"), "the record lacks budget"),
+    ("no test_digit_predictions", _without("test_digit_predictions"),
+     "the record lacks test_digit_predictions"),
+    ("null digit predictions of a network with digits", lambda r: r.update(
+        test_digit_predictions=None), "test_digit_predictions is not n_test pairs of digits"),
 ]
 
 
 @pytest.mark.parametrize("change, reason", [case[1:] for case in IMPOSSIBLE],
                          ids=[case[0] for case in IMPOSSIBLE])
-def test_an_impossible_record_is_named_and_left_out(results, change, reason):
+def test_an_impossible_or_incomplete_record_is_named_and_left_out(results, change, reason):
+    """A record that passes as JSON but is impossible (counts, rates, NaN, sizes), edited
+    (test errors set to 0 with their rate, a negative seed, an epoch count as text) or that
+    lacks what any reader reads (numerics and their pin, a parameter, a history row's keys,
+    the budget, the digit predictions of a network with digits) is damaged: the loader names
+    it and leaves it out, so that no reader stops on it (a KeyError naming no file) or
+    averages it in."""
     path = record_path(results, "ws", 1)
     kept = read_record(record_path(results, "ws", 0))
     _rewrite(path, change)
@@ -82,9 +121,98 @@ def test_an_impossible_record_is_named_and_left_out(results, change, reason):
     assert found.frame.query("experiment == 'ws'")["test_errors"].tolist() == [kept["test_errors"]]
 
 
-def test_every_fixture_record_is_consistent():
+def test_a_copy_of_a_record_under_another_seed_is_named_and_left_out(results):
+    """seed 0's record saved as seed 7 (its seed fields edited) is valid on its own, but its
+    history and predictions are seed 0's: a copy, not a fourth round."""
+    copy = json.loads(record_path(results, "ws", 0).read_text())
+    copy["seed"] = copy["params"]["seed"] = 7
+    record_path(results, "ws", 7).write_text(json.dumps(copy))
+    read_record(record_path(results, "ws", 7))
+    found = load(results)
+    assert [(p.name, why) for p, why in found.damaged] == [
+        ("seed-7.json", "a copy of seed 0's record (its history and predictions)")]
+    assert sorted(r["seed"] for r in found.records if r["experiment"] == "ws") == [0, 1]
+
+
+def test_a_record_whose_errors_are_not_its_predictions_on_its_pairs_is_damaged(results):
+    """The test errors (and the last epoch's) edited together: consistent on paper, but its own
+    predictions on its pairs, made again from MNIST, give another count."""
+    record = read_record(record_path(results, "ws", 0))
+    check_against_pairs(record)
+    record["test_errors"] = record["history"][-1]["test_errors"] = record["test_errors"] - 3
+    record["test_error_rate"] = record["test_errors"]
+    validate(record)
+    with pytest.raises(DamagedRecord, match=r"^test_errors \d+ is not the count of its wrong "
+                                            r"test_predictions \(\d+\)"):
+        check_against_pairs(record)
+
+
+def test_a_record_of_a_newer_schema_is_told_apart(results):
+    """A newer version's record is not damaged for the runner to replace: it says so."""
+    _rewrite(record_path(results, "ws", 0), lambda r: r.update(schema=SCHEMA_VERSION + 1))
+    with pytest.raises(NewerRecord, match=f"schema {SCHEMA_VERSION + 1}, this version reads"):
+        read_record(record_path(results, "ws", 0))
+    _rewrite(record_path(results, "ws", 1), lambda r: r.update(schema=SCHEMA_VERSION - 1))
+    with pytest.raises(DamagedRecord) as older:
+        read_record(record_path(results, "ws", 1))
+    assert not isinstance(older.value, NewerRecord)
+
+
+def test_every_fixture_record_is_consistent_with_its_pairs():
     found = load(FIXTURE)
     assert len(found.records) == 15 and not found.damaged
+    for record in found.records:
+        check_against_pairs(record)
+
+
+def test_the_declared_parts_are_what_a_run_writes():
+    """The declaration validate() checks against is what science writes: the numerics'
+    keys, and digit predictions exactly for the networks with digit outputs."""
+    import torch
+
+    from helpers.science.models import build_model
+    from helpers.science.numerics import describe
+
+    assert tuple(describe(torch.device("cpu"), 1)) == NUMERICS
+    for model in MODEL_NAMES:
+        params = helpers.resolve("ws", model=model, weighting="none")
+        out = build_model(params)(torch.zeros(2, 2, 14, 14))
+        assert ("digits" in out) == has_digit_outputs(params), model
+    record = read_record(record_path(FIXTURE, "ws", 0))
+    assert set(record["params"]) == set(PARAMETERS)
+
+
+def test_round_trip_atomic_and_readable_by_all(results, tmp_path):
+    record = read_record(record_path(results, "ws", 0))
+    path = write_record(record, tmp_path / "out")
+    assert path == tmp_path / "out" / "ws" / "seed-0.json" and read_record(path) == record
+    assert path.stat().st_mode & 0o777 == 0o644
+    write_record({**record, "seconds": 1.0}, tmp_path / "out")
+    assert [p.name for p in path.parent.iterdir()] == ["seed-0.json"]  # no temporary left
+    assert read_record(path)["seconds"] == 1.0
+
+
+def test_a_failed_write_keeps_the_old_record(results, monkeypatch):
+    path = record_path(results, "ws", 0)
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(UsageError, match="No space left on device"):  # one line, not a traceback
+        write_record({**read_record(path), "seconds": 1.0}, results)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["seed-0.json", "seed-1.json"]
+
+
+def test_a_record_in_the_wrong_file_or_unreadable_is_damaged(results):
+    path = record_path(results, "ws", 1)
+    path.rename(record_path(results, "ws", 5))
+    with pytest.raises(DamagedRecord, match="not what its file name says"):
+        read_record(record_path(results, "ws", 5))
+    record_path(results, "ws", 0).write_text("{\"truncated")
+    assert sorted(p.name for p, _ in load(results).damaged) == ["seed-0.json", "seed-5.json"]
 
 
 def test_nan_is_never_written(results):
@@ -110,53 +238,13 @@ def test_a_fifo_where_a_record_is_is_named_not_read(results):
         [("seed-1.json", "not a regular file (a FIFO)")]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains
 def test_a_diverging_training_fails_in_one_line(mnist_root):
     # lr 100 with mini-batches of 10: the loss is NaN within the first epoch
     with pytest.raises(TrainingDiverged) as diverged:
         helpers.train("ws", 0, epochs=2, n_pairs=100, batch_size=10, lr=100, data_root=mnist_root)
     assert str(diverged.value) == "the loss became nan at epoch 1 of ws seed 0 (lr 100): lower lr"
     assert not isinstance(diverged.value, UsageError)  # a failed run, exit code 1
-
-
-# --- helpers.notebook.save: what the notebooks call to write their record ---------------------
-def test_save_refuses_a_record_made_with_other_parameters_unless_replace(results, capsys):
-    path = record_path(results, "ws", 0)
-    record = read_record(path)
-    other = {**record, "params": {**record["params"], "epochs": 3},
-             "history": record["history"] + [record["history"][-1]]}
-    before = path.read_bytes()
-    with pytest.raises(UsageError, match=r"ws/seed-0.json was made with other parameters "
-                                         r"\(epochs 2 there, 3 asked\): choose another "
-                                         r"results_dir, or set replace = True"):
-        save(other, results)
-    assert path.read_bytes() == before and capsys.readouterr().out == ""
-    save(other, results, replace=True)
-    assert capsys.readouterr().out == f"record written to {path}\n"
-    assert read_record(path)["params"]["epochs"] == 3
-    save(record, None)  # no results_dir: nothing written, nothing printed
-    assert capsys.readouterr().out == "" and read_record(path)["params"]["epochs"] == 3
-    save({**other, "device": "cuda:0", "params": {**other["params"], "device": "cuda"}},
-         results)  # a run-only parameter: the same run, replaced without a word
-    assert read_record(path)["device"] == "cuda:0"
-
-
-@pytest.mark.slow
-def test_a_notebook_run_by_papermill_does_not_replace_a_record_of_other_parameters(
-        results, tmp_path, mnist_root):
-    import papermill
-
-    path = record_path(results, "ws", 0)  # the fixture's: 2 epochs
-    before = path.read_bytes()
-    with pytest.raises(papermill.PapermillExecutionError) as refused:
-        papermill.execute_notebook(
-            str(REPO / "notebooks" / "weight_sharing.ipynb"), str(tmp_path / "out.ipynb"),
-            parameters={"experiment": "ws", "seed": 0, "epochs": 1, "n_pairs": 100,
-                        "results_dir": str(results), "data_root": mnist_root},
-            kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
-    assert refused.value.ename == "UsageError"
-    assert "was made with other parameters (epochs 2 there, 1 asked)" in refused.value.evalue
-    assert path.read_bytes() == before
 
 
 # --- MNIST, checked before anything starts ---------------------------------------------------

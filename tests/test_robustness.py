@@ -1,45 +1,60 @@
-"""Issue 6 and its second round, provoked for real: every bad input gets one line and exit code
-2 before anything starts; signals, a killed worker or runner and two runners at once lose no
-finished record, leave no process behind and never mix parameters. docs/robustness.md lists
-each case with the test that covers it (tests/test_records.py has those without a runner)."""
+"""Bad input and faults, provoked for real: the fault catalogue of the runner and the
+notebooks, one test (or one parametrized family) per fault, named for it.
+
+- Bad input gets one line on stderr and exit code 2 before anything starts, and nothing on
+  disk changes.
+- A notebook run by hand checks its parameters before it trains, and never writes a record a
+  folder must not take.
+- Faults during a batch (signals, killed or suspended processes, unwritable folders, a closed
+  stderr, a second runner) lose no finished record, leave no process behind, never count a
+  record that is not the run's, never hang without saying why, and end with an exit code that
+  says whether every run is done.
+
+tests/test_records.py has the damaged records, tests/test_dask.py the faults of a Dask cluster.
+"""
 
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
 from runner_tools import (
+    FIXTURE,
+    FIXTURE_PARAMS,
     REPO,
     TINY,
     copy_notebooks,
     descendants,
     environment,
+    gated_notebooks,
     helpers,
+    kernel_of,
     read_json,
     record_files,
     snapshot,
     start,
+    started,
     temporaries,
     wait_for,
 )
 
+from helpers import UsageError
 from helpers.cli import main
-from helpers.runs import pools
-from helpers.runs.records import read_record
-from helpers.runs.runner import run_batch
+from helpers.files import RESULTS, lock_folder
+from helpers.notebook import parameters, save
+from helpers.runs import execution
+from helpers.runs.execution import NotebookFailed
+from helpers.runs.records import SCHEMA_VERSION, read_record, record_path
 from helpers.science import mnist
 from helpers.science.mnist import MNIST_MD5
-
-FIXTURE = REPO / "tests" / "fixtures" / "results"
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,7 +87,8 @@ BAD_RUNS = [
     (["ws", "-p", "epochs", "three"], "epochs must be an integer"),
     (["ws", "-p", "lr", "fast"], "lr must be a finite number"),
     (["ws", "-p", "batch_norm", "maybe"], "batch_norm must be true or false"),
-    (["ws", "-p", "epochs", "0"], "epochs must be >= 1"),
+    (["ws", "-p", "epochs", "0"], "epochs must be from 1 to 10000"),
+    (["ws", "-p", "epochs", "99999999999"], "epochs must be from 1 to 10000, got 99999999999"),
     (["ws", "-p", "lr", "0"], "lr must be in (0, 100]"),
     (["ws", "-p", "lr", "-0.1"], "lr must be in (0, 100]"),
     (["ws", "-p", "batch_size", "0"], "batch_size must be from 1"),
@@ -107,6 +123,10 @@ BAD_RUNS = [
 
 @pytest.mark.parametrize("args, fragment", BAD_RUNS, ids=[" ".join(a) for a, _ in BAD_RUNS])
 def test_bad_run_input_is_refused_in_one_line(args, fragment, folders, capsys):
+    """An unknown experiment, parameter, option or command; a value of the wrong type, out of
+    range (epochs 0 or 99999999999, a learning rate of 1e300) or that the run would not read;
+    a malformed, reversed, too large or too long seed list; -p seed; a parameter given twice;
+    an empty or unusable scheduler address; no worker: refused before anything starts."""
     _refused(["run", *args, "--results", str(folders / "results"), "--runs",
               str(folders / "runs")], folders, capsys, fragment)
 
@@ -138,43 +158,49 @@ def test_a_results_or_runs_path_through_a_file_is_refused(folders, capsys):
               str(folders / "afile")], folders, capsys, "choose another with --runs")
     (folders / "results" / "ws-aux").write_text("a file where a folder goes\n")
     _refused(["run", "ws-aux", "--results", str(folders / "results")], folders, capsys,
-             "ws-aux is a file, where the results of ws-aux go")
+             "ws-aux is a file, not a folder; choose another with --results")
+
+
+# Root ignores file modes through two capabilities (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). The
+# refusals below are provoked by a process without them: still uid 0, so it reaches the
+# checkout, its interpreter and MNIST wherever they lie (a clone in a mode-700 folder), and the
+# modes keep it out as they keep out any user (they exclude the owner too).
+_WITHOUT_ROOTS_RIGHTS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                         "--inh-caps=-dac_override,-dac_read_search", "--"]
 
 
 def _unprivileged(command):
-    """`command` as a user without root's right to write into a read-only folder."""
+    """`command` as a process that file modes keep out (as it is, for a user other than root)."""
     if os.geteuid() != 0:
         return command
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    probe = subprocess.run([*_WITHOUT_ROOTS_RIGHTS, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:  # no setpriv, or a container that may not drop capabilities
+        pytest.skip(f"root cannot drop its right to ignore file modes here "
+                    f"({probe.stderr.strip() or 'setpriv failed'}): run as another user")
+    return [*_WITHOUT_ROOTS_RIGHTS, *command]
 
 
 @pytest.mark.parametrize("option", ["--results", "--runs"])
-def test_a_folder_that_cannot_be_written_is_refused(option, mnist_root):
-    # Outside pytest's private tmp folder, so that the unprivileged user can reach it.
-    folder = Path(tempfile.mkdtemp(prefix="readonly-"))
-    try:
-        (folder / "locked").mkdir()
-        (folder / "open").mkdir()
-        folder.chmod(0o755)
-        (folder / "open").chmod(0o777)
-        (folder / "locked").chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
-                                  | stat.S_IROTH | stat.S_IXOTH)
-        other = "--runs" if option == "--results" else "--results"
-        done = subprocess.run(_unprivileged(
-            [sys.executable, "-m", "helpers", "run", "ws", option, str(folder / "locked"),
-             other, str(folder / "open")]), cwd=REPO, capture_output=True, text=True,
-            env=environment(mnist_root), timeout=300)
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.strip().splitlines() == [
-            f"error: {option[2:]} folder {folder / 'locked'} is not writable (Permission denied): "
-            f"choose another with {option}, or fix its permissions"]
-        assert os.listdir(folder / "locked") == [] and os.listdir(folder / "open") == []
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def test_a_folder_that_cannot_be_written_is_refused(option, tmp_path, mnist_root):
+    folder = tmp_path
+    (folder / "locked").mkdir()
+    (folder / "open").mkdir()
+    (folder / "locked").chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
+                              | stat.S_IROTH | stat.S_IXOTH)
+    other = "--runs" if option == "--results" else "--results"
+    done = subprocess.run(_unprivileged(
+        [sys.executable, "-m", "helpers", "run", "ws", option, str(folder / "locked"),
+         other, str(folder / "open")]), cwd=REPO, capture_output=True, text=True,
+        env=environment(mnist_root), timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {option[2:]} folder {folder / 'locked'} is not writable (Permission denied): "
+        f"choose another with {option}, or fix its permissions"]
+    assert os.listdir(folder / "locked") == [] and os.listdir(folder / "open") == []
 
 
-# What the unprivileged user (root's rights dropped, or the user running the tests) cannot use:
-# modes that keep out the owner too, so that the case holds whoever runs the tests.
+# What the unprivileged process cannot use: modes that keep out the owner too, so that the case
+# holds whoever runs the tests.
 def _owned_by_another(case, folder):
     """Set up `case` under `folder` -> (--results, MNIST root or None, the expected line)."""
     results = folder / "results"
@@ -185,14 +211,12 @@ def _owned_by_another(case, folder):
                                f"(Permission denied): choose another with --results, or fix its "
                                f"permissions")
     if case == "a lock file":
-        (results / "ws").mkdir()
-        (results / "ws").chmod(0o777)
-        lock = results / "ws" / ".seed-0.lock"
+        lock = results / ".lock"
         lock.touch()
         lock.chmod(0)
         return results, None, (f"error: lock file {os.path.relpath(lock, REPO)} cannot be opened "
                                f"(Permission denied): its owner can remove it (it holds no data), "
-                               f"or choose another folder with --results")
+                               f"or write these runs elsewhere with --results DIR")
     if case == "a parent folder":
         (folder / "private").mkdir()
         (folder / "private").chmod(0)
@@ -202,8 +226,6 @@ def _owned_by_another(case, folder):
             f"--results, or fix its permissions")
     raw = folder / "mnist" / "MNIST" / "raw"  # an MNIST file
     raw.mkdir(parents=True)
-    for path in (raw, raw.parent, raw.parent.parent):
-        path.chmod(0o755)
     (raw / "train-images-idx3-ubyte").write_bytes(b"not readable")
     (raw / "train-images-idx3-ubyte").chmod(0)
     return results, raw.parent.parent, (
@@ -212,28 +234,46 @@ def _owned_by_another(case, folder):
         f"folder holding MNIST/raw, or put the four MNIST files in {raw}")
 
 
+def _refused_unprivileged(case, folder, mnist_root, cwd=REPO):
+    for name in ("results", "runs"):
+        (folder / name).mkdir()
+    results, root, expected = _owned_by_another(case, folder)
+    done = subprocess.run(_unprivileged(
+        [sys.executable, "-m", "helpers", "run", "ws", "--seeds", "0", "--results",
+         str(results), "--runs", str(folder / "runs")]), cwd=cwd, capture_output=True,
+        text=True, env=environment(root or mnist_root), timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [expected]
+    assert os.listdir(folder / "runs") == []
+
+
 @pytest.mark.parametrize("case", ["an experiment folder", "a lock file", "a parent folder",
                                   "an MNIST file"])
-def test_what_this_user_cannot_use_is_refused_in_one_line(case, mnist_root):
-    folder = Path(tempfile.mkdtemp(prefix="owned-"))  # reachable by the unprivileged user
-    try:
-        folder.chmod(0o755)
-        for name in ("results", "runs"):
-            (folder / name).mkdir()
-            (folder / name).chmod(0o777)
-        results, root, expected = _owned_by_another(case, folder)
-        done = subprocess.run(_unprivileged(
-            [sys.executable, "-m", "helpers", "run", "ws", "--seeds", "0", "--results",
-             str(results), "--runs", str(folder / "runs")]), cwd=REPO, capture_output=True,
-            text=True, env=environment(root or mnist_root), timeout=300)
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.strip().splitlines() == [expected]
-        assert os.listdir(folder / "runs") == []
-    finally:
-        for path in [folder, *folder.rglob("*")] if folder.exists() else []:
-            if not path.is_symlink():
-                path.chmod(0o700)
-        shutil.rmtree(folder, ignore_errors=True)
+def test_what_this_user_cannot_use_is_refused_in_one_line(case, tmp_path, mnist_root):
+    """Another user's experiment folder or lock file, a folder on the way that cannot be
+    entered, an unreadable MNIST file: one line naming it and the fix."""
+    _refused_unprivileged(case, tmp_path, mnist_root)
+
+
+@pytest.mark.slow  # a test session of its own
+def test_the_refusals_hold_in_a_checkout_other_users_cannot_enter(tmp_path, mnist_root):
+    """A clone inside a folder only its owner can enter (root's home, `mktemp -d`): the tests
+    of the unprivileged refusals pass there too, run from a copy of the checkout."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    clone = private / "clone"
+    clone.mkdir()
+    for name in ("helpers", "notebooks", "tests", "results"):
+        shutil.copytree(REPO / name, clone / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "fixtures", ".*"))
+    shutil.copy(REPO / "pyproject.toml", clone)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_robustness.py",
+         "-k", "cannot_be_written or cannot_use"], cwd=clone, capture_output=True, text=True,
+        env=environment(mnist_root), timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "6 passed" in done.stdout, done.stdout[-3000:]
+    assert "skipped" not in done.stdout, done.stdout[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +348,7 @@ def test_no_mnist_and_no_network_is_refused_before_anything(folders, capsys, mon
 
 def test_the_test_suite_without_mnist_stops_at_once_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_results.py"], cwd=REPO, capture_output=True, text=True,
+                           "tests/test_records.py"], cwd=REPO, capture_output=True, text=True,
                           env=environment(tmp_path / "no-mnist"), timeout=300)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [
@@ -323,310 +363,257 @@ def test_a_fifo_where_a_record_goes_is_refused_not_waited_on(folders, mnist_root
     os.mkfifo(fifo)
     before = snapshot(folders)
     done = helpers("run", "ws", "--seeds", "0-1", "--results", folders / "results", "--runs",
-                   folders / "runs", mnist_root=mnist_root, timeout=120)  # it used to hang
+                   folders / "runs", mnist_root=mnist_root, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"error: {os.path.relpath(fifo, REPO)} is not a regular file (a FIFO): move it away"]
     assert snapshot(folders) == before and not (folders / "runs").exists()
 
 
+def _fixture_copy(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_a_record_of_a_newer_version_is_never_replaced_without_force(tmp_path, capsys):
+    """A record of a newer schema is not taken for a damaged one to redo: refused in one line
+    (update, write elsewhere, or --force)."""
+    results = _fixture_copy(tmp_path)
+    path = record_path(results, "ws", 1)
+    path.write_text(json.dumps({**read_json(path), "schema": SCHEMA_VERSION + 1}))
+    before = snapshot(tmp_path)
+    assert main(["run", "ws", "--seeds", "0-1", "--results", str(results), "--runs",
+                 str(tmp_path / "runs"), *FIXTURE_PARAMS]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: {os.path.relpath(path)} was made by a newer version (schema "
+                    f"{SCHEMA_VERSION + 1}, this version reads {SCHEMA_VERSION}): update helpers, "
+                    f"write these runs elsewhere with --results DIR, or replace it with --force")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_closed_stdout_ends_a_listing_quietly():
+    """`python -m helpers list | head -1`: the reader leaves; no traceback, the exit code of a
+    process ended by SIGPIPE."""
+    process = subprocess.Popen([sys.executable, "-m", "helpers", "list", "all"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141
+    assert process.stderr.read() == b""
+
+
 # --------------------------------------------------------------------------------------------
-# Faults during a batch
+# A notebook run by hand (papermill, Jupyter): its parameters checked before it trains; its
+# save refused where the record must not go
 # --------------------------------------------------------------------------------------------
-def _slow_notebooks(tmp_path):
-    """Notebooks where `ws` seeds > 0 sleep while the file `slow` exists: the signal then lands
-    while they run (a tiny run in a warm kernel could otherwise finish before it does)."""
-    notebooks = copy_notebooks(tmp_path / "notebooks")
-    slow = tmp_path / "slow"
-    slow.touch()
-    nb = nbformat.read(notebooks / "weight_sharing.ipynb", as_version=4)
-    at = next(i for i, cell in enumerate(nb.cells)
-              if "parameters" in cell.metadata.get("tags", [])) + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(
-        f"import os, time\nif seed > 0 and os.path.exists({str(slow)!r}):\n    time.sleep(300)"))
-    nbformat.write(nb, notebooks / "weight_sharing.ipynb")
-    return notebooks, slow
+def _kernel_globals(injected="", **values):
+    """What a kernel's globals hold: its history `In` (papermill's cell of parameters,
+    `injected`, among them) and the notebook's names."""
+    history = ["", "from helpers import notebook"] + ([f"# Parameters\n{injected}"] if injected
+                                                      else [])
+    return {"In": history, "Out": {}, "get_ipython": print, "experiment": "ws", "seed": 0,
+            "epochs": None, "results_dir": None, "replace": False, **values}
 
 
-def _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks):
-    """Start 3 runs on 2 workers, let the first record land, then `send(process)`."""
-    results = tmp_path / "results"
-    process, stderr = start("run", "ws", "--seeds", "0-2", "--workers", "2", "--results",
-                            results, "--runs", tmp_path / "runs", "--notebooks", notebooks,
-                            *TINY, mnist_root=mnist_root, log_dir=tmp_path)
-    family = {}
+@pytest.mark.parametrize("values, message", [
+    ({"replace": "no"}, "replace must be True or False, got 'no'"),
+    ({"replace": "false"}, "replace must be True or False, got 'false'"),
+    ({"replace": 1}, "replace must be True or False, got 1"),
+    ({"results_dir": 5}, "results_dir must be None (write nothing) or a folder's name, got 5"),
+    ({"results_dir": ""}, "results_dir must be None (write nothing) or a folder's name, got ''"),
+    ({"results_dir": str(RESULTS), "epochs": 3}, "ws seed 0 is not catalogue row ws's own run "
+                                                 "(epochs 3, not 25)"),
+])
+def test_a_notebooks_own_parameters_are_checked_before_it_trains(values, message):
+    """`-p replace no` arrives as text and would count as true (and replace a record of other
+    parameters): only a real boolean is taken. `-p results_dir 5` failed after training,
+    `-p results_dir ''` trained and wrote nothing; a record the project's results/ must not
+    take is refused before training too."""
+    injected = "\n".join(f"{name} = {value!r}" for name, value in values.items())
+    with pytest.raises(UsageError) as refused:
+        parameters(_kernel_globals(injected, **values), notebook="weight_sharing.ipynb")
+    assert str(refused.value).startswith(message), refused.value
 
-    def first_record():
-        family.update({p.pid: p for p in descendants(process.pid)})  # workers and kernels
-        return record_files(results)
 
-    wait_for(first_record, what="the first record")
-    send(process)
-    code = process.wait(timeout=120)
-    assert len(family) >= 2
-    gone, alive = psutil.wait_procs(list(family.values()), timeout=10)
-    assert not alive, f"left running: {alive}"
-    return code, stderr.read_text(), results
+def test_a_scratch_variable_of_an_interactive_session_is_no_parameter():
+    """`x = 5` typed in a kernel is not a parameter papermill injected: no refusal; a name
+    papermill injected that no notebook knows is refused."""
+    assert parameters(_kernel_globals(x=5), notebook="weight_sharing.ipynb")["epochs"] == 25
+    with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
+        parameters(_kernel_globals("epoch = 3", epoch=3), notebook="weight_sharing.ipynb")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("how, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
-def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
-        how, code, tmp_path, mnist_root):
-    if how == "SIGINT":  # Ctrl-C: the terminal signals the whole foreground process group
-        def send(process):
-            os.killpg(process.pid, signal.SIGINT)
-    else:  # kill PID, or kill -HUP PID: the runner alone
-        def send(process):
-            process.send_signal(getattr(signal, how))
-    notebooks, slow = _slow_notebooks(tmp_path)
-    returned, err, results = _interrupt_mid_batch(tmp_path, mnist_root, send, notebooks)
-    assert returned == code, err
-    assert "Traceback" not in err
-    assert f"interrupted by {how}: finished records are kept; run the same command again" in err
-    kept = record_files(results)
-    assert 1 <= len(kept) <= 2, err
-    # Runs stopped by the signal are "not done", not failures; a record is a finished run.
-    assert f"3 runs: {len(kept)} done, {3 - len(kept)} not done" in err, err
-    assert "failed:" not in err, err
-    for path in kept:
-        read_record(path)
-    assert not temporaries(results)
-    if how != "SIGINT":
-        return
+def test_a_notebook_never_writes_into_a_folder_a_runner_writes(tmp_path, capsys):
+    """A record saved by a notebook (papermill ... -p results_dir R) while a runner writes R
+    would be counted as the runner's run: refused in one line, the folder untouched."""
+    results = _fixture_copy(tmp_path)
+    record = read_record(record_path(results, "ws", 0))
+    other = {**record, "params": {**record["params"], "lr": 0.05}}
     before = snapshot(results)
-    slow.unlink()
-    rerun = helpers("run", "ws", "--seeds", "0-2", "--workers", "2", "--results", results,
-                    "--runs", tmp_path / "runs", "--notebooks", notebooks, *TINY,
-                    mnist_root=mnist_root)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"skipping {len(kept)} of 3 runs" in rerun.stderr
-    assert f"3 runs: {3 - len(kept)} done, {len(kept)} skipped" in rerun.stderr
-    after = snapshot(results)
-    assert {k: after[k] for k in before if k.endswith(".json")} == \
-        {k: v for k, v in before.items() if k.endswith(".json")}
-    assert len(record_files(results)) == 3
-
-
-@pytest.mark.slow
-def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, mnist_root):
-    results = tmp_path / "results"
-    process, stderr = start("run", "ws", "--seeds", "0-1", "--workers", "2", "--results",
-                            results, "--runs", tmp_path / "runs", *TINY, mnist_root=mnist_root,
-                            log_dir=tmp_path)
-
-    def worker_with_kernel():  # a worker (child of the runner) that has started its kernel
-        workers = [w for w in psutil.Process(process.pid).children() if w.children()]
-        return workers[0] if workers else None
-
-    worker = wait_for(worker_with_kernel, what="a worker with a kernel")
-    kernel = worker.children()[0]
-    worker.kill()
-    assert process.wait(timeout=300) == 1
-    err = stderr.read_text()
-    assert "2 runs: 1 done, 1 failed" in err, err
-    assert "its worker process died (killed by SIGKILL) before reporting" in err
-    assert len(record_files(results)) == 1
-    read_record(record_files(results)[0])
-    assert not temporaries(results)
-    assert not psutil.wait_procs([kernel], timeout=10)[1], "the killed worker's kernel survived"
-
-
-@pytest.mark.slow
-def test_two_runners_on_one_folder_do_each_run_once(tmp_path, mnist_root):
-    results = tmp_path / "results"
-    runners = [start("run", "ws", "--seeds", "0-1", "--workers", "1", "--results", results,
-                     "--runs", tmp_path / f"runs-{i}", *TINY, mnist_root=mnist_root,
-                     log_dir=tmp_path) for i in (0, 1)]
-    for process, stderr in runners:
-        assert process.wait(timeout=300) == 0, stderr.read_text()
-    executed = [sorted(p.name for p in (tmp_path / f"runs-{i}" / "ws").glob("seed-*.ipynb"))
-                if (tmp_path / f"runs-{i}").exists() else [] for i in (0, 1)]
-    assert sorted(executed[0] + executed[1]) == ["seed-0.ipynb", "seed-1.ipynb"], executed
-    assert [read_record(p)["seed"] for p in record_files(results)] == [0, 1]
-    assert not temporaries(results)
-
-
-@pytest.mark.slow
-def test_sigkill_of_the_runner_alone_takes_its_workers_and_kernels_along(tmp_path, mnist_root):
-    notebooks, _ = _slow_notebooks(tmp_path)
-    code, err, results = _interrupt_mid_batch(tmp_path, mnist_root, lambda p: p.kill(), notebooks)
-    assert code == -signal.SIGKILL, err
-    # (_interrupt_mid_batch asserted that no worker or kernel is left running)
-    for path in record_files(results):
-        read_record(path)
-
-
-def _gated_notebooks(tmp_path):
-    """Notebooks where each `ws` run leaves a file `<seed>-<kernel pid>` in `markers` when it
-    starts, then waits while the file `gate` exists -> (notebooks, markers, gate)."""
-    markers, gate = tmp_path / "markers", tmp_path / "gate"
-    markers.mkdir()
-    gate.touch()
-    notebooks = copy_notebooks(tmp_path / "notebooks", notebook="weight_sharing.ipynb", cell=(
-        f"import os, time\n"
-        f"open(os.path.join({str(markers)!r}, f'{{seed}}-{{os.getpid()}}'), 'w').close()\n"
-        f"while os.path.exists({str(gate)!r}):\n    time.sleep(0.1)"))
-    return notebooks, markers, gate
-
-
-def _started(markers, count=1):
-    return wait_for(lambda: len(list(markers.iterdir())) >= count, what=f"{count} run(s) to start")
-
-
-def _waiting_line(stderr, pid):
-    """The line of a runner's stderr that says it waits for a lock held by `pid`."""
-    lines = [line for line in Path(stderr).read_text().splitlines()
-             if line.startswith("waiting for") and f"locked by pid {pid} (" in line]
-    return lines[-1] if lines else None
-
-
-@pytest.mark.slow
-def test_an_orphaned_worker_dies_with_its_kernel_and_no_rerun_overlaps_it(tmp_path, mnist_root):
-    notebooks, markers, gate = _gated_notebooks(tmp_path)
-
-    def runner(runs):
-        return start("run", "ws", "--seeds", "1", "--workers", "1", "--results",
-                     tmp_path / "results", "--runs", tmp_path / runs, "--notebooks", notebooks,
-                     *TINY, mnist_root=mnist_root, log_dir=tmp_path)
-
-    first, _ = runner("runs-1")
-    _started(markers)
-    family = descendants(first.pid)  # the worker and its kernel
-    (worker,) = [p for p in family if p.ppid() == first.pid]
-    assert len(family) >= 2
-    # Stopped, the orphan cannot act on its runner's death yet: a second runner must wait.
-    worker.suspend()
-    first.kill()
-    first.wait(timeout=60)
-    second, err = runner("runs-2")
-    line = wait_for(lambda: _waiting_line(err, worker.pid), what="the second runner to wait")
-    assert line.startswith("waiting for ws seed 1: locked by") and line.endswith(
-        f", suspended (kill -CONT {worker.pid} resumes it)"), line
-    assert len(list(markers.iterdir())) == 1, "the run was started while an orphan held it"
-    assert all(p.is_running() for p in family)
-    worker.resume()  # it finds its runner gone: kills its kernel, exits, and so frees the run
-    _, alive = psutil.wait_procs(family, timeout=10)
-    assert not alive, f"left running: {alive}"
-    _started(markers, 2)  # the second runner does the run now
-    gate.unlink()
-    assert second.wait(timeout=300) == 0, err.read_text()
-    assert "1 run: 1 done" in err.read_text()
-    read_record(tmp_path / "results" / "ws" / "seed-1.json")
-
-
-@pytest.mark.slow
-def test_a_runner_waiting_for_a_suspended_one_says_which_and_why(tmp_path, mnist_root):
-    notebooks, markers, gate = _gated_notebooks(tmp_path)
-    runners = []
-    for runs in ("runs-1", "runs-2"):
-        runners.append(start("run", "ws", "--seeds", "0", "--workers", "1", "--results",
-                             tmp_path / "results", "--runs", tmp_path / runs, "--notebooks",
-                             notebooks, *TINY, mnist_root=mnist_root, log_dir=tmp_path))
-        if runs == "runs-1":
-            _started(markers)
-            os.killpg(runners[0][0].pid, signal.SIGSTOP)  # Ctrl-Z: the runner and its worker
-    (first, first_err), (second, err) = runners
+    held = lock_folder(results, "")  # as a runner holds it
     try:
-        line = wait_for(lambda: _waiting_line(err, first.pid), what="the second runner to say why")
+        with pytest.raises(UsageError) as refused:
+            save(other, str(results))
     finally:
-        os.killpg(first.pid, signal.SIGCONT)
-    assert line.startswith("waiting for ws seed 0: locked by") and "-m helpers run ws" in line
-    assert line.endswith(f", suspended (kill -CONT {first.pid} resumes it)"), line
-    gate.unlink()
-    assert first.wait(timeout=300) == 0, first_err.read_text()
-    assert second.wait(timeout=300) == 0, err.read_text()
-    assert "1 run: 0 done, 1 done by another runner" in err.read_text()
-    assert len(list(markers.iterdir())) == 1  # one execution
+        os.close(held)
+    assert str(refused.value).startswith(f"{os.path.relpath(results)} is being written by pid "
+                                         f"{os.getpid()} (")
+    assert str(refused.value).endswith("wait until it ends, or set results_dir to another folder")
+    assert snapshot(results) == before and capsys.readouterr().out == ""
 
 
-@pytest.mark.slow
-def test_two_runners_with_other_parameters_never_share_a_folder(tmp_path, mnist_root):
-    notebooks, markers, gate = _gated_notebooks(tmp_path)
-    results = tmp_path / "results"
-    first, first_err = start("run", "ws", "--seeds", "0-1", "--workers", "1", "--results",
-                             results, "--runs", tmp_path / "runs-1", "--notebooks", notebooks,
-                             *TINY, mnist_root=mnist_root, log_dir=tmp_path)
-    _started(markers)
-    second = helpers("run", "ws", "--seeds", "0-1", "--workers", "1", "--results", results,
-                     "--runs", tmp_path / "runs-2", "--notebooks", notebooks, "-p", "epochs", "2",
-                     "-p", "n_pairs", "100", mnist_root=mnist_root, timeout=300)
-    gate.unlink()
-    assert second.returncode == 2, second.stderr
-    (line,) = second.stderr.strip().splitlines()
-    assert line.startswith(f"error: another runner is writing {os.path.relpath(results / 'ws', REPO)}"
-                           f" with other parameters (epochs 1 there, 2 asked): pid {first.pid} ("),\
-        line
-    assert "let it finish, or write these runs elsewhere with --results DIR" in line
-    assert not (tmp_path / "runs-2").exists()
-    assert first.wait(timeout=300) == 0, first_err.read_text()
-    assert [read_record(p)["params"]["epochs"] for p in record_files(results)] == [1, 1]
-    assert not list((results / "ws").glob(".claim-*"))  # claims go with their runner
+def test_save_refuses_a_record_made_with_other_parameters_unless_replace(tmp_path, capsys):
+    results = _fixture_copy(tmp_path)
+    path = record_path(results, "ws", 0)
+    record = read_record(path)
+    other = {**record, "params": {**record["params"], "lr": 0.05}}
+    before = path.read_bytes()
+    for replace in (False, "yes"):  # anything but True keeps the record
+        with pytest.raises(UsageError, match=r"ws/seed-0.json was made with other parameters "
+                                             r"\(lr 0.1 there, 0.05 asked\): set results_dir to "
+                                             r"another folder, or set replace = True"):
+            save(other, results, replace)
+    assert path.read_bytes() == before and capsys.readouterr().out == ""
+    save(other, results, replace=True)
+    assert capsys.readouterr().out == f"record written to {path}\n"
+    assert read_record(path)["params"]["lr"] == 0.05
+    save(record, None)  # no results_dir: nothing written, nothing printed
+    assert capsys.readouterr().out == "" and read_record(path)["params"]["lr"] == 0.05
 
 
-@pytest.mark.slow
-def test_a_record_another_process_wrote_meanwhile_is_checked_for_its_parameters(
+def test_save_into_the_projects_records_takes_only_the_catalogues_own_runs(tmp_path):
+    """A notebook run by hand with results_dir = "../results" and other parameters (or another
+    seed) would change the published tables unannounced: refused in one line."""
+    record = read_record(record_path(FIXTURE, "ws", 0))  # 100 pairs, 2 epochs: not ws's own
+    before = snapshot(RESULTS)
+    with pytest.raises(UsageError, match=r"^ws seed 0 is not catalogue row ws's own run "
+                                         r"\(n_pairs 100, not 1000; epochs 2, not 25\): "):
+        save(record, str(RESULTS))
+    assert snapshot(RESULTS) == before
+
+
+@pytest.mark.slow  # executes a notebook
+def test_a_notebook_run_by_papermill_does_not_replace_a_record_of_other_parameters(
         tmp_path, mnist_root):
-    # This test holds seed 0's lock, as another runner would; the runner waits and says so.
-    # Meanwhile seed 0 gets a record made with 2 epochs (by a notebook run by hand, say).
+    import papermill
+
+    results = _fixture_copy(tmp_path)
+    path = record_path(results, "ws", 0)  # the fixture's: 2 epochs
+    before = path.read_bytes()
+    with pytest.raises(papermill.PapermillExecutionError) as refused:
+        papermill.execute_notebook(
+            str(REPO / "notebooks" / "weight_sharing.ipynb"), str(tmp_path / "out.ipynb"),
+            parameters={"experiment": "ws", "seed": 0, "epochs": 1, "n_pairs": 100,
+                        "results_dir": str(results), "data_root": mnist_root},
+            kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    assert refused.value.ename == "UsageError"
+    assert "was made with other parameters (epochs 2 there, 1 asked)" in refused.value.evalue
+    assert path.read_bytes() == before
+
+
+# --------------------------------------------------------------------------------------------
+# What the runner does with what comes back: in this process, without a kernel
+# --------------------------------------------------------------------------------------------
+def _run(results, tmp_path, capsys, seeds="0-1"):
+    """`run ws` with the fixture's parameters, in this process -> (exit code, stderr)."""
+    code = main(["run", "ws", "--seeds", seeds, "--results", str(results), "--runs",
+                 str(tmp_path / "runs"), "--workers", "1", *FIXTURE_PARAMS])
+    return code, capsys.readouterr().err
+
+
+def _executed_as(monkeypatch, outcome):
+    """Runs that end at once with `outcome(job)`, without a kernel -> the jobs executed."""
+    executed = []
+    monkeypatch.setattr(execution, "execute", lambda job, kernel: executed.append(job) or outcome(job))
+    return executed
+
+
+def test_a_record_of_another_run_is_never_published_as_this_ones(tmp_path, mnist_root,
+                                                                monkeypatch, capsys):
+    """A record that another process wrote where this run's notebook saves (a run of other
+    parameters finishing meanwhile) is refused: the run fails, nothing is published."""
     results = tmp_path / "results"
-    (results / "ws").mkdir(parents=True)
-    lock = os.open(results / "ws" / ".seed-0.lock", os.O_RDONLY | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    runner, err = start("run", "ws", "--seeds", "0", "--results", results, "--runs",
-                        tmp_path / "runs", *TINY, mnist_root=mnist_root, log_dir=tmp_path)
+    other = read_record(record_path(FIXTURE, "ws", 0))
+    other = {**other, "params": {**other["params"], "data_root": None, "lr": 0.05}}
+    _executed_as(monkeypatch, lambda job: (other, None))
+    code, err = _run(results, tmp_path, capsys, seeds="0")
+    assert code == 1 and "1 run: 0 done, 1 failed" in err, err
+    assert "failed: ws seed 0: its record is another run's (lr 0.05 there, 0.1 asked): " \
+           "something else wrote " in err
+    assert not record_files(results)
+
+
+@pytest.mark.parametrize("edit", ["numerics without pinned", "errors edited with the history",
+                                  "a copy of another seed"])
+def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_path, mnist_root,
+                                                                      monkeypatch, capsys):
+    """A record a reader would stop on (numerics without its pin), edited consistently on
+    paper (test errors and last epoch changed, its predictions on its pairs say otherwise), or
+    seed 0's saved as seed 1: never skipped as done."""
+    results = _fixture_copy(tmp_path)
+    path, record = record_path(results, "ws", 1), read_json(record_path(results, "ws", 1))
+    if edit == "numerics without pinned":
+        del record["numerics"]["pinned"]
+    elif edit == "errors edited with the history":
+        record["test_errors"] = record["history"][-1]["test_errors"] = record["test_errors"] + 1
+        record["test_error_rate"] = float(record["test_errors"])
+    else:
+        record = {**read_json(record_path(results, "ws", 0)), "seed": 1}
+        record["params"] = {**record["params"], "seed": 1}
+    path.write_text(json.dumps(record))
+    executed = _executed_as(monkeypatch, lambda job: (None, NotebookFailed("not run here")))
+    code, err = _run(results, tmp_path, capsys)
+    assert [job.seed for job in executed] == [1], err
+    assert "2 runs: 0 done, 1 skipped (record already there), 1 failed" in err
+
+
+def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnist_root):
+    """A second runner on a folder another holds waits, saying who holds it (even when the lock
+    file says nothing readable), and decides only then: here a record of other parameters
+    written meanwhile is refused, not skipped and not replaced."""
+    results = _fixture_copy(tmp_path)
+    (results / ".lock").write_text('{"pid": "abc"}')  # what a broken holder left in it
+    held = os.open(results / ".lock", os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    runner, err = start("run", "ws", "--seeds", "0-1", "--results", results, "--runs",
+                        tmp_path / "runs", *FIXTURE_PARAMS, mnist_root=mnist_root,
+                        log_dir=tmp_path)
     try:
-        line = wait_for(lambda: _waiting_line(err, os.getpid()), what="the runner to wait")
-        shutil.copy(FIXTURE / "ws" / "seed-0.json", results / "ws" / "seed-0.json")
-        before = (results / "ws" / "seed-0.json").read_bytes()
+        line = wait_for(lambda: [x for x in err.read_text().splitlines() if "waiting" in x],
+                        timeout=120, what="the runner to wait")[0]
+        record = read_json(record_path(results, "ws", 0))
+        record["params"]["lr"] = 0.05  # the other runner's record
+        record_path(results, "ws", 0).write_text(json.dumps(record))
     finally:
-        os.close(lock)
-    assert line.startswith("waiting for ws seed 0: locked by") and "pytest" in line, line
+        os.close(held)
+    assert line == (f"waiting for {os.path.relpath(results, REPO)}/: locked by a process that "
+                    f"did not say which ({os.path.relpath(results / '.lock', REPO)})")
     assert runner.wait(timeout=300) == 2, err.read_text()
-    text = err.read_text()
-    assert "Traceback" not in text
-    assert text.strip().splitlines()[-1] == (
-        f"stopped: {os.path.relpath(results / 'ws' / 'seed-0.json', REPO)} was made with other "
-        f"parameters (epochs 2 there, 1 asked): write these runs elsewhere with --results DIR, "
-        f"or replace the records with --force")
-    assert (results / "ws" / "seed-0.json").read_bytes() == before
-    assert not (tmp_path / "runs").exists()
+    assert err.read_text().strip().splitlines()[-1].endswith(
+        "seed-0.json was made with other parameters (lr 0.05 there, 0.1 asked): write these "
+        "runs elsewhere with --results DIR, or replace the records with --force")
 
 
-class _InProcess:
-    """A pool that executes each job at once, here (pools.execute in a fresh kernel)."""
-
-    def __init__(self):
-        self._ended = []
-
-    def __len__(self):
-        return len(self._ended)
-
-    def capacity(self):
-        return 1
-
-    def submit(self, job, lock=None):
-        self._ended.append((job, pools.execute(job)))
-
-    def wait(self, timeout):
-        ended, self._ended = self._ended, []
-        return ended
-
-    def interrupt(self):
-        pass
-
-    def kill(self):
-        return []
-
-    def close(self):
-        pass
+def test_ctrl_c_while_a_runner_waits_for_a_folder_ends_it_in_one_line(tmp_path, mnist_root):
+    results = _fixture_copy(tmp_path)
+    held = lock_folder(results, "")  # as another runner holds it
+    try:
+        runner, err = start("run", "ws", "--seeds", "0-1", "--results", results, "--runs",
+                            tmp_path / "runs", *FIXTURE_PARAMS, mnist_root=mnist_root,
+                            log_dir=tmp_path)
+        wait_for(lambda: "waiting" in err.read_text(), timeout=120, what="the runner to wait")
+        os.killpg(runner.pid, signal.SIGINT)
+        assert runner.wait(timeout=60) == 130
+    finally:
+        os.close(held)
+    assert err.read_text().strip().splitlines()[-1] == \
+        "interrupted: nothing was lost; run the same command again"
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains
 def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_be_saved(
         tmp_path, mnist_root, monkeypatch, capsys):
-    import io
-
+    """The executed notebook cannot be saved (a full disk under --runs) after the record was:
+    the run is done, with a warning, and the rerun agrees."""
     import papermill.execute
 
     def full_disk(nb, path):  # what a full disk does to the executed notebook: 0 bytes
@@ -634,24 +621,325 @@ def test_a_run_whose_record_was_written_is_done_even_if_its_notebook_could_not_b
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(papermill.execute, "write_ipynb", full_disk)
-    monkeypatch.setenv("MNIST_ROOT", mnist_root)
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    stream = io.StringIO()
-    batch = run_batch(["ws"], seeds="0", results_dir=results, runs_dir=runs,
-                      overrides={"epochs": "1", "n_pairs": "100"}, pool=_InProcess(),
-                      stream=stream)
-    err = stream.getvalue()
-    assert batch.exit_code == 0 and len(batch.done) == 1, err
-    assert "1 run: 1 done" in err
+    code, err = _run(tmp_path / "results", tmp_path, capsys, seeds="0")
+    assert code == 0 and "1 run: 1 done" in err, err
     assert ("warning: ws seed 0: its record was written, then the run failed (OSError: [Errno 28] "
             "No space left on device): the record is kept, the executed notebook may be "
             "missing") in err
-    read_record(results / "ws" / "seed-0.json")
-    assert not (runs / "ws" / "seed-0.ipynb").exists()  # no 0-byte notebook left behind
-    # the rerun agrees: the run is done
-    assert main(["run", "ws", "--seeds", "0", "--results", str(results), "--runs", str(runs),
-                 *TINY]) == 0
+    read_record(tmp_path / "results" / "ws" / "seed-0.json")
+    assert main(["run", "ws", "--seeds", "0", "--results", str(tmp_path / "results"), "--runs",
+                 str(tmp_path / "runs"), *FIXTURE_PARAMS]) == 0
     assert "skipping 1 of 1 runs" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Faults during a batch, in real processes
+# --------------------------------------------------------------------------------------------
+def _slow_notebooks(tmp_path):
+    """Notebooks where `ws` seeds > 0 sleep while the file `slow` exists: the signal then lands
+    while they run (a tiny run in a warm kernel could otherwise finish before it does)."""
+    notebooks = copy_notebooks(tmp_path / "notebooks", notebook="weight_sharing.ipynb", cell=(
+        f"import os, time\nif seed > 0 and os.path.exists({str(tmp_path / 'slow')!r}):\n"
+        f"    time.sleep(300)"))
+    (tmp_path / "slow").touch()
+    return notebooks, tmp_path / "slow"
+
+
+def _family(process):
+    return {p.pid: p for p in descendants(process.pid)}
+
+
+def _all_gone(family):
+    gone, alive = psutil.wait_procs(list(family.values()), timeout=10)
+    assert not alive, f"left running: {alive}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_stops_the_batch_keeps_finished_records_and_the_rerun_resumes(
+        how, code, tmp_path, mnist_root):
+    """Ctrl-C (SIGINT to the process group), SIGTERM or SIGHUP (the terminal closed) to the
+    runner alone: the runs going are stopped and "not done", finished records stay, no
+    process or temporary file is left, the last line says how to resume, and (Ctrl-C) the
+    same command does only the missing runs."""
+    notebooks, slow = _slow_notebooks(tmp_path)
+    results = tmp_path / "results"
+    args = ("run", "ws", "--seeds", "0-2", "--workers", "2", "--results", results, "--runs",
+            tmp_path / "runs", "--notebooks", notebooks, *TINY)
+    process, stderr = start(*args, mnist_root=mnist_root, log_dir=tmp_path)
+    family = {}
+    wait_for(lambda: family.update(_family(process)) or record_files(results),
+             what="the first record")
+    if how == "SIGINT":  # the terminal signals the whole foreground process group
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(getattr(signal, how))
+    assert process.wait(timeout=120) == code, stderr.read_text()
+    _all_gone(family)
+    err = stderr.read_text()
+    kept = record_files(results)
+    assert "Traceback" not in err and "failed:" not in err, err
+    assert f"3 runs: {len(kept)} done, {3 - len(kept)} not done" in err, err
+    assert err.strip().splitlines()[-1].startswith(
+        f"interrupted by {how}: finished records are kept; run the same command again to do "
+        f"the {3 - len(kept)} missing runs: python -m helpers run ws")
+    for path in kept:
+        read_record(path)
+    assert not temporaries(results)
+    if how != "SIGINT":
+        return
+    before = snapshot(results)
+    slow.unlink()
+    rerun = helpers(*args, mnist_root=mnist_root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"3 runs: {3 - len(kept)} done, {len(kept)} skipped" in rerun.stderr
+    assert {k: v for k, v in snapshot(results).items() if k in before} == before
+
+
+@pytest.mark.slow
+def test_an_interrupt_while_the_kernels_start_is_one_line(tmp_path, mnist_root):
+    """Ctrl-C while a kernel imports torch (it used to end in "AttributeError: module 'sympy'
+    has no attribute 'logic'"): the kernels never see it; the runner stops them."""
+    process, stderr = start("run", "ws", "--seeds", "0", "--results", tmp_path / "results",
+                            "--runs", tmp_path / "runs", *TINY, mnist_root=mnist_root,
+                            log_dir=tmp_path)
+    family = wait_for(lambda: [p for p in descendants(process.pid)
+                               if "ipykernel" in " ".join(p.cmdline())] and _family(process),
+                      what="a kernel")
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    _all_gone(family)
+    assert stderr.read_text().splitlines()[-2:] == [
+        "1 run: 0 done, 1 not done", "interrupted by SIGINT: finished records are kept; run the "
+        "same command again to do the 1 missing runs: python -m helpers " + shlex.join(map(str, (
+            "run", "ws", "--seeds", "0", "--results", tmp_path / "results", "--runs",
+            tmp_path / "runs", *TINY)))], stderr.read_text()
+
+
+@pytest.mark.slow
+def test_interrupting_a_forced_batch_names_the_command_for_the_missing_runs(tmp_path,
+                                                                            mnist_root):
+    """The same command would redo every run with --force: the line names the one that
+    redoes the missing runs only."""
+    notebooks, slow = _slow_notebooks(tmp_path)
+    results = _fixture_copy(tmp_path)
+    args = ["--workers", "1", "--results", results, "--runs", tmp_path / "runs",
+            *FIXTURE_PARAMS, "--notebooks", notebooks]
+    process, stderr = start("run", "ws", "--seeds", "0-1", "--force", *args,
+                            mnist_root=mnist_root, log_dir=tmp_path)
+    seed0 = snapshot(results)["ws/seed-0.json"]
+    wait_for(lambda: snapshot(results)["ws/seed-0.json"] != seed0, what="seed 0 redone")
+    seed0 = snapshot(results)["ws/seed-0.json"]
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    command = stderr.read_text().strip().splitlines()[-1].split("missing runs: ")[1]
+    assert command == shlex.join(map(str, ["python", "-m", "helpers", "run", "ws", "--seeds", "1",
+                                           *args, "--force"]))
+    slow.unlink()
+    rerun = helpers(*shlex.split(command)[3:], mnist_root=mnist_root)
+    assert rerun.returncode == 0 and "1 run: 1 done" in rerun.stderr, rerun.stderr
+    assert snapshot(results)["ws/seed-0.json"] == seed0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["running", "suspended"])
+def test_sigkill_of_the_runner_takes_its_kernels_along_and_the_rerun_does_the_run(
+        kernel, tmp_path, mnist_root):
+    """The runner killed (SIGKILL): its kernels end with it (ipykernel exits when its parent
+    is gone; a suspended one when it is resumed), the rerun does the run (even while an
+    orphan is suspended: an orphan writes into its runs folder only, whose records this
+    runner never publishes)."""
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    args = ("run", "ws", "--seeds", "1", "--results", tmp_path / "results", "--notebooks",
+            notebooks, *TINY)
+    first, _ = start(*args, "--runs", tmp_path / "runs-1", mnist_root=mnist_root,
+                     log_dir=tmp_path)
+    orphan = kernel_of(started(markers)[0])
+    if kernel == "suspended":
+        orphan.suspend()
+    first.kill()
+    first.wait(timeout=60)
+    if kernel == "running":
+        _all_gone({orphan.pid: orphan})
+    second, err = start(*args, "--runs", tmp_path / "runs-2", mnist_root=mnist_root,
+                        log_dir=tmp_path)
+    started(markers, 2)
+    gate.unlink()
+    assert second.wait(timeout=300) == 0, err.read_text()
+    assert "1 run: 1 done" in err.read_text()
+    if kernel == "suspended":
+        orphan.resume()
+    _all_gone({orphan.pid: orphan})
+    read_record(tmp_path / "results" / "ws" / "seed-1.json")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how, queued", [("SIGKILL", False), ("SIGTERM", False),
+                                         ("SIGTERM", True)])
+def test_a_killed_kernel_fails_its_run_and_the_others_finish(how, queued, tmp_path, mnist_root):
+    """A run's kernel killed (SIGKILL, SIGTERM, the OOM killer) costs exactly its run, reported
+    failed with its kernel's log (exit 1, not 0); runs still queued go on in a new kernel."""
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    results = tmp_path / "results"
+    process, stderr = start("run", "ws", "--seeds", "0-2" if queued else "0-1", "--workers",
+                            "1" if queued else "2", "--results", results, "--runs",
+                            tmp_path / "runs", "--notebooks", notebooks, *TINY,
+                            mnist_root=mnist_root, log_dir=tmp_path)
+    marker = started(markers)[0]
+    if not queued:
+        started(markers, 2)  # nothing left to hand out
+    kernel_of(marker).send_signal(getattr(signal, how))
+    gate.unlink()
+    assert process.wait(timeout=300) == 1, stderr.read_text()
+    err = stderr.read_text()
+    seed = marker.name.split("-")[0]
+    assert f"{3 if queued else 2} runs: {2 if queued else 1} done, 1 failed" in err, err
+    assert f"failed: ws seed {seed}: DeadKernelError: Kernel died (kernel log: " in err, err
+    assert len(record_files(results)) == (2 if queued else 1)
+    assert not temporaries(results)
+
+
+@pytest.mark.slow
+def test_a_suspended_kernel_is_named_not_waited_on_silently(tmp_path, mnist_root):
+    """A kernel stopped (SIGSTOP) mid-run: the runner says which process and how to resume
+    it, then finishes once it is resumed."""
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    process, stderr = start("run", "ws", "--seeds", "0", "--results", tmp_path / "results",
+                            "--runs", tmp_path / "runs", "--notebooks", notebooks, *TINY,
+                            mnist_root=mnist_root, log_dir=tmp_path)
+    kernel = kernel_of(started(markers)[0])
+    kernel.suspend()
+    try:
+        line = wait_for(lambda: [x for x in stderr.read_text().splitlines() if "suspended" in x],
+                        timeout=60, what="the notice")[0]
+    finally:
+        kernel.resume()
+    assert line.endswith(f"waiting for pid {kernel.pid} (a run's kernel), which is suspended: "
+                         f"kill -CONT {kernel.pid} resumes it"), line
+    gate.unlink()
+    assert process.wait(timeout=300) == 0, stderr.read_text()
+
+
+@pytest.mark.slow
+def test_fifos_where_a_run_writes_its_log_notebook_and_record_are_replaced_not_waited_on(
+        tmp_path, mnist_root):
+    """A FIFO where a run's log goes (a worker used to block on it, silently), or its executed
+    notebook or record in the runs folder: each run replaces what is there."""
+    runs = tmp_path / "runs" / "ws"
+    runs.mkdir(parents=True)
+    for name in ("seed-0.log", "seed-0.ipynb", "seed-0.json", "seed-1.log"):
+        os.mkfifo(runs / name)
+    done = helpers("run", "ws", "--seeds", "0-1", "--workers", "1", "--results",
+                   tmp_path / "results", "--runs", tmp_path / "runs", *TINY,
+                   mnist_root=mnist_root, timeout=300)
+    assert done.returncode == 0 and "2 runs: 2 done" in done.stderr, done.stderr
+    assert all((runs / name).is_file() for name in ("seed-0.log", "seed-0.ipynb", "seed-0.json"))
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a file system with no space left (a small tmpfs, filled)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no small file system can be mounted here ({mounted.stderr.strip()}): "
+                    f"run as root where mount is allowed")
+    try:
+        (folder / "results").mkdir()
+        with open(folder / "filler", "wb", buffering=0) as filler:
+            try:
+                while filler.write(b"x" * 4096):
+                    pass
+            except OSError:  # full
+                pass
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["read-only", "replaced by a file", "full"])
+def test_a_records_folder_that_fails_mid_batch_loses_nothing(how, tmp_path, mnist_root,
+                                                             request):
+    """The results folder made read-only or replaced by a file while a run trains, or on a
+    full disk from the start: the run fails in one line saying where its record stays (the
+    summary line used to be lost to a traceback), exit 1; once fixed, the same command does
+    it."""
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    results = (request.getfixturevalue("full_disk") / "results") if how == "full" else \
+        tmp_path / "results"
+    args = ("run", "ws", "--seeds", "0", "--results", results, "--runs", tmp_path / "runs",
+            "--notebooks", notebooks, *TINY)
+    process, stderr = start(*args, mnist_root=mnist_root, log_dir=tmp_path,
+                            prefix=_unprivileged([]) if how == "read-only" else ())
+    started(markers)
+    if how == "read-only":
+        results.chmod(0o555)
+    elif how == "replaced by a file":
+        results.rename(tmp_path / "moved")
+        results.write_text("not a folder\n")
+    gate.unlink()
+    assert process.wait(timeout=300) == 1, stderr.read_text()
+    err = stderr.read_text()
+    assert "Traceback" not in err and "1 run: 0 done, 1 failed" in err, err
+    staged = os.path.relpath(tmp_path / "runs" / "ws" / "seed-0.json", REPO)
+    assert f"(its record stays in {staged})" in err, err
+    if how == "read-only":
+        results.chmod(0o755)
+    elif how == "replaced by a file":
+        results.unlink()
+        (tmp_path / "moved").rename(results)
+    else:
+        (results.parent / "filler").unlink()
+    again = helpers(*args, mnist_root=mnist_root)
+    assert again.returncode == 0, again.stderr
+    assert "1 run: 1 done" in again.stderr
+    read_record(results / "ws" / "seed-0.json")
+
+
+@pytest.mark.slow
+def test_a_closed_stderr_fails_nothing(tmp_path, mnist_root):
+    """`python -m helpers run ... 2>&1 | head -c 150`: the reader leaves; the runs are done,
+    exit 0 (a closed pipe used to end the batch with exit 1 and a file left behind)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "run", "ws", "--seeds", "0-1", "--workers", "1",
+         "--results", tmp_path / "results", "--runs", tmp_path / "runs", *TINY], cwd=REPO,
+        env=environment(mnist_root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process.stderr.read(150)
+    process.stderr.close()
+    assert process.wait(timeout=300) == 0
+    assert [read_record(p)["seed"] for p in record_files(tmp_path / "results")] == [0, 1]
+
+
+@pytest.mark.slow
+def test_a_runner_waiting_for_a_suspended_one_says_which_then_skips_what_it_did(
+        tmp_path, mnist_root):
+    """Two runners on one folder: the second waits for the first (suspended here, Ctrl-Z),
+    saying which process holds the folder and how to resume it; each run is done once."""
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    args = ("run", "ws", "--seeds", "0", "--workers", "1", "--results", tmp_path / "results",
+            "--notebooks", notebooks, *TINY)
+    first, first_err = start(*args, "--runs", tmp_path / "runs-1", mnist_root=mnist_root,
+                             log_dir=tmp_path)
+    started(markers)
+    os.killpg(first.pid, signal.SIGSTOP)  # Ctrl-Z: the runner and its worker
+    second, err = start(*args, "--runs", tmp_path / "runs-2", mnist_root=mnist_root,
+                        log_dir=tmp_path)
+    try:
+        line = wait_for(lambda: [x for x in err.read_text().splitlines() if "waiting" in x],
+                        what="the second runner to say why")[0]
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    assert line.startswith(f"waiting for {os.path.relpath(tmp_path / 'results', REPO)}/: locked "
+                           f"by pid {first.pid} (") and "-m helpers run ws" in line, line
+    assert line.endswith(f", suspended (kill -CONT {first.pid} resumes it)"), line
+    gate.unlink()
+    assert first.wait(timeout=300) == 0, first_err.read_text()
+    assert second.wait(timeout=300) == 0, err.read_text()
+    assert "1 run: 0 done, 1 skipped" in err.read_text()
+    assert len(list(markers.iterdir())) == 1  # one execution
 
 
 @pytest.mark.slow
@@ -670,7 +958,7 @@ def test_a_diverging_run_fails_in_one_line_and_writes_no_record(tmp_path, mnist_
 # --------------------------------------------------------------------------------------------
 # The summary over a damaged record
 # --------------------------------------------------------------------------------------------
-@pytest.mark.slow
+@pytest.mark.slow  # executes a notebook
 def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
     fixture = REPO / "tests" / "fixtures" / "results"
     results = tmp_path / "results"

@@ -62,7 +62,7 @@ PARAMETERS = {
                          "order", "int", low=0, high=2 ** 64 - 1),
     "n_pairs": Parameter(1000, "number of training pairs, and of test pairs", "int",
                          low=1, high=MAX_PAIRS),
-    "epochs": Parameter(25, "passes over the training pairs", "int", low=1),
+    "epochs": Parameter(25, "passes over the training pairs", "int", low=1, high=10_000),
     "lr": Parameter(0.1, "learning rate", low=0, high=100, open_low=True),
     "batch_size": Parameter(100, "mini-batch size (at most n_pairs)", "int"),
     "optimizer": Parameter("sgd", "sgd | adam", "choice", ("sgd", "adam")),
