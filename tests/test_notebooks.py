@@ -16,7 +16,6 @@ from helpers.runs.records import read_record, record_path
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
-FIXTURE = REPO / "tests" / "fixtures" / "results"
 TINY = {"epochs": 1, "n_pairs": 100}
 
 
@@ -135,31 +134,6 @@ def test_bad_parameter_fails_with_one_line_before_training(tmp_path, notebook, b
     # one line, no traceback, and nothing trained or written
     assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
     assert "trained in" not in printed(out) and not results.exists()
-
-
-# --- the summary notebook ---------------------------------------------------------------------
-def test_summary_on_the_fixture(tmp_path):
-    figures = tmp_path / "figures"
-    out = execute("summary.ipynb", tmp_path, results_dir=str(FIXTURE), figures_dir=str(figures))
-    text = printed(out)
-    assert "15 run records of 8 configurations" in text
-    assert "INCOMPLETE: 1 of 2 rounds" in text and "No run records" not in text
-    assert sorted(p.name for p in figures.iterdir()) == ["learning_curves.png", "test_errors.png"]
-    assert "These numbers come from 15 run records" in text
-
-
-def test_summary_without_records_says_so(tmp_path):
-    out = execute("summary.ipynb", tmp_path, results_dir=str(tmp_path / "missing"))
-    text = printed(out)
-    assert "No run records under" in text and "nothing to conclude" in text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.ipynb"]
-
-
-def test_summary_parameters_are_checked():
-    known = ["results_dir", "figures_dir", "expected_rounds"]
-    check_names({"results_dir": "../results", "figures_dir": None, "found": object()}, known)
-    with pytest.raises(UsageError, match="unknown parameter 'results'"):
-        check_names({"results_dir": "../results", "results": "x"}, known)
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")))

@@ -4,21 +4,24 @@ import os
 import pytest
 
 from helpers import UsageError
-from helpers.runs.records import DamagedRecord, load, read_record, record_path, write_record
+from helpers.runs.records import (SCHEMA_VERSION, DamagedRecord, load, read_record, record_path,
+                                  write_record)
 
 
 def fake_record(experiment="ws", seed=0, test_errors=120):
     return {"experiment": experiment, "seed": seed, "params": {"experiment": experiment, "seed": seed},
             "n_train": 1000, "n_test": 1000, "train_errors": 40, "test_errors": test_errors,
             "train_error_rate": 4.0, "test_error_rate": test_errors / 10, "history": [],
-            "n_parameters": 10, "seconds": 1.5, "device": "cpu", "numerics": {}}
+            "n_parameters": 10, "seconds": 1.5, "device": "cpu", "numerics": {},
+            "budget": {"steps": 250, "training_flops": 10 ** 11, "evaluation_flops": 10 ** 9}}
 
 
 def test_round_trip(tmp_path):
     path = write_record(fake_record(seed=3), tmp_path)
     assert path == record_path(tmp_path, "ws", 3) == tmp_path / "ws" / "seed-3.json"
     record = read_record(path)
-    assert record["test_errors"] == 120 and record["schema"] == 2
+    assert record["test_errors"] == 120 and record["schema"] == SCHEMA_VERSION
+    assert record["budget"]["steps"] == 250
     assert path.stat().st_mode & 0o777 == 0o644
     table = load(tmp_path).frame
     assert list(table["experiment"]) == ["ws"] and list(table["test_errors"]) == [120]

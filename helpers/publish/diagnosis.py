@@ -15,11 +15,11 @@ from ..science.data import generate_pair_sets, generate_validation_sets
 from ..science.losses import WEIGHTINGS
 
 # Kinds of pairs, by what went wrong (see `classify_pairs`).
-DIGITS_RIGHT_COMPARISON_WRONG = "both digits right, comparison wrong"
-DIGIT_WRONG_FLIPS_ORDER = "a digit wrong that flips the order"
-DIGIT_WRONG_ORDER_KEPT = "a digit wrong, order kept, comparison wrong anyway"
-DIGIT_WRONG_ANSWER_RIGHT = "digit mistake(s) that did not change the answer"
-ALL_RIGHT = "both digits and comparison right"
+DIGITS_RIGHT_COMPARISON_WRONG = "digits right, comparison wrong"
+DIGIT_WRONG_FLIPS_ORDER = "a digit wrong, order flipped"
+DIGIT_WRONG_ORDER_KEPT = "a digit wrong, order kept"
+DIGIT_WRONG_ANSWER_RIGHT = "a digit wrong, answer right"
+ALL_RIGHT = "all right"
 ERROR_KINDS = [DIGITS_RIGHT_COMPARISON_WRONG, DIGIT_WRONG_FLIPS_ORDER, DIGIT_WRONG_ORDER_KEPT]
 KINDS = ERROR_KINDS + [DIGIT_WRONG_ANSWER_RIGHT, ALL_RIGHT]
 
@@ -132,33 +132,3 @@ def misclassified_pairs(record, limit=12, data_root=None):
     digits = np.asarray(record["test_digit_predictions"])
     wrong = np.flatnonzero(predicted != target)[:limit]
     return [(inputs[i], classes[i], digits[i], int(target[i])) for i in wrong]
-
-
-def _rounds(n):
-    n = int(n)
-    return f"{n} round{'s' * (n != 1)}"
-
-
-def error_kinds_summary(kinds, left_out=()):
-    """The error kinds in words (markdown): for each configuration, what share of its
-    comparison errors each kind is; then the configurations `left_out` (`untrained_digits`)
-    and why."""
-    lines = []
-    if kinds.empty:
-        lines.append("No records whose digit outputs are trained on the digit labels yet.")
-    for name, row in kinds.iterrows():
-        errors = int(row[ERROR_KINDS].sum())
-        if not errors:
-            lines.append(f"- {name}: no comparison error in {_rounds(row['rounds'])}.")
-            continue
-        shares = ", ".join(f"{kind} {int(row[kind])} ({100 * row[kind] / errors:.0f}%)"
-                           for kind in ERROR_KINDS)
-        lines.append(f"- {name} ({_rounds(row['rounds'])}, {errors} comparison errors): {shares}; "
-                     f"{int(row[DIGIT_WRONG_ANSWER_RIGHT])} pairs answered right despite a digit "
-                     f"mistake.")
-    if left_out:
-        lines += ["", f"Left out: {', '.join(left_out)}. Their weighting gives the digit losses no "
-                      f"weight at any epoch: their digit outputs are never trained on the digit "
-                      f"labels, so they are not digit predictions, and a \"digit mistake\" means "
-                      f"nothing there."]
-    return "\n".join(lines)
