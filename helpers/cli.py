@@ -13,6 +13,10 @@ from .catalogue.parameters import PARAMETERS
 from .errors import UsageError
 
 
+# The notebooks that train (those of the catalogue's rows), in catalogue order.
+ARCHITECTURE_NOTEBOOKS = list(dict.fromkeys(row["notebook"] for row in experiments.CATALOGUE))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own usage errors: one line, exit 2
         raise UsageError(f"{message} (python -m helpers --help shows the usage)")
@@ -76,7 +80,7 @@ def cmd_run(args):
 
 
 def cmd_notebooks(args):
-    from .publish.summary import ARCHITECTURE_NOTEBOOKS, refresh_notebooks
+    from .publish.summary import refresh_notebooks
 
     return refresh_notebooks(args.names or ARCHITECTURE_NOTEBOOKS, notebooks_dir=args.notebooks)
 
@@ -152,7 +156,7 @@ def build_parser():
                     "named) in place with their own defaults: one round, seed 0, nothing "
                     "written. Their outputs are what nbval compares in make test; run this "
                     "after changing the code they show or run.")
-    notebooks.add_argument("names", nargs="*", metavar="NOTEBOOK",
+    notebooks.add_argument("names", nargs="*", metavar="NOTEBOOK", choices=ARCHITECTURE_NOTEBOOKS,
                            help="e.g. baseline.ipynb (default: the four)")
     notebooks.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     notebooks.set_defaults(func=cmd_notebooks)

@@ -78,6 +78,12 @@ def test_paired_difference_without_spread_has_no_p_value():
     assert np.isnan(row["p_value"])
 
 
+def sweep_table(frame):
+    """The alpha sweep as the analysis notebook makes it."""
+    return stats.against_table(frame, {name: alpha for alpha, name in experiments.SWEEP.items()},
+                               experiments.SWEEP[1]).rename(columns={"label": "alpha"})
+
+
 def frame_of(errors):
     """A results table (as helpers.runs.records.records_table makes it) from {experiment: [errors]}."""
     return pd.DataFrame([{"experiment": name, "seed": seed, "test_errors": e,
@@ -96,14 +102,12 @@ def test_paired_table_and_its_layout():
     assert aux["family"] == 1 and aux["p_holm"] == pytest.approx(aux["p_value"])
     assert aux["verdict"] == stats.LOWER
     assert table.iloc[0]["rounds"] == 1 and np.isnan(table.iloc[0]["p_value"])
-    shown = stats.show_paired(table)
-    assert list(shown.columns) == [
-        "what changes", "paired rounds", "difference (errors out of 1000)",
-        "95% CI (errors out of 1000)", "p", "p, Holm (1 tests)", "verdict"]
-    assert shown.loc["ws-aux vs ws", "p"] == "< 0.001"
-    assert shown.loc["ws-aux vs ws", "difference (errors out of 1000)"] == "-54.2"
-    assert shown.loc["ws-aux vs ws", "verdict"] == stats.LOWER
-    assert shown.loc["ws vs baseline", "verdict"] == "-"  # no p-value: no verdict shown
+    shown = stats.tested(table, "errors out of 1000")  # the columns the notebook shows
+    assert list(shown) == ["difference (errors out of 1000)", "95% CI (errors out of 1000)",
+                           "p", "p, Holm (1 tests)", "verdict"]
+    assert [column[1] for column in shown.values()] == [
+        "-54.2", shown["95% CI (errors out of 1000)"][1], "< 0.001", "< 0.001", stats.LOWER]
+    assert shown["verdict"][0] == "-"  # no p-value: no verdict shown
 
 
 def test_holm_matches_its_definition():
@@ -118,13 +122,14 @@ def test_sweep_table_comes_from_the_numbers():
     errors = {name: [80, 82, 78] for name in experiments.SWEEP.values()}
     errors[experiments.SWEEP[0]] = [130, 125, 128]   # no auxiliary loss: much worse
     errors[experiments.SWEEP[2]] = [60, 63, 61]       # alpha 2: clearly the best here
-    table = stats.sweep_table(frame_of(errors))
+    table = sweep_table(frame_of(errors))
     assert table["alpha"].tolist() == list(experiments.SWEEP_ALPHAS)
     row = table.set_index("alpha").loc[2]
     assert row["error_pct"] == pytest.approx(6.133, abs=1e-3) and row["difference"] < 0
     assert row["mean_ci_low"] < row["error_pct"] < row["mean_ci_high"]
     assert row["verdict"] == stats.LOWER and row["family"] == 2  # alpha 0 and 2: spread
-    shown = stats.show_against(table, "alpha = 1", "test error")
+    shown = stats.show_against(table.assign(label=[f"{a:g}" for a in table["alpha"]]),
+                               "alpha = 1", "test error")
     assert shown.loc["ws-aux-c2", "verdict"] == stats.LOWER
     assert shown.loc["ws-aux", "verdict"] == "-" and shown.loc["ws-aux", "what"] == "1"
 
@@ -137,7 +142,7 @@ def test_sweep_verdicts_are_corrected_for_the_nine_alphas():
     shift = {0: 30, 0.1: 30, 4: 3, 8: 3}
     errors = {name: reference + shift.get(alpha, 0) + (wiggle if alpha != 1 else 0)
               for alpha, name in experiments.SWEEP.items()}
-    table = stats.sweep_table(frame_of(errors)).set_index("alpha")
+    table = sweep_table(frame_of(errors)).set_index("alpha")
     assert (table.loc[[4, 8], "p_value"] < 0.05).all()
     assert (table.loc[[4, 8], "p_holm"] >= 0.05).all() and set(table["family"]) == {9}
     assert table["p_holm"].drop(1).tolist() == pytest.approx(
@@ -153,7 +158,8 @@ def test_ablation_and_heads_are_families_of_their_own():
               "best-val-hidden-head": best + 3 + 2 * wiggle,
               "best-val-no-label-smoothing": best + wiggle}
     frame = frame_of(errors)
-    ablation = stats.against_table(frame, stats.ablation_labels(), experiments.BEST_VALIDATION)
+    removed = {f"best-val{suffix}": what for suffix, (what, _) in experiments.ABLATION.items()}
+    ablation = stats.against_table(frame, removed, experiments.BEST_VALIDATION)
     ablation = ablation.set_index("experiment")
     assert ablation.loc["best-val-linear-head", "family"] == 3
     assert ablation.loc["best-val-linear-head", "verdict"] == stats.HIGHER
@@ -180,8 +186,8 @@ def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
     assert table.loc["ws-aux", ALL_RIGHT] == 49
     assert table.loc["ws-aux", DIGIT_WRONG_ANSWER_RIGHT] == 1
     assert table.loc["ws-aux", diagnosis.ERROR_KINDS].sum() == 0
-    true, predicted = diagnosis.digit_arrays([record])
-    assert diagnosis.confusion_matrix(true, predicted).to_numpy().trace() == 99
+    true = diagnosis.truth_of(record)[2]
+    assert diagnosis.confusion_matrix(true, digits.numpy()).to_numpy().trace() == 99
 
 
 # --- the analysis notebook, executed on the fixture records ------------------------------------
@@ -215,7 +221,8 @@ def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
 
 def test_error_kinds_only_where_the_digits_are_trained(mnist_root):
     found = records.load(FIXTURE).records
-    assert diagnosis.untrained_digits(found) == ["ws", "ws-plain"]  # the baseline has no digits
+    assert sorted({r["experiment"] for r in found if r["test_digit_predictions"] is not None
+                   and not diagnosis.trains_digits(r["params"])}) == ["ws", "ws-plain"]
     kinds = diagnosis.error_kinds(found)
     assert list(kinds.index) == ["ws-aux", "ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
                                  "ws-aux-d0.75"]
@@ -240,10 +247,8 @@ def test_digit_confusion_counts_every_test_digit(tmp_path, mnist_root):
     assert np.nansum(image) == 2 * sum(r["n_test"] for r in runs)  # two digits per pair
     figures.show(figure, tmp_path, "digit_confusion.png")
     assert (tmp_path / "digit_confusion.png").stat().st_size > 0
-    assert diagnosis.first_round(found, "ws-aux")["seed"] == \
-        min(r["seed"] for r in found if r["experiment"] == "ws-aux")
-    record = diagnosis.first_round(found, "ws-aux")
-    gallery = figures.gallery_figure(record, 6, mnist_root)
+    record = min(runs, key=lambda r: r["seed"])  # the gallery shows the first round's
+    gallery = figures.gallery_figure(found, "ws-aux", 6, mnist_root)
     wrong = sum(p != t for p, t in zip(record["test_predictions"],
                                        diagnosis.truth_of(record, mnist_root)[1]))
     assert len([a for a in gallery.axes if a.get_images()]) == min(6, wrong)

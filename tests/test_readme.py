@@ -3,7 +3,6 @@ the README itself stays short and says what a newcomer needs first."""
 
 from pathlib import Path
 
-import pytest
 from publish_tools import fixture
 
 from helpers.catalogue import experiments
@@ -31,7 +30,7 @@ def test_the_committed_records_are_every_report_rows_and_nothing_else():
     # what the README promises: `make report` on a clone finds every run of the report recorded
     # (it retrains nothing), and publishes no record that is not its row's
     found = committed()
-    assert not found.left_out and not found.found.damaged
+    assert not found.left_out and not found.damaged
     have = {(r["experiment"], r["seed"]) for r in found.records}
     for name in experiments.expand(["report"]):
         for seed in parse_seeds(experiments.EXPERIMENTS[name]["seeds"]):
@@ -45,8 +44,6 @@ def test_readme_section_is_rewritten_between_the_markers_only():
     new = tables.readme_text(text, block)
     assert new == f"# Title\n\nintro\n\n{tables.README_START}\n{block}\n{tables.README_END}\n\nafter\n"
     assert tables.readme_text(new, block) == new  # the same records: the same text
-    with pytest.raises(ValueError, match="no results markers"):
-        tables.readme_text("# no markers\n", block)
 
 
 def test_the_speed_page_shows_the_committed_benchmark_output():

@@ -18,7 +18,7 @@ from helpers.catalogue import experiments
 from helpers.files import NOTEBOOKS
 from helpers.publish import figures, stats, tables
 from helpers.publish.summary import TEMPLATE
-from helpers.runs.records import Results, load, read_record, record_path, write_record
+from helpers.runs.records import load, read_record, record_path, write_record
 
 matplotlib.use("Agg")
 # Words that state a verdict; none may describe a difference the corrected test does not support.
@@ -114,7 +114,7 @@ def test_a_damaged_record_is_named_and_left_out(tmp_path):
     damaged = record_path(results, "ws", 1)
     damaged.write_text(damaged.read_text()[:100])
     found = tables.published(load(results), TINY)
-    assert [p.name for p, _ in found.found.damaged] == ["seed-1.json"]
+    assert [p.name for p, _ in found.damaged] == ["seed-1.json"]
     row = tables.report_table(found).loc["ws"]
     assert row["rounds"] == 1 and row["test_pct"] == pytest.approx(40.0)
 
@@ -346,25 +346,34 @@ def test_learning_curves_label_the_epochs_of_every_bottom_panel(tmp_path):
         assert (axis.get_xlabel() == "epoch") == bottom
 
 
-def test_one_record_draws_without_a_warning(tmp_path, recwarn):
+def run_curves(record, monkeypatch):
+    """The figure helpers.notebook.run_curves shows."""
+    import helpers.notebook
+
+    shown = []
+    monkeypatch.setattr(figures, "show", shown.append)
+    helpers.notebook.run_curves(record)
+    return shown[0]
+
+
+def test_one_record_draws_without_a_warning(tmp_path, recwarn, monkeypatch):
     found = tables.published(load(write_records(tmp_path / "results", {"ws": [40]})), TINY)
     for figure in (figures.test_errors_figure(found), figures.learning_curves_figure(found),
-                   figures.run_curves_figure(found.records[0])):
+                   run_curves(found.records[0], monkeypatch)):
         figure.canvas.draw()
     assert not [w for w in recwarn if "layout" in str(w.message).lower()]
 
 
-def test_curves_of_one_epoch_show_their_points():
-    found = fixture()
-    records = copy.deepcopy(found.records)
+def test_curves_of_one_epoch_show_their_points(monkeypatch):
+    records = copy.deepcopy(fixture().records)
     for record in records:
         record["history"] = record["history"][:1]
-    found = tables.Published(Results(found.found.folder, records))
-    for figure in (figures.learning_curves_figure(found), figures.run_curves_figure(records[0])):
+    found = tables.Published(FIXTURE, records)
+    for figure in (figures.learning_curves_figure(found), run_curves(records[0], monkeypatch)):
         lines = [line for axis in figure.axes for line in axis.get_lines()]
         assert lines and all(line.get_marker() == "o" for line in lines)
         assert all(len(line.get_xdata()) == 1 for line in lines)
     many = copy.deepcopy(records[0])
     many["history"] = [dict(many["history"][0], epoch=i + 1) for i in range(20)]
-    lines = figures.run_curves_figure(many).axes[1].get_lines()
+    lines = run_curves(many, monkeypatch).axes[1].get_lines()
     assert all(line.get_marker() in (None, "None", "") for line in lines)

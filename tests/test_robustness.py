@@ -24,7 +24,6 @@ from runner_tools import (
     descendants,
     environment,
     helpers,
-    read_json,
     record_files,
     snapshot,
     start,

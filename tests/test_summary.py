@@ -262,7 +262,8 @@ def test_a_live_runner_on_the_records_is_refused(project, calls, capsys):
                                      "params": {}}))
         before = snapshot(project)
         assert main(["summary", *TINY_ARGS]) == 2
-        assert f"a runner is writing results/ws (pid {runner.pid}" in one_error_line(capsys)
+        assert (f"a runner is writing results/ws (python -m helpers run ws, pid {runner.pid} on "
+                f"{claims.HOST}): run the summary once it has finished") in one_error_line(capsys)
         assert calls == [] and snapshot(project) == before
     finally:
         runner.kill()

@@ -1,13 +1,6 @@
-"""Which differences between configurations are real: paired statistics over the seeds, each
-family of tests corrected with Holm's method, and the one rule that words every verdict.
-
-Every configuration sees the same pairs for the same seed, so two configurations are compared
-*paired*, seed by seed (scipy.stats.ttest_rel). Each question asks several such tests at once (a
-family: the report's comparisons, the alpha sweep against alpha = 1, the ablation of `best`, the
-comparison heads), and each family gets Holm's correction (statsmodels): a difference is real
-only when its Holm-adjusted p-value is below LEVEL. `verdict` is that rule and `judgement` the
-one phrase that states it, so that no unsupported difference reads as better or worse.
-"""
+"""Which differences are real: configurations paired seed by seed (same seed, same pairs), each
+family of tests Holm-corrected (scipy.stats, statsmodels). `verdict` is the one rule (adjusted
+p below LEVEL), `judgement` the one phrase that states it."""
 
 import numpy as np
 import pandas as pd
@@ -18,11 +11,11 @@ from ..catalogue import experiments
 
 LEVEL = 0.05  # a Holm-adjusted p-value below this is a verdict; anything else is not
 LOWER, HIGHER, NOT_DISTINGUISHABLE = "lower", "higher", "not distinguishable"
+TESTED = ("difference", "ci_low", "ci_high", "p_value")  # the paired test of a family's row
 
 
 def verdict(difference, p_adjusted, level=LEVEL):
-    """LOWER or HIGHER (the sign of `difference`, a minus b) when the corrected p-value is below
-    `level`; NOT_DISTINGUISHABLE otherwise, and without a p-value."""
+    """LOWER or HIGHER (difference: a minus b) when p_adjusted < level, else NOT_DISTINGUISHABLE."""
     if p_adjusted is None or difference is None or not np.isfinite(p_adjusted) \
             or not np.isfinite(difference) or difference == 0 or p_adjusted >= level:
         return NOT_DISTINGUISHABLE
@@ -30,8 +23,7 @@ def verdict(difference, p_adjusted, level=LEVEL):
 
 
 def judgement(a, b, difference, p_adjusted, measure="test error"):
-    """The verdict on a against b as a phrase ("`ws-aux` has a lower test error than `ws`");
-    `difference` is a minus b."""
+    """The verdict on a against b as a phrase; `difference` is a minus b."""
     word = verdict(difference, p_adjusted)
     if word == NOT_DISTINGUISHABLE:
         return f"{a} is not distinguishable from {b} in {measure}"
@@ -45,11 +37,6 @@ def format_p(p, name="p"):
     return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.2g}"
 
 
-def _cell(value, digits=1, signed=False):
-    return "-" if value is None or not np.isfinite(value) else \
-        f"{value:{'+' if signed else ''}.{digits}f}"
-
-
 def error_unit(frame):
     """'errors out of 1000' when every record of `frame` has 1000 held-out pairs, etc."""
     sizes = set(frame["n_test"]) if "n_test" in frame and len(frame) else set()
@@ -57,7 +44,7 @@ def error_unit(frame):
 
 
 def holm(p_values):
-    """(Holm-adjusted p-values, family size): the family is the tests that have a p-value."""
+    """(Holm-adjusted p-values, family size): the family, the tests that have a p-value."""
     p_values = np.asarray(p_values, dtype=float)
     adjusted, tested = np.full(p_values.shape, np.nan), np.isfinite(p_values)
     if tested.any():
@@ -66,8 +53,7 @@ def holm(p_values):
 
 
 def paired_difference(before, after, confidence=0.95):
-    """Mean of after - before over the common seeds, its `confidence` interval (Student t) and
-    the paired t-test's p-value; `before`, `after`: error counts indexed by seed."""
+    """Mean of after - before (counts by seed) over common seeds, its CI, the t-test's p-value."""
     common = before.index.intersection(after.index).sort_values()
     difference = (after.loc[common] - before.loc[common]).astype(float)
     row = {"rounds": len(common), "mean_before": before.loc[common].mean(),
@@ -87,8 +73,7 @@ def errors_by_seed(frame, experiment, column="test_errors"):
     return rows.set_index("seed")[column] if len(rows) else pd.Series(dtype=float)
 
 
-def _family(rows, columns):
-    """A family of tests as a DataFrame, with p_holm, its size and each row's verdict."""
+def _family(rows, columns):  # with p_holm, the family's size and each verdict
     table = pd.DataFrame(rows, columns=columns)
     table["p_holm"], table["family"] = holm(table["p_value"]) if len(table) else ([], 0)
     table["verdict"] = [verdict(d, p) for d, p in zip(table["difference"], table["p_holm"])]
@@ -96,22 +81,24 @@ def _family(rows, columns):
 
 
 def paired_table(frame, comparisons=experiments.COMPARISONS, confidence=0.95):
-    """Per (before, after, what changes) with common seeds: the paired difference in errors
-    (after minus before), its CI and p-value, Holm over this table, the verdict on `after`."""
-    rows = [{"before": before, "after": after, "change": change, **row}
-            for before, after, change in comparisons
-            for row in [paired_difference(errors_by_seed(frame, before),
-                                          errors_by_seed(frame, after), confidence)]
-            if row["rounds"]]
+    """Per comparison with common seeds: both means (count, %), the paired test, Holm-corrected."""
+    rows = []
+    for before, after, change in comparisons:
+        row = paired_difference(errors_by_seed(frame, before), errors_by_seed(frame, after),
+                                confidence)
+        if row["rounds"]:
+            pairs = {name: frame.loc[frame["experiment"] == name, "n_test"].max() / 100
+                     for name in (before, after)}
+            rows.append({"before": before, "after": after, "change": change, **row,
+                         "before_pct": row["mean_before"] / pairs[before],
+                         "after_pct": row["mean_after"] / pairs[after]})
     return _family(rows, ["before", "after", "change", "rounds", "mean_before", "mean_after",
-                          "difference", "ci_low", "ci_high", "p_value"])
+                          "before_pct", "after_pct", *TESTED])
 
 
 def against_table(frame, labels, reference, confidence=0.95):
-    """A family measured against one `reference` row: per experiment of `labels` ({name: what
-    it is}) with records, its rounds, seeds, mean error % and that mean's confidence interval,
-    SD of the error count, parameters, mean seconds, and the paired difference in errors from
-    `reference`, Holm-corrected over the rows (the reference itself has no p-value)."""
+    """Per experiment of `labels` ({name: what it is}): error % and its CI, SD, cost, and the
+    paired test against `reference`, Holm-corrected."""
     rows, base = [], errors_by_seed(frame, reference)
     for name, label in labels.items():
         rates = errors_by_seed(frame, name, "test_error_rate")
@@ -130,59 +117,35 @@ def against_table(frame, labels, reference, confidence=0.95):
                      "sd_errors": these["test_errors"].std(),
                      "n_parameters": int(these["n_parameters"].iloc[0]),
                      "seconds": these["seconds"].mean(),
-                     **{key: paired.get(key, np.nan)
-                        for key in ("difference", "ci_low", "ci_high", "p_value")}})
+                     **{key: paired.get(key, np.nan) for key in TESTED}})
     return _family(rows, ["experiment", "label", "rounds", "seeds", "error_pct", "mean_ci_low",
-                          "mean_ci_high", "sd_errors", "n_parameters", "seconds", "difference",
-                          "ci_low", "ci_high", "p_value"])
+                          "mean_ci_high", "sd_errors", "n_parameters", "seconds", *TESTED])
 
 
-def sweep_table(frame, confidence=0.95):
-    """`against_table` of the alpha sweep of eq. (2) (experiments.SWEEP) against alpha = 1
-    (`ws-aux`), with each row's alpha."""
-    table = against_table(frame, {name: alpha for alpha, name in experiments.SWEEP.items()},
-                          experiments.SWEEP[1], confidence)
-    return table.rename(columns={"label": "alpha"})
+def _cells(values, digits=1, signed=False):
+    return [f"{v:{'+' if signed else ''}.{digits}f}" if np.isfinite(v) else "-" for v in values]
 
 
-def ablation_labels():
-    """{experiment: what it removes} of the ablation of `best` (experiments.ABLATION)."""
-    return {f"{experiments.BEST_VALIDATION}{suffix}": removed
-            for suffix, (removed, _) in experiments.ABLATION.items()}
-
-
-def _tested(table, unit, versus="difference"):
-    """The tested columns of a family, laid out for reading: one unit per column."""
+def tested(table, unit, versus="difference"):
+    """The tested columns of a family, laid out for reading."""
     family = int(table["family"].max()) if len(table) else 0
-    return {f"{versus} ({unit})": [_cell(d, signed=True) for d in table["difference"]],
-            f"95% CI ({unit})": ["-" if not np.isfinite(lo) else f"{lo:+.1f} to {hi:+.1f}"
+    return {f"{versus} ({unit})": _cells(table["difference"], signed=True),
+            f"95% CI ({unit})": [f"{lo:+.1f} to {hi:+.1f}" if np.isfinite(lo) else "-"
                                  for lo, hi in zip(table["ci_low"], table["ci_high"])],
-            "p": [format_p(p, "").strip(" =") if np.isfinite(p) else "-"
-                  for p in table["p_value"]],
-            f"p, Holm ({family} tests)": [format_p(p, "").strip(" =") if np.isfinite(p) else "-"
-                                          for p in table["p_holm"]],
-            "verdict": [v if np.isfinite(p) else "-" for v, p in
-                        zip(table["verdict"], table["p_value"])]}
-
-
-def show_paired(table, unit="errors out of 1000"):
-    """`paired_table` laid out for reading."""
-    return pd.DataFrame({
-        "after vs before": [f"{a} vs {b}" for a, b in zip(table["after"], table["before"])],
-        "what changes": table["change"], "paired rounds": table["rounds"],
-        **_tested(table, unit)}).set_index("after vs before")
+            **{name: [format_p(p, "").strip(" =") if np.isfinite(p) else "-" for p in table[key]]
+               for name, key in (("p", "p_value"), (f"p, Holm ({family} tests)", "p_holm"))},
+            "verdict": [v if np.isfinite(p) else "-"
+                        for v, p in zip(table["verdict"], table["p_value"])]}
 
 
 def show_against(table, reference, measure="validation error", unit="errors out of 1000"):
-    """`against_table` (or `sweep_table`) laid out for reading."""
+    """`against_table` laid out for reading."""
     return pd.DataFrame({
         "experiment": table["experiment"],
-        "what": table["label"] if "label" in table else [f"{a:g}" for a in table["alpha"]],
-        "rounds": table["rounds"],
-        f"{measure} % (mean)": [_cell(v, 2) for v in table["error_pct"]],
+        "what": table["label"],
+        "rounds": table["rounds"], f"{measure} % (mean)": _cells(table["error_pct"], 2),
         "95% CI of the mean": [f"{lo:.2f} to {hi:.2f}" for lo, hi in
                                zip(table["mean_ci_low"], table["mean_ci_high"])],
-        f"SD ({unit})": [_cell(v) for v in table["sd_errors"]],
-        **_tested(table, unit, f"vs {reference}"), "parameters": table["n_parameters"],
-        "seconds per training (mean)": [_cell(v) for v in table["seconds"]],
-    }).set_index("experiment")
+        f"SD ({unit})": _cells(table["sd_errors"]), **tested(table, unit, f"vs {reference}"),
+        "parameters": table["n_parameters"],
+        "seconds per training (mean)": _cells(table["seconds"])}).set_index("experiment")

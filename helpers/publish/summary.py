@@ -1,19 +1,8 @@
-"""`python -m helpers summary` and `python -m helpers notebooks`: publishing.
-
-The summary executes the summary, analysis and readings notebooks over the records (papermill,
-one kernel for the three), exports each to HTML without its code (nbconvert), keeps the figures
-they save, and writes the README's results block from its template (`tables.readme_block`).
-Over the project's results/ the executed notebooks replace those in notebooks/, the figures go
-to figures/, the pages to the project's root and the README block is rewritten; over another
-folder F everything goes to F-report/ (or --output), and no project file changes.
-
-All input is checked first. Everything is made in a staging folder outside the project (the
-system's temporary folder) and put in place once all of it is made: a failing notebook,
-SIGTERM, SIGHUP or Ctrl-C before then leave the tree as it was. Each output then goes to a
-hidden `.NAME.*.tmp` beside its target, renamed over it (a kill in those milliseconds can leave
-one; the next summary removes it). Executed notebooks are cleaned (`clean_notebook`), so that a
-second summary over unchanged records changes no file.
-"""
+"""`python -m helpers summary` (and `notebooks`): the summary, analysis and readings notebooks
+executed over the records (papermill, one kernel), their HTML without code (nbconvert), their
+figures, the README block from its template: in place for the project's results/, in F-report/
+(or --output) for another folder F. All is made in a staging folder outside the project and put
+in place once all is made: a failing notebook or a signal leaves the tree as it was."""
 
 import json
 import logging
@@ -29,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
+
 from ..errors import UsageError
 from ..files import (FIGURES, NOTEBOOKS, README, REPO_ROOT, RESULTS, VALIDATION, check_writable,
                      relative, stale_temporaries)
@@ -39,29 +30,17 @@ from . import tables
 
 PAGES = {"summary": "report.html", "analysis": "analysis.html", "readings": "readings.html"}
 TEMPLATE = "readme-results.md.j2"
-# What an executed notebook keeps as its defaults: re-run by hand (or by nbval) it reads the
-# same records; figures_dir stays None there (show only).
+# An executed notebook keeps these as defaults: re-run by hand or nbval, it reads the same records.
 KEPT_PARAMETERS = ("results_dir", "validation_dir", "overrides")
-ARCHITECTURE_NOTEBOOKS = ("baseline.ipynb", "weight_sharing.ipynb", "auxiliary_loss.ipynb",
-                          "best.ipynb")
 # The pages load nothing from the network: no MathJax (the prose writes formulas in Unicode).
 OFFLINE = "{%- extends 'lab/index.html.j2' -%}" + "".join(
     f"{{%- block {name} -%}}{{%- endblock {name} -%}}"
     for name in ("html_head_js", "html_head_js_mathjax", "html_head_js_mermaidjs"))
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
 def plan(results_dir="results", validation_dir=None, output=None, notebooks_dir=None):
-    """Where a summary of `results_dir` reads and writes (absolute paths), every input checked:
-    a one-line UsageError before anything runs. `notebooks_dir`: a copy of the notebooks,
-    executed in place (tests, the benchmark)."""
+    """Where a summary reads and writes, all input checked first; `notebooks_dir`: a copy of
+    the notebooks, executed in place (tests, the benchmark)."""
     results = Path(results_dir).resolve()
     validation = Path(validation_dir).resolve() if validation_dir else VALIDATION
     for folder, option in ((results, "--results"), (validation, "--validation")):
@@ -92,28 +71,23 @@ def plan(results_dir="results", validation_dir=None, output=None, notebooks_dir=
     return where
 
 
-def _no_live_runner(*folders):
-    """UsageError when a runner is writing records into one of `folders` (its claims)."""
+def _no_live_runner(*folders):  # a runner's claims on a folder: UsageError
     for experiment in sorted(p for folder in folders for p in folder.iterdir() if p.is_dir()):
         for claim in claims.others(experiment):
-            who = claims.describe(claim["pid"]) if claim.get("host") == claims.HOST \
-                else f"{claim.get('host')}: {claim.get('command')}"
-            raise UsageError(f"a runner is writing {relative(experiment)} ({who}): run the "
-                             f"summary once it has finished")
+            raise UsageError(f"a runner is writing {relative(experiment)} ({claim['command']}, "
+                             f"pid {claim['pid']} on {claim['host']}): run the summary once it "
+                             f"has finished")
 
 
-def _state(*folders):
-    """The record files of `folders` as they are now (names, sizes, times)."""
+def _state(*folders):  # the record files of `folders` as they are now
     return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for folder in folders
                   for p in folder.glob("*/seed-*.json") if p.is_file())
 
 
 def summary(results_dir="results", validation_dir=None, output=None, notebooks_dir=None,
             overrides=None, stream=None):
-    """Publish the records of `results_dir` (see the module's docstring) -> exit code: 0; 1
-    when a notebook fails or the records change meanwhile, 2 for a usage error in a notebook,
-    128 + the signal when stopped, and then nothing is replaced. UsageError for bad input, and
-    when an output cannot be written."""
+    """Publish `results_dir` -> exit code: 0, else (nothing replaced) 1 a notebook failed or the
+    records changed meanwhile, 2 a usage error in a notebook, 128 + a signal."""
     stream = stream or sys.stderr
     where = plan(results_dir, validation_dir, output, notebooks_dir)
     overrides = tables.checked_overrides(overrides)
@@ -125,8 +99,11 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
         with _staging() as staging:
             made = [p for p in (*where.output.parents[::-1], where.output) if not p.exists()]
             where.output.mkdir(parents=True, exist_ok=True)
-            parameters = {"results_dir": where.results, "validation_dir": where.validation,
-                          "overrides": overrides, "figures_dir": str(staging)}
+            # folders in the tree the kernel works in go relative: no machine path in a notebook
+            parameters = {name: os.path.relpath(path, where.output) if where.output.parent in
+                          (path, *path.parents) else str(path) for name, path in
+                          (("results_dir", where.results), ("validation_dir", where.validation),
+                           ("figures_dir", staging))} | {"overrides": overrides}
             with _executing([(page[0], parameters) for page in where.pages], where.output,
                             staging) as executed:
                 found = tables.published(records.load(where.results), overrides)
@@ -140,7 +117,8 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
                     nb = next(executed)
                     if isinstance(nb, NotebookFailed):
                         return _failed(source.name, nb, stream)
-                    staged[notebook], staged[page] = _notebook_text(nb), _html(nb, page, where)
+                    staged[notebook] = nbformat.writes(nb) + "\n"
+                    staged[page] = _html(nb, page, where)
             staged.update({where.figures / f.name: f.read_bytes() for f in staging.glob("*.png")})
             if _state(where.results, where.validation) != before:
                 return _failed("the summary", NotebookFailed(
@@ -155,15 +133,13 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
     if where.readme is not None:
         print(f"{relative(where.readme)}: results section "
               f"{'rewritten' if where.readme in changed else 'up to date'}", file=stream)
-    print(f"summary: {len(found.records)} records published; {len(where.pages)} notebooks "
-          f"executed in {relative(where.output)}, {', '.join(p[2].name for p in where.pages)} "
-          f"in {relative(where.html)}, {sum(t.suffix == '.png' for t in staged)} figures in "
-          f"{relative(where.figures)}", file=stream)
+    print(f"summary: {len(found.records)} records published; {len(changed)} of {len(staged)} "
+          f"outputs changed; the pages in {relative(where.html)}", file=stream)
     return EXIT_OK
 
 
 def _stopped(stop, stream):
-    signum = getattr(stop, "signum", signal.SIGINT)
+    signum = stop.args[0] if stop.args else signal.SIGINT  # no argument: Ctrl-C
     print(f"stopped by {signal.Signals(signum).name}: nothing replaced", file=stream)
     return 128 + signum
 
@@ -173,26 +149,23 @@ def _failed(what, failure, stream):
     return EXIT_USAGE if failure.usage else EXIT_FAILED
 
 
-def _tell_left_out(found, stream):
-    """One line per damaged record, and one per reason records were left out."""
-    for path, why in found.found.damaged:
+def _tell_left_out(found, stream):  # a line per damaged record, one per reason to leave out
+    for path, why in found.damaged:
         print(f"warning: damaged record {relative(path)} ({why}) is left out; "
               f"`python -m helpers run` redoes it", file=stream)
-    reasons = {}
-    for name, why in found.left_out:
-        reasons.setdefault(why, []).append(name)
-    for why, names in reasons.items():
-        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    for why in dict.fromkeys(why for _, why in found.left_out):
+        names = [name for name, reason in found.left_out if reason == why]
         print(f"warning: left out, not their catalogue row's records ({why}): "
-              f"{', '.join(names[:3])}{more}", file=stream)
+              f"{', '.join(names[:3])}{f' and {len(names) - 3} more' * (len(names) > 3)}",
+              file=stream)
 
 
 @contextmanager
 def _staging():
-    """A folder outside the project for everything being made, removed however this ends;
-    meanwhile SIGTERM and SIGHUP raise `Stopped`."""
+    """A folder outside the project, removed however this ends; SIGTERM and SIGHUP raise
+    KeyboardInterrupt(signal) meanwhile, as Ctrl-C does."""
     def stop(signum, frame):
-        raise Stopped(signum)
+        raise KeyboardInterrupt(signum)
 
     folder = Path(tempfile.mkdtemp(prefix="helpers-summary-"))
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
@@ -206,12 +179,10 @@ def _staging():
 
 @contextmanager
 def _executing(jobs, cwd, staging):
-    """The notebooks of `jobs` ((notebook, parameters) each) executed one after the other in one
-    kernel (runs.kernels.WarmKernel, its namespace reset between them) in a thread of their
-    own, while the main thread renders the README and the pages and receives the signals
-    (nbclient installs no signal handler outside the main thread). Yields an iterator of the
-    cleaned notebooks, ending with the NotebookFailed that stopped them, if one did. When the
-    caller stops early, the kernel is killed (which ends its notebook) and the thread awaited."""
+    """Yields the cleaned notebooks of `jobs` ((notebook, parameters) each) as they come (or the
+    NotebookFailed that stops them), executed in one kernel (runs.kernels.WarmKernel) in a
+    thread: the main thread meanwhile makes the pages and gets the signals (nbclient sets no
+    handler outside it). Stopped early, the kernel is killed and the thread awaited."""
     from ..runs.kernels import WarmKernel  # jupyter_client: only where notebooks run
 
     done, kernel, stopping = queue.Queue(), WarmKernel(), threading.Event()
@@ -220,14 +191,13 @@ def _executing(jobs, cwd, staging):
         try:
             kernel.start(cwd, {})
             for source, parameters in jobs:
-                names = parameter_names(_read(source))  # papermill would inject any other
-                values = {name: _relative(value, cwd) if isinstance(value, Path) else value
-                          for name, value in parameters.items() if name in names}
+                names = parameter_names(nbformat.read(source, as_version=4))
+                values = {name: value for name, value in parameters.items() if name in names}
                 if stopping.is_set():
                     return
                 execute_notebook(source, staging / f"executed-{source.name}", values, cwd,
                                  km=kernel.manager(SimpleNamespace(cwd=cwd, environment={})))
-                done.put(clean_notebook(_read(staging / f"executed-{source.name}"), {
+                done.put(clean_notebook(nbformat.read(staging / f"executed-{source.name}", 4), {
                     name: values[name] for name in KEPT_PARAMETERS if name in values}))
         except NotebookFailed as failure:
             done.put(failure)
@@ -258,26 +228,10 @@ def _executing(jobs, cwd, staging):
         thread.join(timeout=30)
 
 
-def _read(path):
-    import nbformat
-
-    return nbformat.read(path, as_version=4)
-
-
-def _relative(path, start):
-    """`path` as a kernel working in `start` should see it: relative when both lie in the same
-    folder tree, so that no machine path lands in a notebook; else absolute."""
-    path, start = Path(path).resolve(), Path(start).resolve()
-    if start.parent == path or start.parent in path.parents:
-        return os.path.relpath(path, start)
-    return str(path)
-
-
 def _install(staged):
-    """Put each staged content (text or bytes) in place of its target -> the targets that
-    changed. First every new content goes to a hidden temporary file beside its target, flushed
-    to disk (a full disk there replaces nothing), then each is renamed over its target.
-    Temporaries a kill left beside a target go first."""
+    """Put each staged content in place of its target -> the targets changed: all to hidden
+    temporaries beside their targets first (a full disk there replaces nothing), then renamed.
+    A temporary a kill left (those milliseconds) is removed by the next summary."""
     moves = []
     try:
         for target, content in staged.items():
@@ -307,8 +261,7 @@ def _install(staged):
     return {target for _, target in moves}
 
 
-def parameter_names(nb):
-    """The names assigned in `nb`'s cell tagged `parameters`."""
+def parameter_names(nb):  # the names assigned in the cell tagged `parameters`
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             return re.findall(r"^(\w+)\s*=", cell.source, re.MULTILINE)
@@ -316,41 +269,32 @@ def parameter_names(nb):
 
 
 def clean_notebook(nb, defaults=None):
-    """`nb` (executed by papermill) without what changes from one execution to the next: the
-    injected-parameters cell, papermill's metadata, each cell's timings; execution counts
-    renumbered 1, 2, ...; `defaults` (name -> value) as the parameters cell's values, so that
-    the notebook reads the same records when re-run by hand. Cell ids are kept."""
-    nb.cells = [cell for cell in nb.cells
-                if "injected-parameters" not in cell.get("metadata", {}).get("tags", [])]
+    """`nb` (executed by papermill) without what changes from one execution to the next (the
+    injected cell, papermill's metadata, timings; counts renumbered), `defaults` (name -> value)
+    as its parameters (re-run by hand, it reads the same records). nbconvert's preprocessor
+    leaves markdown cells' metadata: written by hand."""
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     nb.metadata.pop("papermill", None)
-    count = 0
+    executed = [cell for cell in nb.cells if cell.get("execution_count") is not None]
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+    for count, cell in enumerate(executed, start=1):
+        cell.execution_count = count
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output["execution_count"] = count
         if "parameters" in cell.metadata.get("tags", []):
             for name, value in (defaults or {}).items():  # the value: a string, a dict or a word
                 cell.source = re.sub(rf"""^(\s*{name}\s*=\s*)("[^"\n]*"|{{[^}}\n]*}}|[^\s#]+)""",
                                      lambda m: m.group(1) + json.dumps(value), cell.source,
                                      count=1, flags=re.MULTILINE)
-        if cell.get("execution_count") is not None:
-            count += 1
-            cell.execution_count = count
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "execute_result":
-                    output["execution_count"] = count
     return nb
 
 
-def _notebook_text(nb):
-    import nbformat
-
-    return nbformat.writes(nb).rstrip("\n") + "\n"
-
-
 def _html(nb, page, where):
-    """`nb` (a notebook of `where.source`) as the page `page`: without its code, loading nothing
-    from the network, its relative links rewritten to work from the page's folder (to the
-    other pages for the published notebooks)."""
+    """`nb` as the page `page`: no code, nothing loaded from the network, relative links
+    rewritten to work from the page (to the other pages for the published notebooks)."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(raw_template=OFFLINE, exclude_input=True, exclude_input_prompt=True,
@@ -367,16 +311,10 @@ def _html(nb, page, where):
     return re.sub(r'href="([^"]+)"', link, body)
 
 
-def refresh_notebooks(names=ARCHITECTURE_NOTEBOOKS, notebooks_dir=None, stream=None):
-    """Execute each notebook of `names` in place with its own defaults (one round, seed 0,
-    nothing written), cleaned like the summary's, in one kernel; they are replaced once all
-    ran to their end. -> exit code."""
+def refresh_notebooks(names, notebooks_dir=None, stream=None):
+    """Execute the notebooks `names` with their defaults, cleaned, in one kernel -> exit code."""
     stream = stream or sys.stderr
     folder = Path(notebooks_dir or NOTEBOOKS).resolve()
-    missing = [name for name in names if not (folder / name).is_file()]
-    if missing:
-        raise UsageError(f"no notebook {', '.join(missing)} in {relative(folder)}: choose among "
-                         f"{', '.join(ARCHITECTURE_NOTEBOOKS)}")
     try:
         with _staging() as staging, _executing([(folder / name, {}) for name in names], folder,
                                               staging) as executed:
@@ -384,7 +322,7 @@ def refresh_notebooks(names=ARCHITECTURE_NOTEBOOKS, notebooks_dir=None, stream=N
             for name, nb in zip(names, executed):
                 if isinstance(nb, NotebookFailed):
                     return _failed(name, nb, stream)
-                staged[folder / name] = _notebook_text(nb)
+                staged[folder / name] = nbformat.writes(nb) + "\n"
             _install(staged)
     except KeyboardInterrupt as stop:
         return _stopped(stop, stream)

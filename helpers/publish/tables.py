@@ -1,13 +1,7 @@
-"""The numbers the report publishes, as DataFrames: which records count, Tables III and IV beside
-the report's numbers, the rows of a group, the budgets, the numerics; and the README block, its
-template rendered with those numbers.
-
-As in the report (docs/protocol.md), an error in percent is a mean over the rounds and the SD is
-the standard deviation of the NUMBER of errors (ddof=1); a gap is ours minus the report's, in
-points. Which rows go where comes from the catalogue: a row with `report` is a row of the
-report's tables, a row with `beside` is shown next to that row (or in the table of its group,
-for group `holdout`), and the rows of group `beyond` are shown with their budgets.
-"""
+"""What the report publishes, as DataFrames (which records count, Tables III and IV, a group's
+rows, budgets, numerics), and the README block. As in the report, an error % is a mean over the
+rounds, an SD counts errors; a gap is ours minus the report's (points). The catalogue says where
+a row goes (`report`, `beside`, groups `holdout` and `beyond`)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,23 +28,13 @@ HOLDOUT, BEYOND = "holdout", "beyond"  # catalogue groups with tables of their o
 
 
 @dataclass
-class Published:
-    """The records of a folder the report counts (`found`), and those it leaves out, with why."""
-    found: Results
-    left_out: list = field(default_factory=list)   # (experiment/seed-k.json, why)
-
-    @property
-    def frame(self):
-        return self.found.frame
-
-    @property
-    def records(self):
-        return self.found.records
+class Published(Results):
+    """The records the report counts (and the damaged ones), and those left out with why."""
+    left_out: list = field(default_factory=list)
 
 
 def checked_overrides(overrides):
-    """`overrides` (run parameter -> value, text allowed, as -p gives them) converted and
-    checked; UsageError for an unknown name or a bad value."""
+    """`overrides` (-p NAME VALUE) converted and checked: UsageError when bad."""
     unknown = sorted(set(overrides or {}) - set(DEFAULTS))
     if unknown:
         raise UsageError(f"unknown parameter {', '.join(map(repr, unknown))}: python -m "
@@ -60,9 +44,8 @@ def checked_overrides(overrides):
 
 
 def published(found, overrides=None):
-    """The records of `found` (runs.records.load) that are their catalogue row's: made with the
-    row's parameters (with `overrides`, the -p of their batch; RUN_ONLY ones aside) and one of
-    its seeds. -> Published, with each record left out and why."""
+    """The records of `found` made with their row's parameters (with `overrides`, the -p of
+    their batch; RUN_ONLY ones aside) and one of its seeds -> Published, naming the others."""
     overrides, expected, kept, left_out = checked_overrides(overrides), {}, [], []
     for record in found.records:
         name = record["experiment"]
@@ -80,7 +63,7 @@ def published(found, overrides=None):
             left_out.append((f"{name}/seed-{record['seed']}.json", why))
         else:
             kept.append(record)
-    return Published(Results(found.folder, kept, found.damaged), left_out)
+    return Published(found.folder, kept, found.damaged, left_out)
 
 
 def ordered(names):
@@ -90,8 +73,7 @@ def ordered(names):
     return known + sorted(present - set(known))
 
 
-def expected_rounds(name):
-    """The rounds catalogue row `name` is published with: its seeds."""
+def expected_rounds(name):  # the rounds catalogue row `name` is published with: its seeds
     return len(parse_seeds(experiments.EXPERIMENTS[name]["seeds"]))
 
 
@@ -109,16 +91,13 @@ def configuration_stats(frame):
 
 
 def far_from_report(gap, report_sd):
-    """True when `gap` (points) is more than FAR_POINTS, or more than FAR_SDS of the report's
-    SDs (`report_sd`, errors out of its 1000 pairs, in points): whichever is smaller."""
+    """Whether `gap` (points) exceeds FAR_POINTS or FAR_SDS report SDs, whichever is smaller."""
     return bool(np.isfinite(gap) and abs(gap) > min(FAR_POINTS, FAR_SDS * 100 * report_sd / 1000))
 
 
 def report_table(found, table=None):
-    """The report's Table `table` ("III", "IV"; None: both) from `found` (Published): per
-    catalogue row, ours beside the published numbers, the gaps, the errors far from the report,
-    the rounds counted and those the row is published with. A row shown beside another comes
-    right after it."""
+    """The report's Table `table` ("III", "IV"; None: both): ours beside its numbers, the gaps,
+    the far errors, the rounds (and those expected); a row `beside` another right after it."""
     rows = [row for row in experiments.CATALOGUE if row.get("report") and not row.get("beside")]
     for row in experiments.CATALOGUE:
         if row.get("report") and row.get("beside") and HOLDOUT not in row["group"]:
@@ -150,20 +129,14 @@ def number(value, digits=1, signed=False):
     return "-" if pd.isna(value) else f"{value:{'+' if signed else ''}.{digits}f}"
 
 
-def rounds_cells(table):
-    """'10', or '7 of 10' for a row with fewer rounds than its seeds."""
-    return [str(n) if n == expected else f"{n} of {expected}"
-            for n, expected in zip(table["rounds"], table["expected_rounds"])]
-
-
 def show_table(table, kinds=("test", "train")):
-    """`report_table` laid out for reading: for each kind of error ours, the report's and the
-    gap, one unit per column; then which errors are far from the report."""
+    """`report_table` laid out for reading, one unit per column."""
     sizes = {int(n) for n in table["n_test"] if n}
     unit = f"errors out of {sizes.pop()}" if len(sizes) == 1 else "errors"
     columns = {("", "report row"): [f"Table {t}, {label}" for t, label in
                                     zip(table["table"], table["label"])],
-               ("", "rounds"): rounds_cells(table)}
+               ("", "rounds"): [str(n) if n == expected else f"{n} of {expected}" for n, expected
+                                in zip(table["rounds"], table["expected_rounds"])]}
     for kind in kinds:
         for column, values in (("%", f"{kind}_pct"), (f"SD ({unit})", f"{kind}_sd"),
                                ("report %", f"report_{kind}_pct"),
@@ -176,36 +149,31 @@ def show_table(table, kinds=("test", "train")):
 
 
 def group_table(found, group):
-    """The rows of catalogue group `group` with records: their seeds, rounds (and those
-    expected), mean test error %, SD of the count and, for a row shown beside another, that
-    row's mean test error %."""
+    """The rows of catalogue group `group` with records, and the mean of the row beside each."""
     ours = configuration_stats(found.frame)
-    rows = [{"experiment": row["name"], "description": row["description"], "seeds": row["seeds"],
-             "rounds": int(ours.loc[row["name"], "rounds"]),
-             "expected_rounds": expected_rounds(row["name"]),
-             "test_pct": ours.loc[row["name"], "test_pct"],
-             "test_sd": ours.loc[row["name"], "test_sd"], "beside": row.get("beside") or "",
-             "beside_test_pct": ours["test_pct"].get(row.get("beside"), np.nan)}
-            for row in experiments.CATALOGUE if group in row["group"] and row["name"] in ours.index]
-    return pd.DataFrame(rows, columns=["experiment", "description", "seeds", "rounds",
-                                       "expected_rounds", "test_pct", "test_sd", "beside",
-                                       "beside_test_pct"]).set_index("experiment")
+    rows = [row for row in experiments.CATALOGUE
+            if group in row["group"] and row["name"] in ours.index]
+    return pd.DataFrame({
+        "seeds": [row["seeds"] for row in rows],
+        "expected_rounds": [expected_rounds(row["name"]) for row in rows],
+        "beside": [row.get("beside", "") for row in rows],
+        "beside_test_pct": [ours["test_pct"].get(row.get("beside"), np.nan) for row in rows]},
+        index=pd.Index([row["name"] for row in rows], name="experiment")).join(ours)
 
 
 def budget_table(found, reference=experiments.EQ1):
-    """Per configuration, from its records: training pairs, epochs, batch size, optimiser steps,
-    trainable parameters, training FLOPs (the budget each record keeps, counted when it was
-    made), median seconds per training, and each against `reference`'s (a ratio)."""
+    """Per configuration, from its records (their budget, counted when each was made): pairs,
+    epochs, batch, steps, parameters, FLOPs, median seconds, and each against `reference`'s."""
     rows = {}
     for name in ordered({r["experiment"] for r in found.records}):
-        records = sorted((r for r in found.records if r["experiment"] == name),
-                         key=lambda r: r["seed"])
-        params, budget = records[0]["params"], records[0]["budget"]
-        rows[name] = {"rounds": len(records), "training pairs": params["n_pairs"],
+        runs = [r for r in found.records if r["experiment"] == name]
+        first = min(runs, key=lambda r: r["seed"])
+        params, budget = first["params"], first["budget"]
+        rows[name] = {"rounds": len(runs), "training pairs": params["n_pairs"],
                       "epochs": params["epochs"], "batch size": params["batch_size"],
-                      "optimiser steps": budget["steps"], "parameters": records[0]["n_parameters"],
+                      "optimiser steps": budget["steps"], "parameters": first["n_parameters"],
                       "GFLOP per training": budget["training_flops"] / 1e9,
-                      "seconds per training (median)": np.median([r["seconds"] for r in records])}
+                      "seconds per training (median)": np.median([r["seconds"] for r in runs])}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("experiment")
     for column, short in (("optimiser steps", "steps"), ("parameters", "parameters"),
                           ("GFLOP per training", "FLOPs"),
@@ -216,8 +184,7 @@ def budget_table(found, reference=experiments.EQ1):
 
 
 def numerics_table(found):
-    """Per numerics (software, processor, instruction set, threads) that made records of
-    `found`: how many records, of which configurations."""
+    """Per numerics (software, processor, threads) of `found`: records, configurations."""
     made = {}
     for record in found.records:
         made.setdefault(numerics_label(record["numerics"]), []).append(record["experiment"])
@@ -227,24 +194,13 @@ def numerics_table(found):
     return table.sort_values(["records", "numerics"], ascending=[False, True]).set_index("numerics")
 
 
-def paired_with_rates(found):
-    """stats.paired_table over the catalogue's comparisons, with the means in percent."""
-    paired = stats.paired_table(found.frame)
-    n_test = found.frame.groupby("experiment")["n_test"].max() if len(found.frame) else {}
-    for side in ("before", "after"):
-        paired[f"{side}_pct"] = [100 * m / n_test[name] for m, name in
-                                 zip(paired[f"mean_{side}"], paired[side])]
-    return paired
-
-
 def readme_block(found, template):
-    """The README's results block: `template` (a Jinja2 file) rendered with the numbers of
-    `found` (Published), and `number`, `judgement` and `format_p` to word them."""
+    """The README's results block: `template` (Jinja2) rendered with the numbers of `found`."""
     import jinja2
 
     table = report_table(found)
     numbers = {
-        "table": table, "paired": paired_with_rates(found), "budget": budget_table(found),
+        "table": table, "paired": stats.paired_table(found.frame), "budget": budget_table(found),
         "holdout": group_table(found, HOLDOUT), "beyond": group_table(found, BEYOND),
         "numerics": list(numerics_table(found).index), "unit": stats.error_unit(found.frame),
         "headline": [name for name in experiments.HEADLINE if table.loc[name, "rounds"]],
@@ -259,8 +215,6 @@ def readme_block(found, template):
 
 
 def readme_text(text, block):
-    """`text` (a README) with `block` between its results markers (ValueError without them)."""
-    if README_START not in text or README_END not in text:
-        raise ValueError("no results markers")
+    """`text` (a README, markers checked) with `block` between its results markers."""
     head, rest = text.split(README_START, 1)
     return f"{head}{README_START}\n{block}\n{README_END}{rest.split(README_END, 1)[1]}"
