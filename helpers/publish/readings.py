@@ -30,17 +30,17 @@ def readings_table(frame):
 
 
 def point_metrics(table):
-    """Per point and reading: its metric (or NaN), against the first rebuild's, and `taken`."""
-    rows = []
-    table = table[table["in_metric"]]
+    """Per point and reading: its metric (or NaN), against the first rebuild's, `taken`."""
+    rows, table = [], table[table["in_metric"]]
     full = int(table["rounds"].max()) if len(table) else 0
-    for point, (_, bases, _) in experiments.READINGS.items():
+    for point, (_, bases, options) in experiments.READINGS.items():
         metrics = {}
         for reading, group in table[table["point"] == point].groupby("reading", sort=False):
             complete = set(group["row"]) == set(bases) and (group["rounds"] == full).all()
             metrics[reading] = group["validation_pct"].mean() if complete else float("nan")
         known = {r: m for r, m in metrics.items() if pd.notna(m)}
-        taken = min(known, key=lambda r: (round(known[r], 2), r != FIRST)) if known else None
+        taken = min(known, key=lambda r: (round(known[r], 2), r != FIRST)) \
+            if known and len(metrics) > len(options) else None  # every reading has records
         for reading, metric in metrics.items():
             rows.append({"point": point, "reading": reading, "metric_pct": metric,
                          "vs_first": metric - metrics.get(FIRST, float("nan")),

@@ -134,7 +134,7 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
         print(f"{relative(where.readme)}: results section "
               f"{'rewritten' if where.readme in changed else 'up to date'}", file=stream)
     print(f"summary: {len(found.records)} records published; {len(changed)} of {len(staged)} "
-          f"outputs changed; the pages in {relative(where.html)}", file=stream)
+          f"outputs changed; read {relative(where.pages[0][2])}", file=stream)
     return EXIT_OK
 
 
