@@ -77,7 +77,7 @@ def test_cli_list_prints_the_catalogue(capsys):
     for name in REPORT_NAMES:
         assert name in out
     assert "20.1%" in out  # the baseline's published test error beside it
-    assert "label_smoothing" in out and "groups: ablation, best, diagnosis, readings, report, sweep" in out
+    assert "label_smoothing" in out and "groups: ablation, beyond, diagnosis, readings, report, sweep" in out
 
 
 def test_cli_usage_error_is_one_line_exit_2(capsys):

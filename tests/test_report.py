@@ -7,7 +7,6 @@ import copy
 import json
 import re
 import statistics
-import sys
 
 import matplotlib
 import numpy as np
@@ -99,12 +98,11 @@ def test_rounds_are_counted_against_the_rows_seeds():
     assert list(table.index) == ["ws-plain", "ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
                                  "ws-aux-d0.75"]
     assert list(table["rounds"]) == [2, 2, 2, 2, 1]
-    assert tables.rounds_cells(table) == ["2 of 10"] * 4 + ["1 of 10"]
     only = fixture_records()["ws-aux-d0.75"][0]  # a single round: its mean, no SD
     assert table.loc["ws-aux-d0.75", "test_pct"] == pytest.approx(only["test_error_rate"])
     assert table["test_sd"].isna().tolist() == [False, False, False, False, True]
     shown = tables.show_table(table)
-    assert shown.loc["ws-aux-d0.75", ("", "rounds")] == "1 of 10"
+    assert list(shown[("", "rounds")]) == ["2 of 10"] * 4 + ["1 of 10"]
     assert shown.loc["ws-aux-d0.75", ("test error", "SD (errors out of 100)")] == "-"
 
 
@@ -150,7 +148,6 @@ def test_budget_table_reads_each_records_budget(tmp_path):
         3e9 / aux["budget"]["training_flops"], abs=0.005)
     assert table.loc["ws", "seconds per training (median)"] == 2.5
     assert table.loc["ws", "parameters"] == aux["n_parameters"]
-    assert "helpers.bench" not in sys.modules  # nothing is recounted at publishing time
 
 
 # --- the numerics of a folder -------------------------------------------------------------------
@@ -331,19 +328,19 @@ def test_test_errors_figure_reads_at_the_readme_width(tmp_path):
     assert width <= 830 and height < 3 * width
 
 
-def test_learning_curves_label_the_epochs_of_every_bottom_panel(tmp_path):
+def test_learning_curves_label_the_epochs_of_every_panel(tmp_path):
     errors = {name: [40, 41] for name in ("baseline", "ws-plain", "ws", "ws-aux", "ws-aux-c0.5",
                                           "ws-aux-d0.25")}
     found = tables.published(load(write_records(tmp_path / "results", errors)), TINY)
     figure = figures.learning_curves_figure(found)   # 4 columns: 4 panels, then 2
     figure.canvas.draw()
     panels = [axis for axis in figure.axes if axis.get_visible()]
-    assert len(panels) == 6
-    for axis in panels:
-        labelled = any(t.get_visible() and t.get_text() for t in axis.get_xticklabels())
-        bottom = axis.get_title().split(" ")[0] in ("ws-aux", "ws", "ws-aux-c0.5", "ws-aux-d0.25")
-        assert labelled == bottom, axis.get_title()
-        assert (axis.get_xlabel() == "epoch") == bottom
+    assert [axis.get_title() for axis in panels] == [  # the alpha sweep's rows in alpha order
+        f"{name} (2 rounds)" for name in ("baseline", "ws-plain", "ws", "ws-aux", "ws-aux-c0.5",
+                                          "ws-aux-d0.25")]
+    for axis in panels:  # a row above an empty panel keeps its epochs
+        assert any(t.get_visible() and t.get_text() for t in axis.get_xticklabels())
+        assert axis.get_xlabel() == "epoch"
 
 
 def run_curves(record, monkeypatch):

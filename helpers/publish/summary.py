@@ -225,7 +225,7 @@ def _executing(jobs, cwd, staging):
             for name in ("traitlets", "papermill"):  # "Kernel died ...": the caller says why
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             kernel.km.provisioner.process.kill()
-        thread.join(timeout=30)
+        thread.join(timeout=120)  # a worker alive at exit: the process dies of SIGINT instead
 
 
 def _install(staged):
