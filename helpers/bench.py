@@ -144,9 +144,8 @@ def report_walls(seeds, workers, overrides, folder):
     folder = Path(folder)
     shutil.copytree(NOTEBOOKS, folder / "notebooks")
     return (helpers_wall("run", "report", *_run_options(seeds, workers, overrides, folder)),
-            helpers_wall("summary", "--results", folder / "results", "--figures",
-                         folder / "figures", "--report", folder / "report.html",
-                         "--notebooks", folder / "notebooks"))
+            helpers_wall("summary", "--results", folder / "results", "--output",
+                         folder / "report", "--notebooks", folder / "notebooks"))
 
 
 def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_experiment="ws-aux",

@@ -15,6 +15,10 @@ from .catalogue.parameters import PARAMETERS
 from .errors import UsageError
 
 
+# The notebooks that train (those of the catalogue's rows), in catalogue order.
+ARCHITECTURE_NOTEBOOKS = list(dict.fromkeys(row["notebook"] for row in experiments.CATALOGUE))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own usage errors: one line, exit 2
         raise UsageError(f"{message} (python -m helpers --help shows the usage)")
@@ -119,19 +123,21 @@ def cmd_run(args):
 
 
 def cmd_notebooks(args):
-    from .publish.summary import ARCHITECTURE_NOTEBOOKS, refresh_notebooks
+    from .publish.summary import refresh_notebooks
 
+    unknown = [name for name in args.names if name not in ARCHITECTURE_NOTEBOOKS]
+    if unknown:
+        raise UsageError(f"no notebook {', '.join(unknown)} among the architecture notebooks: "
+                         f"choose among {', '.join(ARCHITECTURE_NOTEBOOKS)}")
     return refresh_notebooks(args.names or ARCHITECTURE_NOTEBOOKS, notebooks_dir=args.notebooks)
 
 
 def cmd_summary(args):
     from .publish.summary import summary
 
-    # Where each output goes (the project's files only for the project's results/):
-    # helpers/publish/summary.py, `plan`.
-    return summary(results_dir=args.results, output=args.output, figures_dir=args.figures,
-                   report=args.report, readme=args.readme, validation_dir=args.validation,
-                   notebooks_dir=args.notebooks)
+    return summary(results_dir=args.results, validation_dir=args.validation,
+                   output=args.output, notebooks_dir=args.notebooks,
+                   overrides=dict(args.p or []))
 
 
 def cmd_bench(args):
@@ -209,35 +215,28 @@ def build_parser():
     notebooks.set_defaults(func=cmd_notebooks)
 
     summary = commands.add_parser(
-        "summary", help="publish the records of a results folder: the summary and analysis "
-                        "notebooks executed, HTML reports, figures, the README's results",
-        description="Execute notebooks/summary.ipynb, then notebooks/analysis.ipynb and "
-                    "notebooks/readings.ipynb, over the run records of --results and "
-                    "--validation (never training); export each to HTML without its code "
-                    "(report.html, analysis.html, readings.html) and save their figures as PNG. "
-                    "Over the project's results/, the executed notebooks replace those in "
-                    "notebooks/, the figures go to figures/, the HTML to the project's root, "
-                    "and the results section of README.md is rewritten. Over any other folder "
-                    "F, everything goes to F-report/ beside it (the three notebooks, their "
-                    "HTML, figures/) and no project file changes, unless --output, "
-                    "--figures, --report or --readme say otherwise. All input is checked "
-                    "first, and outputs replace the old ones only once all are written. Exit "
-                    "codes: 0 done, 1 a notebook failed, 2 usage error (nothing replaced).")
+        "summary", help="publish the records: the summary, analysis and readings notebooks "
+                        "executed, their HTML, the figures, the README's results",
+        description="Execute notebooks/summary.ipynb, analysis.ipynb and readings.ipynb over "
+                    "the records of --results and --validation (never training), export each "
+                    "to HTML without its code (report.html, analysis.html, readings.html) and "
+                    "keep their figures. A record counts only when it is its catalogue row's "
+                    "(the row's parameters, one of its seeds); the others are named and left "
+                    "out. Over the project's results/, the notebooks are replaced in place, "
+                    "the figures go to figures/, the HTML to the project's root and README.md's "
+                    "results section is rewritten; over another folder F, everything goes to "
+                    "F-report/ (or --output) and no project file changes. Outputs are replaced "
+                    "only once all are made. Exit codes: 0 done, 1 a notebook failed, 2 usage "
+                    "error, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (nothing replaced).")
     summary.add_argument("--results", default="results", help="records folder (default results)")
+    summary.add_argument("--validation", default=None, metavar="FOLDER",
+                         help="records on validation pairs (default the project's validation)")
     summary.add_argument("--output", default=None, metavar="FOLDER",
                          help="put every output in FOLDER (default: the project's places for "
                               "results/, else RESULTS-report/ beside the results folder)")
-    summary.add_argument("--figures", default=None, metavar="FOLDER",
-                         help="PNG figures folder (default figures/ of the output)")
-    summary.add_argument("--report", default=None, metavar="FILE",
-                         help="HTML report of the summary notebook; analysis.html goes beside "
-                              "it (default report.html of the output)")
-    summary.add_argument("--readme", default=None, metavar="FILE",
-                         help="rewrite the results section of FILE, between its markers "
-                              "(default README.md for the project's results/, else none)")
-    summary.add_argument("--validation", default=None, metavar="FOLDER",
-                         help="the ablation's records, for the analysis notebook (default "
-                              "the project's validation/)")
+    summary.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                         help="count records made with this run parameter (as run -p made "
+                              "them), e.g. -p epochs 10")
     summary.add_argument("--notebooks", default=None, help=argparse.SUPPRESS)  # tests: a copy
     summary.set_defaults(func=cmd_summary)
 

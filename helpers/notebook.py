@@ -1,5 +1,6 @@
 """What the architecture notebooks call: reading their `parameters` cell, showing the network,
-printing a run's final errors, saving its record (the figures are in `publish.figures`).
+its run's curves and final errors, saving its record (the report's figures are in
+`publish.figures`).
 
 Papermill injects the parameters it is given as a cell of assignments after the notebook's
 `parameters` cell, and only warns about a name that cell does not define. `parameters()`
@@ -152,6 +153,48 @@ def show_network(params):
     model = build_model(params)
     print(model)
     print(f"{count_parameters(model):,} trainable parameters")
+
+
+def run_curves(record):
+    """Show the loss terms (left) and the train and test error (right) per epoch of one run."""
+    from matplotlib.ticker import MaxNLocator
+
+    from .publish.figures import marker, show, subplots
+
+    history = record["history"]
+    epochs = [row["epoch"] for row in history]
+    figure, (losses, errors) = subplots(1, 2, figsize=(11, 3.8))
+    for key, label in (("loss", "total (weighted)"), ("loss_comparison", "comparison"),
+                       ("loss_digit_first", "first digit"), ("loss_digit_second", "second digit")):
+        if key in history[0]:
+            losses.plot(epochs, [row[key] for row in history], label=label, marker=marker(epochs))
+    for key, n, label in (("train_errors_running", "n_train", "train (counted during the epoch)"),
+                          ("test_errors", "n_test", "test (end of the epoch)")):
+        errors.plot(epochs, [100 * row[key] / record[n] for row in history], label=label,
+                    marker=marker(epochs))
+    losses.set(xlabel="epoch", ylabel="cross-entropy (epoch mean)", title="loss terms")
+    errors.set(xlabel="epoch", ylabel="error (%)", title="comparison error")
+    for axis in (losses, errors):
+        axis.legend()
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(f"{record['experiment']}, seed {record['seed']}")
+    show(figure)
+
+
+def loss_weights(record):
+    """Show the weights of L_cmp and of L_A + L_B at each epoch of one run."""
+    from .publish.figures import marker, show, subplots
+
+    epochs = [row["epoch"] for row in record["history"]]
+    figure, axes = subplots(figsize=(6, 3))
+    for key, label in (("weight_comparison", "weight of $L_{cmp}$"),
+                       ("weight_digits", "weight of $L_A + L_B$")):
+        axes.plot(epochs, [row[key] for row in record["history"]], label=label,
+                  marker=marker(epochs))
+    axes.set(xlabel="epoch", ylabel="weight",
+             title=f"{record['params']['weighting']}, alpha = {record['params']['alpha']:g}")
+    axes.legend()
+    show(figure)
 
 
 def print_final_errors(record):

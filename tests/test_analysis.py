@@ -1,8 +1,8 @@
 """The error analysis and paired statistics, on small inputs whose answers are known."""
 
-import re
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +20,10 @@ from helpers.publish.diagnosis import (
 )
 from helpers.runs import records
 from helpers.science.data import generate_pair_sets
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "results"
+TINY = {"n_pairs": 100, "epochs": 2}
 
 
 def test_confusion_matrix_counts_and_sums():
@@ -54,7 +58,7 @@ def test_paired_difference_known_answer():
     before = pd.Series([10, 12, 9, 11], index=[0, 1, 2, 3])
     after = pd.Series([8, 10, 8, 8], index=[0, 1, 2, 3])  # differences -2, -2, -1, -3
     row = stats.paired_difference(before, after)
-    assert row["rounds"] == 4 and row["mean_difference"] == pytest.approx(-2.0)
+    assert row["rounds"] == 4 and row["difference"] == pytest.approx(-2.0)
     # t = mean / (sd / sqrt(n)) = -2 / (0.8165 / 2) = -4.899, 3 degrees of freedom
     assert row["p_value"] == pytest.approx(2 * scipy.stats.t.sf(4.898979, 3), rel=1e-4)
     half_width = scipy.stats.t.ppf(0.975, 3) * np.std([-2, -2, -1, -3], ddof=1) / 2
@@ -65,13 +69,19 @@ def test_paired_difference_uses_only_common_seeds_in_seed_order():
     before = pd.Series([10, 20, 30], index=[2, 0, 1])
     after = pd.Series([11, 22, 99], index=[0, 1, 5])  # seed 5 has no partner, seed 2 neither
     row = stats.paired_difference(before, after)
-    assert row["rounds"] == 2 and row["mean_difference"] == pytest.approx(((11 - 20) + (22 - 30)) / 2)
+    assert row["rounds"] == 2 and row["difference"] == pytest.approx(((11 - 20) + (22 - 30)) / 2)
 
 
 def test_paired_difference_without_spread_has_no_p_value():
     row = stats.paired_difference(pd.Series([5, 6]), pd.Series([4, 5]))
-    assert row["mean_difference"] == -1 and row["ci_low"] == row["ci_high"] == -1
+    assert row["difference"] == -1 and row["ci_low"] == row["ci_high"] == -1
     assert np.isnan(row["p_value"])
+
+
+def sweep_table(frame):
+    """The alpha sweep as the analysis notebook makes it."""
+    return stats.against_table(frame, {name: alpha for alpha, name in experiments.SWEEP.items()},
+                               experiments.SWEEP[1]).rename(columns={"label": "alpha"})
 
 
 def frame_of(errors):
@@ -82,26 +92,22 @@ def frame_of(errors):
                          for name, values in errors.items() for seed, e in enumerate(values)])
 
 
-def test_paired_table_and_its_sentence():
+def test_paired_table_and_its_layout():
     frame = frame_of({"ws": [120, 130, 125, 128], "ws-aux": [70, 72, 69, 75], "baseline": [200]})
     table = stats.paired_table(frame)
     assert table[["before", "after"]].values.tolist() == [["baseline", "ws"], ["ws", "ws-aux"]]
     aux = table.iloc[1]
-    assert aux["mean_difference"] == pytest.approx(-54.25) and aux["p_value"] < 0.001
+    assert aux["difference"] == pytest.approx(-54.25) and aux["p_value"] < 0.001
     # a family of one test: Holm leaves its p-value as it is
     assert aux["family"] == 1 and aux["p_holm"] == pytest.approx(aux["p_value"])
-    sentence = stats.describe_difference(aux)
-    assert "mean difference -54.2 errors out of 1000" in sentence
-    assert "p < 0.001, Holm-adjusted p < 0.001 (family of 1 tests)" in sentence
-    assert sentence.endswith("ws-aux has a lower test error than ws.")
+    assert aux["verdict"] == stats.LOWER
     assert table.iloc[0]["rounds"] == 1 and np.isnan(table.iloc[0]["p_value"])
-    assert "no p-value (fewer than 2 paired rounds)" in stats.describe_difference(table.iloc[0])
-    shown = stats.show_paired(table)
-    assert list(shown.columns) == [
-        "what changes", "paired rounds", "mean difference (errors out of 1000, after - before)",
-        "95% CI (errors out of 1000)", "p", "p, Holm (1 tests)", "verdict (after vs before)"]
-    assert shown.loc["ws-aux vs ws", "p"] == "< 0.001"
-    assert shown.loc["ws-aux vs ws", "verdict (after vs before)"] == stats.LOWER
+    shown = stats.tested(table, "errors out of 1000")  # the columns the notebook shows
+    assert list(shown) == ["difference (errors out of 1000)", "95% CI (errors out of 1000)",
+                           "p", "p, Holm (1 tests)", "verdict"]
+    assert [column[1] for column in shown.values()] == [
+        "-54.2", shown["95% CI (errors out of 1000)"][1], "< 0.001", "< 0.001", stats.LOWER]
+    assert shown["verdict"][0] == "-"  # no p-value: no verdict shown
 
 
 def test_holm_matches_its_definition():
@@ -112,37 +118,37 @@ def test_holm_matches_its_definition():
     assert stats.holm([])[1] == 0
 
 
-def test_sweep_table_and_answer_come_from_the_numbers():
+def test_sweep_table_comes_from_the_numbers():
     errors = {name: [80, 82, 78] for name in experiments.SWEEP.values()}
     errors[experiments.SWEEP[0]] = [130, 125, 128]   # no auxiliary loss: much worse
     errors[experiments.SWEEP[2]] = [60, 63, 61]       # alpha 2: clearly the best here
-    table = stats.sweep_table(frame_of(errors))
+    table = sweep_table(frame_of(errors))
     assert table["alpha"].tolist() == list(experiments.SWEEP_ALPHAS)
     row = table.set_index("alpha").loc[2]
-    assert row["test_pct"] == pytest.approx(6.133, abs=1e-3) and row["vs_alpha_1"] < 0
-    assert row["ci_low"] < row["test_pct"] < row["ci_high"]
+    assert row["error_pct"] == pytest.approx(6.133, abs=1e-3) and row["difference"] < 0
+    assert row["mean_ci_low"] < row["error_pct"] < row["mean_ci_high"]
     assert row["verdict"] == stats.LOWER and row["family"] == 2  # alpha 0 and 2: spread
-    answer = stats.sweep_answer(table)
-    assert "alpha = 2 with 6.13%" in answer
-    assert "lower test error than alpha = 1: 2; higher test error: 0;" in answer
+    shown = stats.show_against(table.assign(label=[f"{a:g}" for a in table["alpha"]]),
+                               "alpha = 1", "test error")
+    assert shown.loc["ws-aux-c2", "verdict"] == stats.LOWER
+    assert shown.loc["ws-aux", "verdict"] == "-" and shown.loc["ws-aux", "what"] == "1"
 
 
 def test_sweep_verdicts_are_corrected_for_the_nine_alphas():
-    # The issue's example: alphas 4 and 8 have p = 0.015 each alone, which nine tests at once
+    # alphas 4 and 8 have p = 0.015 each alone, which nine tests at once
     # do not support; alphas 0 and 0.1 are 30 errors worse in every round (give or take 3).
     reference = np.array([80, 82, 78, 81, 79, 80, 83, 77, 80, 80])
     wiggle = np.array([3, -3] * 5)
     shift = {0: 30, 0.1: 30, 4: 3, 8: 3}
     errors = {name: reference + shift.get(alpha, 0) + (wiggle if alpha != 1 else 0)
               for alpha, name in experiments.SWEEP.items()}
-    table = stats.sweep_table(frame_of(errors)).set_index("alpha")
+    table = sweep_table(frame_of(errors)).set_index("alpha")
     assert (table.loc[[4, 8], "p_value"] < 0.05).all()
     assert (table.loc[[4, 8], "p_holm"] >= 0.05).all() and set(table["family"]) == {9}
     assert table["p_holm"].drop(1).tolist() == pytest.approx(
         list(multipletests(table["p_value"].drop(1), method="holm")[1]))
-    answer = stats.sweep_answer(table.reset_index())
-    assert ("lower test error than alpha = 1: none; higher test error: 0, 0.1; not "
-            "distinguishable from alpha = 1: 0.25, 0.5, 0.75, 1.5, 2, 4, 8.") in answer
+    assert table.loc[[0, 0.1], "verdict"].tolist() == [stats.HIGHER] * 2
+    assert set(table["verdict"].drop([0, 0.1, 1])) == {stats.NOT_DISTINGUISHABLE}
 
 
 def test_ablation_and_heads_are_families_of_their_own():
@@ -152,19 +158,19 @@ def test_ablation_and_heads_are_families_of_their_own():
               "best-val-hidden-head": best + 3 + 2 * wiggle,
               "best-val-no-label-smoothing": best + wiggle}
     frame = frame_of(errors)
-    ablation = stats.ablation_table(frame).set_index("experiment")
+    removed = {f"best-val{suffix}": what for suffix, (what, _) in experiments.ABLATION.items()}
+    ablation = stats.against_table(frame, removed, experiments.BEST_VALIDATION)
+    ablation = ablation.set_index("experiment")
     assert ablation.loc["best-val-linear-head", "family"] == 3
     assert ablation.loc["best-val-linear-head", "verdict"] == stats.HIGHER
     assert ablation.loc["best-val-no-label-smoothing", "verdict"] == stats.NOT_DISTINGUISHABLE
-    summary = stats.ablation_summary(ablation.reset_index())
-    assert "`best-val-linear-head` has a higher validation error than `best-val`" in summary
-    assert not re.search(r"\b(costs|saves)\b", summary)
-    heads = stats.head_table(frame)
+    assert ablation.loc["best-val-no-label-smoothing", "label"] == "label smoothing"
+    heads = stats.against_table(frame, experiments.HEAD_STUDY, experiments.BEST_VALIDATION)
     assert set(heads["family"]) == {2}  # the two learned heads against the computed one
-    shown = stats.show_heads(heads)
+    shown = stats.show_against(heads, "the computed head")
     assert "p, Holm (2 tests)" in shown.columns
-    text = stats.head_summary(heads, pd.DataFrame())
-    assert "the learned linear head has a higher validation error than the computed head" in text
+    assert shown.loc["best-val", "verdict"] == "-"
+    assert shown.loc["best-val-linear-head", "verdict"] == stats.HIGHER
 
 
 def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
@@ -180,28 +186,26 @@ def test_error_kinds_of_a_record_recomputes_the_truth_from_the_seed(mnist_root):
     assert table.loc["ws-aux", ALL_RIGHT] == 49
     assert table.loc["ws-aux", DIGIT_WRONG_ANSWER_RIGHT] == 1
     assert table.loc["ws-aux", diagnosis.ERROR_KINDS].sum() == 0
-    true, predicted = diagnosis.digit_arrays([record])
-    assert diagnosis.confusion_matrix(true, predicted).to_numpy().trace() == 99
+    true = diagnosis.truth_of(record)[2]
+    assert diagnosis.confusion_matrix(true, digits.numpy()).to_numpy().trace() == 99
 
 
 # --- the analysis notebook, executed on the fixture records ------------------------------------
 @pytest.mark.slow
 def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
     import json
-    from pathlib import Path
 
     import papermill
 
-    repo = Path(__file__).resolve().parent.parent
     monkeypatch.setenv("MNIST_ROOT", mnist_root)  # the kernel recomputes the fixture's pairs
-    figures = tmp_path / "figures"
+    figures_dir = tmp_path / "figures"
     output = tmp_path / "analysis.ipynb"
+    (tmp_path / "no-validation").mkdir()
     papermill.execute_notebook(
-        str(repo / "notebooks" / "analysis.ipynb"), str(output), kernel_name="python3",
+        str(REPO / "notebooks" / "analysis.ipynb"), str(output), kernel_name="python3",
         cwd=str(tmp_path), progress_bar=False,
-        parameters={"results_dir": str(repo / "tests" / "fixtures" / "results"),
-                    "validation_dir": str(tmp_path / "no-validation"),
-                    "figures_dir": str(figures)})
+        parameters={"results_dir": str(FIXTURE), "validation_dir": str(tmp_path / "no-validation"),
+                    "figures_dir": str(figures_dir), "overrides": TINY})
     cells = json.loads(output.read_text())["cells"]
     text = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
                      for c in cells for o in c.get("outputs", []))
@@ -209,21 +213,22 @@ def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
     assert "ws-aux vs ws (the auxiliary loss, eq. (1))" in text and "2 paired rounds" in text
     assert "Holm-adjusted p = 1 (family of 5 tests): ws-aux is not distinguishable from ws" in text
     assert "No records of the head study yet" in text
-    assert "Left out: ws, ws-plain." in text  # their digits are never trained
-    assert sorted(p.name for p in figures.iterdir()) == [
+    assert "Left out: `ws`, `ws-plain`" in text  # their digits are never trained
+    assert sorted(p.name for p in figures_dir.iterdir()) == [
         "alpha_sweep.png", "digit_confusion.png", "misclassified_ws-aux.png"]
+    assert not [o for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
 
 
 def test_error_kinds_only_where_the_digits_are_trained(mnist_root):
-    fixture = Path(__file__).resolve().parent / "fixtures" / "results"
-    found = records.load(fixture).records
-    assert diagnosis.untrained_digits(found) == ["ws", "ws-plain"]  # the baseline has no digits
+    found = records.load(FIXTURE).records
+    assert sorted({r["experiment"] for r in found if r["test_digit_predictions"] is not None
+                   and not diagnosis.trains_digits(r["params"])}) == ["ws", "ws-plain"]
     kinds = diagnosis.error_kinds(found)
     assert list(kinds.index) == ["ws-aux", "ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
                                  "ws-aux-d0.75"]
-    text = diagnosis.error_kinds_summary(kinds, diagnosis.untrained_digits(found))
-    assert "- ws-aux (2 rounds," in text and "- ws (" not in text
-    assert "Left out: ws, ws-plain. Their weighting gives the digit losses no weight" in text
+    assert kinds.loc["ws-aux", "rounds"] == 2
+    errors = sum(r["test_errors"] for r in found if r["experiment"] == "ws-aux")
+    assert kinds.loc["ws-aux", diagnosis.ERROR_KINDS].sum() == errors
 
 
 @pytest.mark.parametrize("weighting, alpha, trained", [
@@ -233,17 +238,17 @@ def test_trains_digits_reads_the_weighting(weighting, alpha, trained):
     assert diagnosis.trains_digits({"weighting": weighting, "alpha": alpha, "epochs": 25}) is trained
 
 
-def test_digit_confusions_show_the_configurations_with_records(tmp_path, mnist_root, capsys):
-    import matplotlib
-
+def test_digit_confusion_counts_every_test_digit(tmp_path, mnist_root):
     matplotlib.use("agg")
-    fixture = Path(__file__).resolve().parent / "fixtures" / "results"
-    found = records.load(fixture).records
-    shown = figures.digit_confusions(found, ("ws-aux", "best"), tmp_path, mnist_root)
-    assert shown == ["ws-aux"]  # the fixtures have no `best` record
+    found = records.load(FIXTURE).records
+    figure = figures.confusions_figure(found, ["ws-aux"], mnist_root)
+    runs = [r for r in found if r["experiment"] == "ws-aux"]
+    image = figure.axes[0].get_images()[0].get_array()
+    assert np.nansum(image) == 2 * sum(r["n_test"] for r in runs)  # two digits per pair
+    figures.show(figure, tmp_path, "digit_confusion.png")
     assert (tmp_path / "digit_confusion.png").stat().st_size > 0
-    assert figures.digit_confusions(found, ("best",), tmp_path / "none") == []
-    assert "no records of best yet" in capsys.readouterr().out
-    assert not (tmp_path / "none").exists()
-    assert diagnosis.first_round(found, "ws-aux")["seed"] == \
-        min(r["seed"] for r in found if r["experiment"] == "ws-aux")
+    record = min(runs, key=lambda r: r["seed"])  # the gallery shows the first round's
+    gallery = figures.gallery_figure(found, "ws-aux", 6, mnist_root)
+    wrong = sum(p != t for p, t in zip(record["test_predictions"],
+                                       diagnosis.truth_of(record, mnist_root)[1]))
+    assert len([a for a in gallery.axes if a.get_images()]) == min(6, wrong)

@@ -16,7 +16,6 @@ from helpers.runs.records import read_record, record_path
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
-FIXTURE = REPO / "tests" / "fixtures" / "results"
 TINY = {"epochs": 1, "n_pairs": 100}
 
 
@@ -48,10 +47,8 @@ def notebook_globals(**values):
     base = {name: None for name in ("seed", "n_pairs", "epochs", "lr", "batch_size", "optimizer",
                                     "model", "weighting", "alpha", "batch_norm", "dropout",
                                     "dropout_2d", "device", "threads", "data_root", "results_dir")}
-    # what an IPython kernel's globals also hold: history (papermill's cell of the parameters
-    # `values` in it), shell helpers, imports, functions
-    injected = "# Parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in values.items())
-    base.update({"In": ["", "import helpers", injected], "Out": {}, "get_ipython": lambda: None,
+    # what an IPython kernel's globals also hold: history, shell helpers, imports, functions
+    base.update({"In": ["", "import helpers"], "Out": {}, "get_ipython": lambda: None,
                  "_i1": "import helpers", "helpers": types.ModuleType("helpers"),
                  "display": print, "seed": 0})
     base.update(values)
@@ -68,7 +65,7 @@ def test_parameters_drop_none_and_apply_the_catalogue():
 def test_parameters_reject_unknown_names_and_foreign_experiments():
     with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
         parameters(notebook_globals(experiment="ws", epoch=3), notebook="weight_sharing.ipynb")
-    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*choose one of ws-plain, ws, "):
+    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*ws-plain, ws here"):
         parameters(notebook_globals(experiment="ws-aux"), notebook="weight_sharing.ipynb")
     with pytest.raises(UsageError, match=r"lr must be in \(0, 100\]"):
         parameters(notebook_globals(experiment="ws", lr=-1), notebook="weight_sharing.ipynb")
@@ -98,7 +95,6 @@ def test_names_the_notebook_binds_itself_are_not_parameters():
     ("weight_sharing.ipynb", "ws-plain", {"batch_norm": False, "dropout": 0.0, "weighting": "none"}),
     ("auxiliary_loss.ipynb", "ws-aux-d0.25", {"weighting": "eq3", "alpha": 0.25}),
 ])
-@pytest.mark.slow
 def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, expected):
     results = tmp_path / "results"
     out = execute(notebook, tmp_path, experiment=experiment, seed=3, results_dir=str(results),
@@ -116,7 +112,6 @@ def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, 
     assert f"{record['n_parameters']:,} trainable parameters" in text
 
 
-@pytest.mark.slow
 def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
     out = execute("auxiliary_loss.ipynb", tmp_path, data_root=mnist_root, **TINY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auxiliary_loss.ipynb"]
@@ -128,7 +123,6 @@ def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
 @pytest.mark.parametrize("notebook, bad, message", [
     ("weight_sharing.ipynb", {"epoch": 3}, "unknown parameter 'epoch'"),
 ])
-@pytest.mark.slow
 def test_bad_parameter_fails_with_one_line_before_training(tmp_path, notebook, bad, message):
     results = tmp_path / "results"
     with pytest.raises(papermill.PapermillExecutionError) as failure:
@@ -140,33 +134,6 @@ def test_bad_parameter_fails_with_one_line_before_training(tmp_path, notebook, b
     # one line, no traceback, and nothing trained or written
     assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
     assert "trained in" not in printed(out) and not results.exists()
-
-
-# --- the summary notebook ---------------------------------------------------------------------
-@pytest.mark.slow
-def test_summary_on_the_fixture(tmp_path):
-    figures = tmp_path / "figures"
-    out = execute("summary.ipynb", tmp_path, results_dir=str(FIXTURE), figures_dir=str(figures))
-    text = printed(out)
-    assert "15 run records of 8 configurations" in text
-    assert "INCOMPLETE: 1 of 2 rounds" in text and "No run records" not in text
-    assert sorted(p.name for p in figures.iterdir()) == ["learning_curves.png", "test_errors.png"]
-    assert "These numbers come from 15 run records" in text
-
-
-@pytest.mark.slow
-def test_summary_without_records_says_so(tmp_path):
-    out = execute("summary.ipynb", tmp_path, results_dir=str(tmp_path / "missing"))
-    text = printed(out)
-    assert "No run records under" in text and "nothing to conclude" in text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.ipynb"]
-
-
-def test_summary_parameters_are_checked():
-    known = ["results_dir", "figures_dir", "expected_rounds"]
-    check_names({"results_dir": "../results", "figures_dir": None, "found": object()}, known)
-    with pytest.raises(UsageError, match="unknown parameter 'results'"):
-        check_names({"results_dir": "../results", "results": "x"}, known)
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")))

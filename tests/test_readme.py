@@ -1,66 +1,49 @@
-"""The README's results section is written from the records, never by hand."""
+"""The README's results section is written from the records and its template, never by hand;
+the README itself stays short and says what a newcomer needs first."""
 
 from pathlib import Path
 
-import pytest
+from publish_tools import fixture
 
-from helpers import UsageError
+from helpers.catalogue import experiments
 from helpers.publish import summary, tables
 from helpers.runs.records import load
+from helpers.runs.runner import parse_seeds
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "tests" / "fixtures" / "results"
+TEMPLATE = REPO / "notebooks" / summary.TEMPLATE
+
+
+def committed():
+    return tables.published(load(REPO / "results"))
 
 
 def test_committed_readme_shows_the_committed_records():
-    # Fails when README.md's results were edited by hand or results/ changed without
-    # `python -m helpers summary` being rerun.
+    # Fails when README.md's results were edited by hand, or results/ or the template changed
+    # without `python -m helpers summary` being rerun.
     text = (REPO / "README.md").read_text()
     section = text.split(tables.README_START, 1)[1].split(tables.README_END, 1)[0].strip()
-    assert section == tables.readme_results(load(REPO / "results")).strip()
+    assert section == tables.readme_block(committed(), TEMPLATE)
 
 
-def test_readme_section_is_rewritten_between_the_markers_only(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nintro\n\n{tables.README_START}\nold numbers\n"
-                      f"{tables.README_END}\n\nafter\n")
-    found = load(FIXTURE)
-    assert summary.update_readme(readme, found) is True
-    text = readme.read_text()
-    assert text.startswith("# Title\n\nintro\n\n") and text.endswith("\n\nafter\n")
-    assert "old numbers" not in text and "**Test error**" in text and "Far from the report" in text
-    # ours beside the report's row, one unit per column
-    assert "| `ws-aux` | Table III, WS+AuxLoss | 2 | **50.0** | 5.7 | 6.9 | 5.5 | +43.1 |" in text
-    assert summary.update_readme(readme, found) is False  # second time: nothing to change
-    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+def test_the_committed_records_are_every_report_rows_and_nothing_else():
+    # what the README promises: `make report` on a clone finds every run of the report recorded
+    # (it retrains nothing), and publishes no record that is not its row's
+    found = committed()
+    assert not found.left_out and not found.damaged
+    have = {(r["experiment"], r["seed"]) for r in found.records}
+    for name in experiments.expand(["report"]):
+        for seed in parse_seeds(experiments.EXPERIMENTS[name]["seeds"]):
+            assert (name, seed) in have, (name, seed)
+    assert "retrains nothing" in " ".join((REPO / "README.md").read_text().split())
 
 
-def test_readme_without_markers_is_refused(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# no markers\n")
-    with pytest.raises(ValueError, match="no results markers"):
-        summary.update_readme(readme, load(FIXTURE))
-    assert readme.read_text() == "# no markers\n"
-    with pytest.raises(UsageError, match="has no results markers: put the lines"):
-        summary.check_readme(readme)
-    with pytest.raises(UsageError, match="does not exist: give an existing file with --readme"):
-        summary.check_readme(tmp_path / "missing.md")
-
-
-def test_readme_numbers_are_those_of_the_tables():
-    found = load(FIXTURE)
-    table = tables.report_table(found)
-    section = tables.readme_results(found)
-    for _, row in table.iterrows():
-        if row["rounds"]:
-            sd = "-" if row["rounds"] < 2 else f"{row['test_sd']:.1f}"
-            assert (f"| `{row['experiment']}` | Table {row['table']}, {row.name} | {row['rounds']} | "
-                    f"**{row['test_pct']:.1f}** | {sd} | {row['report_test_pct']:.1f} | "
-                    f"{row['report_test_sd']:.1f} | {row['test_gap']:+.1f} |") in section
-            if row["far"]:  # a far row is named with its far gaps, train ones included
-                gaps = ", ".join(f"{kind} {row[f'{kind}_gap']:+.1f}" for kind in
-                                 row["far"].split(", "))
-                assert f"`{row['experiment']}` ({gaps})" in section
+def test_readme_section_is_rewritten_between_the_markers_only():
+    text = f"# Title\n\nintro\n\n{tables.README_START}\nold numbers\n{tables.README_END}\n\nafter\n"
+    block = tables.readme_block(fixture(), TEMPLATE)
+    new = tables.readme_text(text, block)
+    assert new == f"# Title\n\nintro\n\n{tables.README_START}\n{block}\n{tables.README_END}\n\nafter\n"
+    assert tables.readme_text(new, block) == new  # the same records: the same text
 
 
 def test_the_speed_page_shows_the_committed_benchmark_output():
@@ -78,3 +61,12 @@ def test_the_readme_stays_short_and_starts_with_what_and_how():
     first_screen = text[:text.index("## Results")]
     assert "make report" in first_screen and "make test" in first_screen
     assert "source .venv/bin/activate" in first_screen
+
+
+def test_every_relative_link_of_the_readme_and_the_docs_points_at_a_file():
+    import re
+
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+            if not re.match(r"^[a-z]+:", target):
+                assert (page.parent / target).exists(), f"{page.name}: {target}"

@@ -308,8 +308,8 @@ def test_bad_input_through_a_real_process_has_no_traceback(folders, damaged_mnis
             (["run", "nope"], REPO, "unknown experiment"),
             (["run", "ws"], damaged_mnist, "damaged or truncated"),
             (["summary", "--results", folders / "missing"], REPO, "does not exist")]:
-        done = helpers(*args, "--results" if args[0] == "run" else "--report",
-                       folders / ("results" if args[0] == "run" else "r.html"), mnist_root=root)
+        done = helpers(*args, "--results" if args[0] == "run" else "--output",
+                       folders / ("results" if args[0] == "run" else "report"), mnist_root=root)
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
         assert fragment in done.stderr
@@ -953,40 +953,3 @@ def test_a_diverging_run_fails_in_one_line_and_writes_no_record(tmp_path, mnist_
     assert ("  failed: ws seed 0: TrainingDiverged: the loss became nan at epoch 1 of ws seed 0 "
             "(lr 100): lower lr") in done.stderr
     assert not record_files(results) and not temporaries(results)
-
-
-# --------------------------------------------------------------------------------------------
-# The summary over a damaged record
-# --------------------------------------------------------------------------------------------
-@pytest.mark.slow  # executes a notebook
-def test_summary_names_a_damaged_record_and_leaves_it_out(tmp_path, mnist_root):
-    fixture = REPO / "tests" / "fixtures" / "results"
-    results = tmp_path / "results"
-    shutil.copytree(fixture, results)
-    damaged = sorted(results.glob("*/seed-*.json"))[0]
-    damaged.write_text(damaged.read_text()[:100])
-    impossible = results / "ws" / "seed-1.json"  # whole, but its numbers cannot be
-    record = read_json(impossible)
-    record.update(train_errors=10 ** 6, train_error_rate=10 ** 6.0)
-    impossible.write_text(json.dumps(record))
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    shutil.copy(REPO / "notebooks" / "summary.ipynb", notebooks)
-    done = helpers("summary", "--results", results, "--figures", tmp_path / "figures",
-                   "--report", tmp_path / "report.html", "--notebooks", notebooks,
-                   mnist_root=mnist_root)
-    assert done.returncode == 0, done.stderr
-    name = f"{damaged.parent.name}/{damaged.name}"
-    assert "damaged record" in done.stderr and name in done.stderr
-    assert "ws/seed-1.json (train_errors 1000000 is not a count from 0 to n_train (100))" in \
-        done.stderr
-    executed = read_json(notebooks / "summary.ipynb")
-    assert "papermill" not in executed["metadata"]  # cleaned: no machine path, no timings
-    parameters = next(cell for cell in executed["cells"]
-                      if "parameters" in cell["metadata"].get("tags", []))
-    assert 'results_dir = "../results"' in "".join(parameters["source"])  # relative to it
-    assert list((tmp_path / "figures").glob("*.png"))
-    html = (tmp_path / "report.html").read_text()
-    assert name in html  # the notebook names it too
-    assert "import helpers" in (notebooks / "summary.ipynb").read_text()
-    assert "import helpers" not in html  # exported without the code cells

@@ -1,36 +1,46 @@
-"""`python -m helpers summary`: where its outputs go, what the executed notebooks keep, and how
-it fails (bad input, a failing notebook, a full disk) without replacing anything.
+"""`python -m helpers summary`: which records it publishes, where its outputs go, what the
+executed notebooks and pages keep, and how it fails (bad input, a live runner, a failing
+notebook, a full disk, a signal) without replacing anything or leaving anything in the tree.
 
-Most tests execute the notebooks with a stand-in for papermill that adds what papermill adds
-(an injected-parameters cell with a random id, timings) and saves a figure where it is told;
-one test executes the real notebooks twice over the fixture records.
+Most tests execute the notebooks with a stand-in for papermill that adds what papermill adds (an
+injected-parameters cell with a random id, timings) and saves a figure where it is told, and a
+stand-in for the kernel; the tests marked slow execute the real notebooks in a real kernel.
 """
 
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
+from publish_tools import FIXTURE, TINY, template, write_records
 
-from helpers import __version__
 from helpers.cli import main
 from helpers.publish import summary, tables
+from helpers.runs import claims, kernels
 from helpers.runs.execution import NotebookFailed
+from helpers.runs.records import write_record
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "tests" / "fixtures" / "results"
 README_TEXT = f"# A project\n\nintro\n\n{tables.README_START}\nold\n{tables.README_END}\n\nend\n"
+TINY_ARGS = [arg for name, value in TINY.items() for arg in ("-p", name, str(value))]
+PAGES = ["analysis.html", "readings.html", "report.html"]
 
 
-def fake_papermill(calls, fail=None):
+def fake_papermill(calls, fail=None, meanwhile=None):
     """An `execute_notebook` that does what papermill does to a notebook, without a kernel."""
     def execute(notebook, output, parameters, cwd, km=None, environment=None):
         notebook = Path(notebook)
         calls.append((notebook.name, dict(parameters), Path(cwd)))
-        read = parameters.get("results_dir", parameters.get("validation_dir"))
+        if meanwhile:
+            meanwhile()
         if notebook.name == fail:
             raise NotebookFailed("ValueError: boom")
         nb = nbformat.read(notebook, as_version=4)
@@ -40,38 +50,64 @@ def fake_papermill(calls, fail=None):
         injected.metadata["tags"] = ["injected-parameters"]
         injected.id = uuid.uuid4().hex[:8]
         nb.cells.insert(at + 1, injected)
-        nb.metadata["papermill"] = {"start_time": uuid.uuid4().hex, "duration": 1.5,
-                                    "parameters": parameters, "input_path": str(notebook),
-                                    "output_path": str(output)}
+        nb.metadata["papermill"] = {"start_time": uuid.uuid4().hex, "parameters": parameters}
         for count, cell in enumerate(nb.cells, start=1):
             cell.metadata["papermill"] = {"start_time": uuid.uuid4().hex}
             if cell.cell_type == "code":
                 cell.metadata["execution"] = {"iopub.status.busy": uuid.uuid4().hex}
                 cell.execution_count = count
+                records = len(list((Path(cwd).parent / "results").glob("*/seed-*.json")))
                 cell.outputs = [nbformat.v4.new_output(
-                    "stream", text=f"records of {read}\n")]
+                    "stream", text=f"{records} records of {parameters.get('results_dir')}\n")]
         if "figures_dir" in parameters:
             figures = Path(cwd) / parameters["figures_dir"]
-            (figures / f"{notebook.stem}.png").write_text(f"figure of {read}")
+            (figures / f"{notebook.stem}.png").write_text(f"figure of {parameters['results_dir']}")
         nbformat.write(nb, output)
     return execute
+
+
+class FakeKernel:
+    """Stands in for the warm kernel: the fake papermill needs none."""
+    km = None
+
+    def start(self, cwd, environment):
+        pass
+
+    def manager(self, job):
+        return None
+
+    def stop(self):
+        pass
 
 
 @pytest.fixture
 def calls(monkeypatch):
     made = []
     monkeypatch.setattr(summary, "execute_notebook", fake_papermill(made))
+    monkeypatch.setattr(kernels, "WarmKernel", FakeKernel)
+    # the pages themselves: test_pages_link_to_each_other_and_load_nothing_from_the_network
+    monkeypatch.setattr(summary, "_html", lambda nb, page, where: nbformat.writes(nb))
     return made
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A copy of the project's layout (results, notebooks, figures, README) that the summary
-    takes for the project."""
+def staging(tmp_path, monkeypatch):
+    """The system's temporary folder, watched: the staging folders go there."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, staging):
+    """A copy of the project's layout (results, validation, notebooks, figures, README) that
+    the summary takes for the project."""
     root = tmp_path / "project"
     shutil.copytree(FIXTURE, root / "results")
+    (root / "validation").mkdir()
     (root / "notebooks").mkdir()
-    for name in ("summary.ipynb", "analysis.ipynb"):
+    for name in ("summary.ipynb", "analysis.ipynb", "readings.ipynb", summary.TEMPLATE):
         shutil.copy(REPO / "notebooks" / name, root / "notebooks")
     (root / "figures").mkdir()
     (root / "figures" / "summary.png").write_text("an old figure")
@@ -90,6 +126,10 @@ def snapshot(folder):
             if p.is_file()}
 
 
+def hidden(folder):
+    return [p for p in Path(folder).rglob(".*")]
+
+
 def one_error_line(capsys):
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
@@ -98,59 +138,55 @@ def one_error_line(capsys):
 
 
 # --- where the outputs go ----------------------------------------------------------------------
-def test_a_summary_of_the_project_updates_the_project(project, calls, capsys):
-    assert main(["summary"]) == 0
+def test_a_summary_of_the_project_updates_the_project(project, calls, capsys, staging):
+    assert main(["summary", *TINY_ARGS]) == 0
     assert [(name, cwd) for name, _, cwd in calls] == [
-        ("summary.ipynb", project / "notebooks"), ("analysis.ipynb", project / "notebooks")]
-    assert calls[0][1]["results_dir"] == "../results"
-    assert calls[1][1]["validation_dir"] == "../validation"
-    assert sorted(p.name for p in (project / "figures").iterdir()) == ["analysis.png",
-                                                                         "summary.png"]
+        ("summary.ipynb", project / "notebooks"), ("analysis.ipynb", project / "notebooks"),
+        ("readings.ipynb", project / "notebooks")]
+    assert calls[0][1]["results_dir"] == "../results" and calls[0][1]["overrides"] == TINY
+    assert "validation_dir" not in calls[0][1]  # only the names of its parameters cell
+    assert calls[2][1] == {"validation_dir": "../validation", "overrides": calls[0][1]["overrides"]}
+    assert sorted(p.name for p in (project / "figures").iterdir()) == [
+        "analysis.png", "summary.png"]
     assert (project / "figures" / "summary.png").read_text() == "figure of ../results"
-    assert (project / "report.html").is_file() and (project / "analysis.html").is_file()
+    assert all((project / page).is_file() for page in PAGES)
     readme = (project / "README.md").read_text()
     assert "old" not in readme and "**Test error**" in readme and readme.endswith("\n\nend\n")
-    err = capsys.readouterr().err
-    assert "README.md: results section rewritten" in err
+    assert "README.md: results section rewritten" in capsys.readouterr().err
     before = snapshot(project)
-    assert main(["summary"]) == 0  # the same records: no file changes
+    assert main(["summary", *TINY_ARGS]) == 0  # the same records: no file changes
     assert snapshot(project) == before
     assert "README.md: results section up to date" in capsys.readouterr().err
+    assert hidden(project) == [] and list(staging.iterdir()) == []
 
 
-@pytest.mark.slow
-def test_a_summary_of_another_folder_goes_beside_it(tmp_path, calls, capsys):
+def test_a_summary_of_another_folder_goes_beside_it(tmp_path, calls, capsys, staging):
     results = tmp_path / "results-mine"
     shutil.copytree(FIXTURE, results)
+    (tmp_path / "validation").mkdir()
     watched = [REPO / "notebooks", REPO / "figures"]
     before = [snapshot(folder) for folder in watched]
-    readme, reports = (REPO / "README.md").read_bytes(), snapshot_root_reports()
-    assert main(["summary", "--results", str(results),
-                 "--validation", str(tmp_path / "validation")]) == 0
+    readme = (REPO / "README.md").read_bytes()
+    assert main(["summary", "--results", str(results), "--validation",
+                 str(tmp_path / "validation")]) == 0
     out = tmp_path / "results-mine-report"
     assert sorted(p.name for p in out.iterdir()) == [
         "analysis.html", "analysis.ipynb", "figures", "readings.html", "readings.ipynb",
         "report.html", "summary.ipynb"]
-    assert sorted(p.name for p in (out / "figures").iterdir()) == ["analysis.png", "summary.png"]
-    assert [cwd for _, _, cwd in calls] == [out, out, out]  # the kernels work beside the records
+    assert [cwd for _, _, cwd in calls] == [out] * 3  # the kernel works beside the records
     assert calls[0][1]["results_dir"] == "../results-mine"
     # the executed notebook reads the same records when re-run by hand
     cell = next(c for c in nbformat.read(out / "summary.ipynb", as_version=4).cells
-                if "parameters" in c.metadata["tags"])
+                if "parameters" in c.metadata.get("tags", []))
     assert cell.source.startswith('results_dir = "../results-mine"  # the run records')
     assert "figures_dir = None" in cell.source
     # and the project's files are as they were
     assert [snapshot(folder) for folder in watched] == before
-    assert (REPO / "README.md").read_bytes() == readme and snapshot_root_reports() == reports
+    assert (REPO / "README.md").read_bytes() == readme
     assert "README" not in capsys.readouterr().err
 
 
-def snapshot_root_reports():
-    return {name: (REPO / name).read_bytes() if (REPO / name).exists() else None
-            for name in ("report.html", "analysis.html", "readings.html")}
-
-
-def test_output_option_puts_everything_in_one_folder(tmp_path, calls):
+def test_output_option_puts_everything_in_one_folder(tmp_path, calls, staging):
     results = tmp_path / "results-mine"
     shutil.copytree(FIXTURE, results)
     out = tmp_path / "elsewhere" / "published"
@@ -161,74 +197,123 @@ def test_output_option_puts_everything_in_one_folder(tmp_path, calls):
     assert not (tmp_path / "results-mine-report").exists()
 
 
-@pytest.mark.slow
 def test_the_executed_notebook_is_cleaned(project, calls):
     source = nbformat.read(project / "notebooks" / "summary.ipynb", as_version=4)
-    assert main(["summary"]) == 0
+    assert main(["summary", *TINY_ARGS]) == 0
     text = (project / "notebooks" / "summary.ipynb").read_text()
-    nb = nbformat.read(project / "notebooks" / "summary.ipynb", as_version=4)
+    nb = nbformat.reads(text, as_version=4)
     assert [c.id for c in nb.cells] == [c.id for c in source.cells]  # no injected cell
     assert "injected-parameters" not in text and "papermill" not in text
     assert all("execution" not in c.metadata for c in nb.cells)
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1))
-    parameters = next(c for c in nb.cells if "parameters" in c.metadata["tags"])
-    assert parameters.source == next(c for c in source.cells
-                                     if "parameters" in c.metadata["tags"]).source
+    parameters = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert parameters.source == next(
+        c for c in source.cells if "parameters" in c.metadata.get("tags", [])
+    ).source.replace("overrides = {}", f"overrides = {json.dumps(TINY)}")
+
+
+# --- which records are published -----------------------------------------------------------------
+def test_a_record_that_is_not_its_rows_is_named_and_changes_nothing(project, calls, capsys):
+    assert main(["summary", *TINY_ARGS]) == 0
+    before = snapshot(project)
+    other = template("ws-aux-c0.5") | {"seed": 42}  # `run ws-aux-c0.5 --seeds 42 -p alpha 0.6`
+    other["params"] |= {"seed": 42, "alpha": 0.6}
+    write_record(other, project / "results")
+    capsys.readouterr()
+    assert main(["summary", *TINY_ARGS]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: left out, not their catalogue row's records (seed 42, not one of 0-9): "
+            "ws-aux-c0.5/seed-42.json") in err
+    assert "README.md: results section up to date" in err
+    assert snapshot(project)[Path("README.md")] == before[Path("README.md")]
 
 
 # --- bad input: one line, exit 2, nothing executed or written ----------------------------------
-@pytest.mark.parametrize("readme, fragment", [
-    ("missing.md", "does not exist: give an existing file with --readme"),
-    ("plain.md", "has no results markers: put the lines"),
+@pytest.mark.parametrize("argv, fragment", [
+    (["--results", "missing"], "does not exist: run experiments first"),
+    (["--validation", "/nonexistent"], "/nonexistent does not exist"),  # not an empty ablation
+    (["-p", "epochs", "many"], "epochs must be an integer"),
+    (["-p", "epoch", "3"], "unknown parameter 'epoch'"),
 ])
-def test_a_bad_readme_is_refused_before_any_work(project, calls, capsys, readme, fragment):
-    (project / "plain.md").write_text("# no markers\n")
+def test_bad_input_is_refused_before_any_work(project, calls, capsys, argv, fragment):
     before = snapshot(project)
-    assert main(["summary", "--readme", str(project / readme)]) == 2
+    assert main(["summary", *argv]) == 2
     assert fragment in one_error_line(capsys)
     assert calls == [] and snapshot(project) == before
 
 
-def test_a_report_where_no_folder_can_be_is_refused_before_any_work(project, calls, capsys):
-    (project / "afile").write_text("not a folder\n")
-    before = snapshot(project)
-    assert main(["summary", "--report", str(project / "afile" / "report.html")]) == 2
-    assert "is a file, not a folder; choose another with --report" in one_error_line(capsys)
-    assert calls == [] and snapshot(project) == before
+def test_a_readme_without_markers_or_a_missing_template_is_refused(project, calls, capsys):
+    (project / "README.md").write_text("# no markers\n")
+    assert main(["summary", *TINY_ARGS]) == 2
+    assert "has no results markers: put the lines" in one_error_line(capsys)
+    (project / "README.md").write_text(README_TEXT)
+    (project / "notebooks" / summary.TEMPLATE).unlink()
+    assert main(["summary", *TINY_ARGS]) == 2
+    assert f"{summary.TEMPLATE} is missing or empty: restore it (git checkout " \
+        f"notebooks/{summary.TEMPLATE})" in one_error_line(capsys)
+    assert calls == []
 
 
-def test_a_report_into_a_missing_folder_creates_it(project, calls):
-    report = project / "new" / "deeper" / "report.html"
-    assert main(["summary", "--report", str(report)]) == 0
-    assert sorted(p.name for p in report.parent.iterdir()) == ["analysis.html", "report.html"]
+def test_a_live_runner_on_the_records_is_refused(project, calls, capsys):
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claim = project / "results" / "ws" / f".claim-{runner.pid}.json"
+        claim.write_text(json.dumps({"pid": runner.pid, "started": claims._started(runner.pid),
+                                     "host": claims.HOST, "command": "python -m helpers run ws",
+                                     "params": {}}))
+        before = snapshot(project)
+        assert main(["summary", *TINY_ARGS]) == 2
+        assert (f"a runner is writing results/ws (python -m helpers run ws, pid {runner.pid} on "
+                f"{claims.HOST}): run the summary once it has finished") in one_error_line(capsys)
+        assert calls == [] and snapshot(project) == before
+    finally:
+        runner.kill()
+        runner.wait()
+    assert main(["summary", *TINY_ARGS]) == 0  # its claim is stale now, and removed
+    assert not claim.exists()
 
 
 # --- failures while working: nothing replaced, nothing left behind -----------------------------
-def leftovers(folder):
-    return [p for p in Path(folder).rglob(".*") if p.name != ".gitkeep"]
-
-
 def changed_records(project):
     """Change the records, so that a summary would change every output."""
     shutil.rmtree(project / "results" / "ws-aux-d0.75")
 
 
-def test_a_failing_notebook_replaces_nothing(project, calls, monkeypatch, capsys):
-    assert main(["summary"]) == 0
+def test_a_failing_notebook_replaces_nothing(project, calls, monkeypatch, capsys, staging):
+    assert main(["summary", *TINY_ARGS]) == 0
     changed_records(project)
     before = snapshot(project)
     monkeypatch.setattr(summary, "execute_notebook", fake_papermill([], fail="analysis.ipynb"))
     capsys.readouterr()
-    assert main(["summary"]) == 1
+    assert main(["summary", *TINY_ARGS]) == 1
     assert one_error_line(capsys) == \
         "error: analysis.ipynb failed: ValueError: boom; nothing was replaced"
-    assert snapshot(project) == before and leftovers(project) == []
+    assert snapshot(project) == before and hidden(project) == []
+    assert list(staging.iterdir()) == []
 
 
-@pytest.mark.parametrize("successful_writes", [0, 2, 3])
+def test_records_that_change_meanwhile_replace_nothing(project, monkeypatch, capsys, calls):
+    assert main(["summary", *TINY_ARGS]) == 0
+    before = snapshot(project)
+    record = template("ws") | {"seed": 5}
+    record["params"]["seed"] = 5
+
+    def a_runner_writes():
+        write_record(record, project / "results")
+
+    monkeypatch.setattr(summary, "execute_notebook", fake_papermill([], meanwhile=a_runner_writes))
+    capsys.readouterr()
+    assert main(["summary", *TINY_ARGS]) == 1
+    assert one_error_line(capsys) == ("error: the summary failed: records changed meanwhile (a "
+                                      "runner writing them?); run it again; nothing was replaced")
+    after = snapshot(project)
+    assert after.pop(Path("results/ws/seed-5.json")) and after == before
+
+
+@pytest.mark.parametrize("successful_writes", [0, 2, 5])
 def test_a_full_disk_replaces_nothing(project, calls, monkeypatch, capsys, successful_writes):
-    assert main(["summary"]) == 0
+    assert main(["summary", *TINY_ARGS]) == 0
     changed_records(project)
     before = snapshot(project)
     real_fsync, done = os.fsync, []
@@ -241,52 +326,146 @@ def test_a_full_disk_replaces_nothing(project, calls, monkeypatch, capsys, succe
 
     monkeypatch.setattr(os, "fsync", fsync)
     capsys.readouterr()
-    assert main(["summary"]) == 2
+    assert main(["summary", *TINY_ARGS]) == 2
     assert one_error_line(capsys) == (
         "error: cannot write the summary's outputs (No space left on device): free some space, "
-        "or choose other places with --output; nothing was replaced")
-    assert snapshot(project) == before and leftovers(project) == []
+        "or choose another place with --output; nothing was replaced")
+    assert snapshot(project) == before and hidden(project) == []
+
+
+def test_a_temporary_file_a_kill_left_is_removed(project, calls):
+    left = [project / ".report.html.x1y2.tmp", project / "notebooks" / ".summary.ipynb.a.tmp"]
+    for path in left:
+        path.write_text("")
+    assert main(["summary", *TINY_ARGS]) == 0
+    assert hidden(project) == []
+
+
+# --- the pages ---------------------------------------------------------------------------------
+def test_pages_link_to_each_other_and_load_nothing_from_the_network(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "[a](analysis.ipynb), [b](best.ipynb#the-network), [c](../docs/readings.md), "
+        "[d](https://example.org), [e](#here)")])
+    where = summary.plan(FIXTURE, tmp_path)  # the pages of a summary of the project's results/
+    where.html, where.pages = REPO, [(REPO / "notebooks" / f"{name}.ipynb", REPO / "notebooks" /
+                                      f"{name}.ipynb", REPO / page)
+                                     for name, page in summary.PAGES.items()]
+    html = summary._html(nb, REPO / "report.html", where)
+    links = re.findall(r'<a href="([^"]+)"', html)
+    assert links[:5] == ["analysis.html", "notebooks/best.ipynb#the-network", "docs/readings.md",
+                         "https://example.org", "#here"]
+    assert not re.search(r"<script[^>]+src=", html)  # no MathJax, require.js or mermaid
+
+
+def test_the_published_notebooks_write_no_latex():
+    # offline, without MathJax, a formula in TeX would show as its source
+    for name in summary.PAGES:
+        nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                assert not re.search(r"\$|\\[a-z]+\{?", cell.source), (name, cell.source[:80])
 
 
 # --- the command line ----------------------------------------------------------------------------
-def test_version_and_help(capsys):
+def test_summary_help_says_where_things_go(capsys):
     with pytest.raises(SystemExit) as done:
-        main(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out == f"python -m helpers {__version__}\n"
-    with pytest.raises(SystemExit):
         main(["summary", "--help"])
+    assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "Execute notebooks/summary.ipynb, then notebooks/analysis.ipynb" in text
-    assert "everything goes to F-report/ beside it" in text and "--output FOLDER" in text
+    assert "A record counts only when it is its catalogue row's" in text
+    assert "everything goes to F-report/ (or --output)" in text and "-p NAME VALUE" in text
 
 
-# --- the real notebooks, executed twice ----------------------------------------------------------
+# --- the real notebooks, in a real kernel --------------------------------------------------------
+def readings_records(folder):
+    """Records of a few rows of the readings study (validation pairs), and of the head study."""
+    return write_records(folder, {"val-ws-first": [14, 16, 15], "val-ws-softmax": [30, 28, 31],
+                                  "val-ws-aux-first": [9, 10, 8], "val-ws-aux-softmax": [7, 8, 6],
+                                  "best-val": [2, 3], "best-val-linear-head": [8, 9]})
+
+
+def outputs(nb):
+    return [o for cell in nb.cells for o in cell.get("outputs", [])]
+
+
 @pytest.mark.slow
-def test_a_second_summary_over_the_same_records_changes_no_file(tmp_path, mnist_root, capsys,
-                                                                monkeypatch):
-    monkeypatch.setenv("MNIST_ROOT", mnist_root)
+def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path, mnist_root):
     results = tmp_path / "results-mine"
     shutil.copytree(FIXTURE, results)
-    readme = tmp_path / "README.md"
-    readme.write_text(README_TEXT)
-    argv = ["summary", "--results", str(results), "--readme", str(readme),
-            "--validation", str(tmp_path / "validation")]
+    validation = readings_records(tmp_path / "validation")
+    argv = [sys.executable, "-m", "helpers", "summary", "--results", str(results),
+            "--validation", str(validation), *TINY_ARGS]
+    env = {**os.environ, "MNIST_ROOT": mnist_root, "TMPDIR": str(tmp_path)}
     out = tmp_path / "results-mine-report"
-    assert main(argv) == 0, capsys.readouterr().err
-    first = snapshot(out)
-    first_readme = readme.read_bytes()
-    assert main(argv) == 0
-    assert "results section up to date" in capsys.readouterr().err
-    assert snapshot(out) == first and readme.read_bytes() == first_readme
-    for name in ("summary.ipynb", "analysis.ipynb", "readings.ipynb"):
-        text = (out / name).read_text()
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    # no kernel log, no warning, no traceback: the two lines of a summary
+    assert first.stderr.startswith("summary: 15 records published;"), first.stderr
+    assert len(first.stderr.splitlines()) == 1, first.stderr
+    made = snapshot(out)
+    assert subprocess.run(argv, env=env, capture_output=True, text=True).returncode == 0
+    assert snapshot(out) == made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results-mine", "results-mine-report",
+                                                          "validation"]  # no staging left
+    for name in ("summary", "analysis", "readings"):
+        text = (out / f"{name}.ipynb").read_text()
         nb = nbformat.reads(text, as_version=4)
-        committed = nbformat.read(REPO / "notebooks" / name, as_version=4)
+        committed = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
         assert [c.id for c in nb.cells] == [c.id for c in committed.cells]
-        assert "injected-parameters" not in text and "papermill" not in text
-        assert "iopub" not in text and str(tmp_path) not in text and "/work/" not in text
-        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-        assert errors == []
+        assert "papermill" not in text and str(tmp_path) not in text and "/work/" not in text
+        assert not [o for o in outputs(nb) if o.output_type == "error" or
+                    o.get("name") == "stderr"], name  # no error, no warning
+    readings = "\n".join(json.dumps(o.get("data", o.get("text"))) for o in
+                         outputs(nbformat.read(out / "readings.ipynb", as_version=4)))
+    for raw in ("metric_pct", "vs_first", "NaN", ">True<", ">False<", "in_metric"):
+        assert raw not in readings, raw
+    assert not [o for o in outputs(nbformat.read(out / "readings.ipynb", as_version=4))
+                if o.output_type == "stream" and "`" in o.text]
+    for page in PAGES:
+        html = (out / page).read_text()
+        assert not re.search(r"<script[^>]+src=", html)
+        for link in re.findall(r'<a href="([^"#:]+)', html):
+            assert (out / link).exists(), (page, link)
     assert sorted(p.name for p in (out / "figures").iterdir()) == [
         "alpha_sweep.png", "digit_confusion.png", "learning_curves.png",
         "misclassified_ws-aux.png", "test_errors.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
+                                          (signal.SIGHUP, 129)])
+def test_a_summary_stopped_by_a_signal_leaves_the_tree_as_it_was(tmp_path, mnist_root, signum,
+                                                                  code):
+    import psutil
+
+    results = tmp_path / "results"
+    write_records(results, {"ws": [40, 42]})
+    (tmp_path / "validation").mkdir()
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(REPO / "notebooks", notebooks)
+    started = tmp_path / "started"
+    nb = nbformat.read(notebooks / "analysis.ipynb", as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell(
+        f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(300)"))
+    nbformat.write(nb, notebooks / "analysis.ipynb")
+    before = snapshot(tmp_path)
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "summary", "--results", str(results), "--validation",
+         str(tmp_path / "validation"), "--notebooks", str(notebooks), *TINY_ARGS],
+        env={**os.environ, "MNIST_ROOT": mnist_root, "TMPDIR": str(staging)},
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kernel = [p for p in psutil.Process(process.pid).children(recursive=True)]
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    assert err.splitlines() == [f"stopped by {signal.Signals(signum).name}: nothing replaced"]
+    started.unlink()
+    assert snapshot(tmp_path) == before and list(staging.iterdir()) == []
+    assert not (tmp_path / "results-report").exists()
+    assert kernel and not [p for p in kernel if p.is_running() and
+                           p.status() != psutil.STATUS_ZOMBIE]  # its kernel is gone too
