@@ -1,49 +1,62 @@
 """Records with chosen error counts, for the tests of what is published from them.
 
-Each record is a real fixture record (tests/fixtures/results, 100 held-out pairs) of the same
-configuration, with its seed and error counts replaced: the statistics, the wording and the
-tables then read numbers whose answer the test knows.
+Each record is a real fixture record (tests/fixtures/results: tiny trainings of 100 pairs and 2
+epochs, see fixtures/make_results.py) with its experiment, parameters, seed and error counts
+replaced: the statistics, the tables and the notebooks then read numbers whose answer the test
+knows. Every record is its catalogue row's with TINY as overrides, so the publication counts
+it when told TINY (as `python -m helpers summary -p n_pairs 100 -p epochs 2` would).
 """
 
 import json
 import shutil
 from pathlib import Path
 
-from helpers.runs.records import record_path, write_record
+from helpers.catalogue import experiments
+from helpers.publish import tables
+from helpers.runs.records import load, record_path, write_record
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
+TINY = {"n_pairs": 100, "epochs": 2}  # what the fixture records were made with
 # A round-to-round pattern of mean 0: added to a difference d, the paired t statistic is
 # d / (3 * sd([1, -1, ...]) / sqrt(10)), so d = 3 gives p = 0.015 and d = 30 p < 1e-9.
 WIGGLE = [3, -3] * 5
 
 
+def fixture():
+    """The fixture records as the publication counts them (TINY)."""
+    return tables.published(load(FIXTURE), TINY)
+
+
 def template(experiment):
-    """The fixture's seed-0 record of `experiment` (ws-aux's, renamed, for one it lacks)."""
+    """The fixture's seed-0 record of `experiment` (ws-aux's for one it lacks), made that
+    catalogue row's record with TINY."""
     name = experiment if record_path(FIXTURE, experiment, 0).is_file() else "ws-aux"
     record = json.loads(record_path(FIXTURE, name, 0).read_text())
-    record["experiment"] = record["params"]["experiment"] = experiment
+    record["experiment"] = experiment
+    record["params"] = experiments.resolve(experiment, **TINY)
+    record.pop("schema", None)
     return record
 
 
-def write_records(results_dir, test_errors, train_errors=None):
+def write_records(results_dir, test_errors, train_errors=None, first_seed=None):
     """Write records under `results_dir`: for each experiment, one round per entry of
-    `test_errors[experiment]` (seeds 0, 1, ...), with those test errors (and train errors from
-    `train_errors[experiment]`, else the template's); -> the folder."""
+    `test_errors[experiment]` (seeds from `first_seed`, else the row's first seed), with those
+    test errors (and train errors from `train_errors[experiment]`, else the template's);
+    -> the folder."""
     results_dir = Path(results_dir)
     shutil.rmtree(results_dir, ignore_errors=True)
     for name, errors in test_errors.items():
-        for seed, count in enumerate(errors):
+        start = first_seed if first_seed is not None else \
+            int(experiments.EXPERIMENTS[name]["seeds"].split("-")[0])
+        for seed, count in enumerate(errors, start=start):
             record = template(name)
             record["seed"] = record["params"]["seed"] = seed
             record["test_errors"] = int(round(count))
             record["test_error_rate"] = 100 * record["test_errors"] / record["n_test"]
-            # a record's last epoch counts its test errors; each round has its own history (a
-            # record with another's history and predictions is a copy, left out)
             record["history"][-1]["test_errors"] = record["test_errors"]
-            record["history"][0]["loss"] += seed * 1e-9
+            record["history"][0]["loss"] += seed * 1e-9  # each round its own history
             if train_errors and name in train_errors:
-                record["train_errors"] = int(train_errors[name][seed])
+                record["train_errors"] = int(train_errors[name][seed - start])
                 record["train_error_rate"] = 100 * record["train_errors"] / record["n_train"]
-            record.pop("schema", None)
             write_record(record, results_dir)
     return results_dir

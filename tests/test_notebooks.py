@@ -47,8 +47,10 @@ def notebook_globals(**values):
     base = {name: None for name in ("seed", "n_pairs", "epochs", "lr", "batch_size", "optimizer",
                                     "model", "weighting", "alpha", "batch_norm", "dropout",
                                     "dropout_2d", "device", "threads", "data_root", "results_dir")}
-    # what an IPython kernel's globals also hold: history, shell helpers, imports, functions
-    base.update({"In": ["", "import helpers"], "Out": {}, "get_ipython": lambda: None,
+    # what an IPython kernel's globals also hold: history (papermill's cell of the parameters
+    # `values` in it), shell helpers, imports, functions
+    injected = "# Parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in values.items())
+    base.update({"In": ["", "import helpers", injected], "Out": {}, "get_ipython": lambda: None,
                  "_i1": "import helpers", "helpers": types.ModuleType("helpers"),
                  "display": print, "seed": 0})
     base.update(values)
@@ -65,7 +67,8 @@ def test_parameters_drop_none_and_apply_the_catalogue():
 def test_parameters_reject_unknown_names_and_foreign_experiments():
     with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
         parameters(notebook_globals(experiment="ws", epoch=3), notebook="weight_sharing.ipynb")
-    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*ws-plain, ws here"):
+    with pytest.raises(UsageError, match="runs in notebooks/auxiliary_loss.ipynb.*ws-plain, ws, ws-plain-first, ws-first, "
+                                         "ws-holdout here"):
         parameters(notebook_globals(experiment="ws-aux"), notebook="weight_sharing.ipynb")
     with pytest.raises(UsageError, match=r"lr must be in \(0, 100\]"):
         parameters(notebook_globals(experiment="ws", lr=-1), notebook="weight_sharing.ipynb")
@@ -93,7 +96,7 @@ def test_names_the_notebook_binds_itself_are_not_parameters():
 @pytest.mark.parametrize("notebook, experiment, expected", [
     ("baseline.ipynb", "baseline", {"model": "baseline", "weighting": "none"}),
     ("weight_sharing.ipynb", "ws-plain", {"batch_norm": False, "dropout": 0.0, "weighting": "none"}),
-    ("auxiliary_loss.ipynb", "ws-aux-d0.25", {"weighting": "eq3", "alpha": 0.25}),
+    ("auxiliary_loss.ipynb", "ws-aux-d0.25", {"weighting": "eq3-geometric", "alpha": 0.25}),
 ])
 def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, expected):
     results = tmp_path / "results"

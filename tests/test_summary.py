@@ -22,9 +22,11 @@ import nbformat
 import pytest
 from publish_tools import FIXTURE, TINY, template, write_records
 
+from helpers import UsageError
 from helpers.cli import main
 from helpers.publish import summary, tables
-from helpers.runs import claims, kernels
+from helpers.files import lock_folder
+from helpers.runs import execution
 from helpers.runs.execution import NotebookFailed
 from helpers.runs.records import write_record
 
@@ -36,8 +38,8 @@ PAGES = ["analysis.html", "readings.html", "report.html"]
 
 def fake_papermill(calls, fail=None, meanwhile=None):
     """An `execute_notebook` that does what papermill does to a notebook, without a kernel."""
-    def execute(notebook, output, parameters, cwd, km=None, environment=None):
-        notebook = Path(notebook)
+    def execute(notebook, output, parameters, cwd=None, kernel=None):
+        notebook, cwd = Path(notebook), cwd or kernel.cwd
         calls.append((notebook.name, dict(parameters), Path(cwd)))
         if meanwhile:
             meanwhile()
@@ -67,16 +69,16 @@ def fake_papermill(calls, fail=None, meanwhile=None):
 
 
 class FakeKernel:
-    """Stands in for the warm kernel: the fake papermill needs none."""
-    km = None
+    """Stands in for the warm kernel: the fake papermill needs none, only its folder."""
+    cwd = None
 
-    def start(self, cwd, environment):
-        pass
-
-    def manager(self, job):
-        return None
+    def prepare(self, cwd, environment, log=None):
+        self.cwd = cwd
 
     def stop(self):
+        pass
+
+    def kill(self):
         pass
 
 
@@ -84,7 +86,7 @@ class FakeKernel:
 def calls(monkeypatch):
     made = []
     monkeypatch.setattr(summary, "execute_notebook", fake_papermill(made))
-    monkeypatch.setattr(kernels, "WarmKernel", FakeKernel)
+    monkeypatch.setattr(execution, "WarmKernel", FakeKernel)
     # the pages themselves: test_pages_link_to_each_other_and_load_nothing_from_the_network
     monkeypatch.setattr(summary, "_html", lambda nb, page, where: nbformat.writes(nb))
     return made
@@ -126,8 +128,8 @@ def snapshot(folder):
             if p.is_file()}
 
 
-def hidden(folder):
-    return [p for p in Path(folder).rglob(".*")]
+def hidden(folder):  # temporaries left behind (a records folder's lock file is kept)
+    return [p for p in Path(folder).rglob(".*") if p.name != ".lock"]
 
 
 def one_error_line(capsys):
@@ -219,6 +221,7 @@ def test_a_record_that_is_not_its_rows_is_named_and_changes_nothing(project, cal
     before = snapshot(project)
     other = template("ws-aux-c0.5") | {"seed": 42}  # `run ws-aux-c0.5 --seeds 42 -p alpha 0.6`
     other["params"] |= {"seed": 42, "alpha": 0.6}
+    other["history"][0]["loss"] += 1e-6  # not a copy of seed 0's (that would be damaged)
     write_record(other, project / "results")
     capsys.readouterr()
     assert main(["summary", *TINY_ARGS]) == 0
@@ -255,23 +258,22 @@ def test_a_readme_without_markers_or_a_missing_template_is_refused(project, call
     assert calls == []
 
 
-def test_a_live_runner_on_the_records_is_refused(project, calls, capsys):
-    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+def test_a_runner_writing_the_records_is_refused(project, calls, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from helpers.files import "
+                               "lock_folder; lock_folder(sys.argv[1], ''); print(flush=True); "
+                               "time.sleep(60)", str(project / "results")],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        claim = project / "results" / "ws" / f".claim-{runner.pid}.json"
-        claim.write_text(json.dumps({"pid": runner.pid, "started": claims._started(runner.pid),
-                                     "host": claims.HOST, "command": "python -m helpers run ws",
-                                     "params": {}}))
+        holder.stdout.readline()  # it holds the lock
         before = snapshot(project)
         assert main(["summary", *TINY_ARGS]) == 2
-        assert (f"a runner is writing results/ws (python -m helpers run ws, pid {runner.pid} on "
-                f"{claims.HOST}): run the summary once it has finished") in one_error_line(capsys)
+        assert one_error_line(capsys).startswith(f"error: results is being written by pid "
+                                                 f"{holder.pid} (")
         assert calls == [] and snapshot(project) == before
     finally:
-        runner.kill()
-        runner.wait()
-    assert main(["summary", *TINY_ARGS]) == 0  # its claim is stale now, and removed
-    assert not claim.exists()
+        holder.kill()
+        holder.wait()
+    assert main(["summary", *TINY_ARGS]) == 0  # the lock goes with its holder
 
 
 # --- failures while working: nothing replaced, nothing left behind -----------------------------
@@ -293,22 +295,19 @@ def test_a_failing_notebook_replaces_nothing(project, calls, monkeypatch, capsys
     assert list(staging.iterdir()) == []
 
 
-def test_records_that_change_meanwhile_replace_nothing(project, monkeypatch, capsys, calls):
+def test_no_record_changes_while_the_summary_reads_them(project, calls, monkeypatch):
+    refused = []
+
+    def a_runner_would_write():  # the lock a runner (or a notebook's save) takes first
+        with pytest.raises(UsageError, match="is being written by pid"):
+            lock_folder(project / "results", "")
+        refused.append(True)
+
+    monkeypatch.setattr(summary, "execute_notebook",
+                        fake_papermill([], meanwhile=a_runner_would_write))
     assert main(["summary", *TINY_ARGS]) == 0
-    before = snapshot(project)
-    record = template("ws") | {"seed": 5}
-    record["params"]["seed"] = 5
-
-    def a_runner_writes():
-        write_record(record, project / "results")
-
-    monkeypatch.setattr(summary, "execute_notebook", fake_papermill([], meanwhile=a_runner_writes))
-    capsys.readouterr()
-    assert main(["summary", *TINY_ARGS]) == 1
-    assert one_error_line(capsys) == ("error: the summary failed: records changed meanwhile (a "
-                                      "runner writing them?); run it again; nothing was replaced")
-    after = snapshot(project)
-    assert after.pop(Path("results/ws/seed-5.json")) and after == before
+    assert len(refused) == 3  # once per notebook
+    os.close(lock_folder(project / "results", ""))  # free again
 
 
 @pytest.mark.parametrize("successful_writes", [0, 2, 5])

@@ -351,7 +351,7 @@ CATALOGUE.append(
 # The readings study's outcome (docs/readings.md; the tests check each step against its
 # records): round 2 (c) took the combination. The rows of the report's tables and the alpha
 # sweep take these readings; the first rebuild's stay as rows `<row>-first`, trained on the test
-# pairs too, beside the row they were (`variant_of`).
+# pairs too, beside the row they were (`beside`).
 # ---------------------------------------------------------------------------------------------
 CHOSEN_READINGS = {**ROUND2_BASE, **ROUND2_TAKEN}
 _TAKING = [row["name"] for row in CATALOGUE
@@ -359,7 +359,7 @@ _TAKING = [row["name"] for row in CATALOGUE
 _FIRST_REBUILD = [{**_row(name), "name": f"{name}-first", "group": ("first",),
                    "description": f"{_row(name)['description']}; the first rebuild's readings "
                                   f"(a linear comparison layer)",
-                   "params": {**_row(name)["params"], **FIRST_READINGS}, "variant_of": name}
+                   "params": {**_row(name)["params"], **FIRST_READINGS}, "beside": name}
                   for name in WS_ROWS]
 
 
@@ -386,12 +386,12 @@ CATALOGUE += _FIRST_REBUILD
 HOLDOUT_SEEDS = "1000-1009"
 CATALOGUE += [{**_row(name), "name": f"{name}-holdout", "group": ("holdout",),
                "description": f"{_row(name)['description']}; seeds that no choice has seen",
-               "seeds": HOLDOUT_SEEDS, "variant_of": name}
+               "seeds": HOLDOUT_SEEDS, "beside": name}
               for name in ("ws", "ws-aux", "same-budget")]
 
 EXPERIMENTS = {row["name"]: row for row in CATALOGUE}
 REPORT_EXPERIMENTS = [row["name"] for row in CATALOGUE
-                      if row.get("report") and not row.get("variant_of")]
+                      if row.get("report") and not row.get("beside")]
 GROUPS = sorted({group for row in CATALOGUE for group in row["group"]})
 
 # The comparisons the report makes (before, after, what changes), then ours: the analysis

@@ -38,12 +38,18 @@ def marker(epochs):  # few points: a marker each (one epoch: a line alone is inv
 
 def plot_order(names):
     """`names` in catalogue order, the alpha sweep's rows (eq. 2) together in alpha order where
-    the first of them would be."""
+    the first of them would be, and each row `beside` another right after it."""
     names = ordered(names)
     alphas = {name: alpha for alpha, name in experiments.SWEEP.items()
               if name.startswith("ws-aux-c")}
     first = next((i for i, name in enumerate(names) if name in alphas), 0)
-    return sorted(names, key=lambda n: (first, alphas[n]) if n in alphas else (names.index(n), 0))
+    names = sorted(names, key=lambda n: (first, alphas[n]) if n in alphas else (names.index(n), 0))
+    beside = {n: (experiments.EXPERIMENTS.get(n) or {}).get("beside") for n in names}
+    shown = [n for n in names if beside[n] not in names]
+    for name in [n for n in names if n not in shown]:
+        shown.insert(1 + max(i for i, n in enumerate(shown) if beside[name] in (n, beside[n])),
+                     name)
+    return shown
 
 
 def test_errors_figure(found):

@@ -22,8 +22,8 @@ import nbformat
 
 from ..errors import UsageError
 from ..files import (FIGURES, NOTEBOOKS, README, REPO_ROOT, RESULTS, VALIDATION, check_writable,
-                     relative, stale_temporaries)
-from ..runs import claims, records
+                     lock_folder, relative, stale_temporaries)
+from ..runs import records
 from ..runs.execution import NotebookFailed, execute_notebook
 from ..runs.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from . import tables
@@ -71,32 +71,33 @@ def plan(results_dir="results", validation_dir=None, output=None, notebooks_dir=
     return where
 
 
-def _no_live_runner(*folders):  # a runner's claims on a folder: UsageError
-    for experiment in sorted(p for folder in folders for p in folder.iterdir() if p.is_dir()):
-        for claim in claims.others(experiment):
-            raise UsageError(f"a runner is writing {relative(experiment)} ({claim['command']}, "
-                             f"pid {claim['pid']} on {claim['host']}): run the summary once it "
-                             f"has finished")
-
-
-def _state(*folders):  # the record files of `folders` as they are now
-    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for folder in folders
-                  for p in folder.glob("*/seed-*.json") if p.is_file())
+@contextmanager
+def _no_runner_writing(*folders):
+    """Hold the locks of the records folders that exist, so that no runner writes them while
+    the summary reads them; one holds them now: UsageError (files.lock_folder)."""
+    held = []
+    try:
+        for folder in folders:
+            if os.access(folder, os.W_OK):  # a folder no runner can write needs no lock
+                held.append(lock_folder(folder, "summarise a copy of it (--results COPY)"))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 def summary(results_dir="results", validation_dir=None, output=None, notebooks_dir=None,
             overrides=None, stream=None):
-    """Publish `results_dir` -> exit code: 0, else (nothing replaced) 1 a notebook failed or the
-    records changed meanwhile, 2 a usage error in a notebook, 128 + a signal."""
+    """Publish `results_dir` -> exit code: 0, else (nothing replaced) 1 a notebook failed, 2 a
+    usage error in a notebook, 128 + a signal."""
     stream = stream or sys.stderr
     where = plan(results_dir, validation_dir, output, notebooks_dir)
     overrides = tables.checked_overrides(overrides)
-    _no_live_runner(where.results, where.validation)
     if os.environ.get("MNIST_ROOT"):  # the kernel works in another folder
         os.environ["MNIST_ROOT"] = str(Path(os.environ["MNIST_ROOT"]).resolve())
-    before, made = _state(where.results, where.validation), []
+    made = []
     try:
-        with _staging() as staging:
+        with _no_runner_writing(where.results, where.validation), _staging() as staging:
             made = [p for p in (*where.output.parents[::-1], where.output) if not p.exists()]
             where.output.mkdir(parents=True, exist_ok=True)
             # folders in the tree the kernel works in go relative: no machine path in a notebook
@@ -120,9 +121,6 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
                     staged[notebook] = nbformat.writes(nb) + "\n"
                     staged[page] = _html(nb, page, where)
             staged.update({where.figures / f.name: f.read_bytes() for f in staging.glob("*.png")})
-            if _state(where.results, where.validation) != before:
-                return _failed("the summary", NotebookFailed(
-                    "records changed meanwhile (a runner writing them?); run it again"), stream)
             changed = _install(staged)
     except KeyboardInterrupt as stop:
         return _stopped(stop, stream)
@@ -180,23 +178,24 @@ def _staging():
 @contextmanager
 def _executing(jobs, cwd, staging):
     """Yields the cleaned notebooks of `jobs` ((notebook, parameters) each) as they come (or the
-    NotebookFailed that stops them), executed in one kernel (runs.kernels.WarmKernel) in a
-    thread: the main thread meanwhile makes the pages and gets the signals (nbclient sets no
-    handler outside it). Stopped early, the kernel is killed and the thread awaited."""
-    from ..runs.kernels import WarmKernel  # jupyter_client: only where notebooks run
+    NotebookFailed that stops them), executed in one warm kernel (its namespace reset between
+    notebooks) in a thread: the main thread meanwhile makes the pages and gets the signals
+    (nbclient sets no handler outside it). Stopped early, the kernel is killed and the thread
+    awaited."""
+    from ..runs.execution import WarmKernel  # jupyter_client: only where notebooks run
 
     done, kernel, stopping = queue.Queue(), WarmKernel(), threading.Event()
 
     def work():
         try:
-            kernel.start(cwd, {})
             for source, parameters in jobs:
                 names = parameter_names(nbformat.read(source, as_version=4))
                 values = {name: value for name, value in parameters.items() if name in names}
                 if stopping.is_set():
                     return
-                execute_notebook(source, staging / f"executed-{source.name}", values, cwd,
-                                 km=kernel.manager(SimpleNamespace(cwd=cwd, environment={})))
+                kernel.prepare(cwd, {})
+                execute_notebook(source, staging / f"executed-{source.name}", values,
+                                 kernel=kernel)
                 done.put(clean_notebook(nbformat.read(staging / f"executed-{source.name}", 4), {
                     name: values[name] for name in KEPT_PARAMETERS if name in values}))
         except NotebookFailed as failure:
@@ -221,10 +220,10 @@ def _executing(jobs, cwd, staging):
         yield results()
     finally:
         stopping.set()
-        if thread.is_alive() and kernel.km is not None and kernel.km.has_kernel:
+        if thread.is_alive():
             for name in ("traitlets", "papermill"):  # "Kernel died ...": the caller says why
                 logging.getLogger(name).setLevel(logging.CRITICAL)
-            kernel.km.provisioner.process.kill()
+            kernel.kill()
         thread.join(timeout=120)  # a worker alive at exit: the process dies of SIGINT instead
 
 

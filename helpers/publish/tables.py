@@ -97,7 +97,8 @@ def far_from_report(gap, report_sd):
 
 def report_table(found, table=None):
     """The report's Table `table` ("III", "IV"; None: both): ours beside its numbers, the gaps,
-    the far errors, the rounds (and those expected); a row `beside` another right after it."""
+    the far errors, the rounds (and those expected); a row `beside` another right after it,
+    when it has records."""
     rows = [row for row in experiments.CATALOGUE if row.get("report") and not row.get("beside")]
     for row in experiments.CATALOGUE:
         if row.get("report") and row.get("beside") and HOLDOUT not in row["group"]:
@@ -109,6 +110,8 @@ def report_table(found, table=None):
         if table not in (None, which):
             continue
         mine = ours.loc[row["name"]] if row["name"] in ours.index else None
+        if mine is None and row.get("beside"):  # a row shown beside another: when it has records
+            continue
         number = {key: float(mine[key]) if mine is not None else np.nan
                   for key in ("train_pct", "train_sd", "test_pct", "test_sd")}
         gaps = {"train_gap": number["train_pct"] - train, "test_gap": number["test_pct"] - test}
