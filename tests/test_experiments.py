@@ -27,7 +27,8 @@ def test_rows_mean_what_the_report_says():
         (True, 0.5, 0.3, "none")
     assert (resolve("ws-aux-c0.75")["weighting"], resolve("ws-aux-c0.75")["alpha"]) == ("eq2", 0.75)
     assert (resolve("ws-aux-d0.25")["weighting"], resolve("ws-aux-d0.25")["alpha"]) == \
-        ("eq3-geometric", 0.25)
+        ("eq3-geometric", 0.25)  # the readings study's P5 (the first rebuild: linear)
+    assert resolve("ws-aux-d0.25-first")["weighting"] == "eq3"
     assert EXPERIMENTS["ws-aux"]["report"][4] == 6.9
 
 
@@ -165,3 +166,56 @@ def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
     expected = (experiments.ROUND1_TAKEN if combined < best["metric_pct"]
                 else {best["point"]: best["reading"]})
     assert experiments.ROUND2_BASE == expected
+
+
+def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame):
+    from helpers.catalogue import experiments
+    from helpers.publish import readings
+
+    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
+    taken = readings.taken(metrics)
+    changes = {point: reading for point, reading in taken.items()
+               if reading != experiments.ROUND2_BASE.get(point, "first")}
+    assert changes == experiments.ROUND2_TAKEN
+
+
+def test_round_2_combination_is_the_rules_outcome_of_step_c(validation_frame):
+    """(c): the combination of (b)'s changes is taken when its metric over ws-plain, ws and
+    ws-aux is lower than the best single change of (b)'s; else that change alone."""
+    from helpers.catalogue import experiments
+    from helpers.publish import readings
+
+    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
+    changes = metrics[metrics["taken"] & metrics.apply(
+        lambda m: m["reading"] != experiments.ROUND2_BASE.get(m["point"], "first"), axis=1)]
+    best = changes.sort_values("vs_first").iloc[0]
+    combined = readings.combined_metric(validation_frame, tag=f"{experiments.ROUND2_TAG}-combined")
+    single = readings.change_metric(validation_frame, best["point"], best["reading"])
+    expected = ({**experiments.ROUND2_BASE, **experiments.ROUND2_TAKEN} if combined < single
+                else {**experiments.ROUND2_BASE, best["point"]: best["reading"]})
+    assert experiments.CHOSEN_READINGS == expected
+
+
+@pytest.mark.parametrize("row", ["ws-plain", "ws", "ws-aux", "ws-aux-c0.5", "ws-aux-c0.75",
+                                 "ws-aux-d0.25", "ws-aux-d0.75"])
+def test_a_report_row_is_what_the_study_chose_and_its_first_row_the_first_rebuild(row):
+    """Each weight-sharing row of Tables III/IV trains exactly the validation row of round 2 (c)
+    that the rule took, and its `-first` row the first rebuild's validation row."""
+    from helpers.catalogue import experiments
+
+    def same(name, validation_row):
+        ours, theirs = resolve(name), resolve(validation_row)
+        return {k: v for k, v in ours.items() if k not in ("experiment", "evaluate_on")} == \
+            {k: v for k, v in theirs.items() if k not in ("experiment", "evaluate_on")}
+
+    assert experiments.CHOSEN_READINGS == {**experiments.ROUND2_BASE, **experiments.ROUND2_TAKEN}
+    assert same(row, f"val-{row}-{experiments.ROUND2_TAG}-combined")
+    assert same(f"{row}-first", f"val-{row}-first")
+
+
+def test_the_sweep_takes_the_chosen_readings_and_held_out_rows_copy_their_row():
+    assert resolve("ws-aux-c4") == {**resolve("ws-aux"), "experiment": "ws-aux-c4",
+                                    "weighting": "eq2", "alpha": 4.0}
+    for name in ("ws", "ws-aux", "same-budget"):
+        assert {**resolve(f"{name}-holdout"), "experiment": name} == resolve(name)
+        assert EXPERIMENTS[f"{name}-holdout"]["seeds"] == "1000-1009"

@@ -93,6 +93,7 @@ def test_names_the_notebook_binds_itself_are_not_parameters():
 
 
 # --- the architecture notebooks, executed ----------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook, experiment, expected", [
     ("baseline.ipynb", "baseline", {"model": "baseline", "weighting": "none"}),
     ("weight_sharing.ipynb", "ws-plain", {"batch_norm": False, "dropout": 0.0, "weighting": "none"}),
@@ -115,6 +116,7 @@ def test_notebook_writes_its_record(tmp_path, mnist_root, notebook, experiment, 
     assert f"{record['n_parameters']:,} trainable parameters" in text
 
 
+@pytest.mark.slow
 def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
     out = execute("auxiliary_loss.ipynb", tmp_path, data_root=mnist_root, **TINY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auxiliary_loss.ipynb"]
@@ -123,6 +125,7 @@ def test_default_results_dir_writes_nothing(tmp_path, mnist_root):
 
 # Out-of-range values and experiments of another notebook take the same path through
 # helpers.notebook.parameters (tested above in this process); one kernel run shows the path.
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook, bad, message", [
     ("weight_sharing.ipynb", {"epoch": 3}, "unknown parameter 'epoch'"),
 ])

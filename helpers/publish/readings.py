@@ -60,12 +60,22 @@ def point_metrics(table):
     return pd.DataFrame(rows, columns=["point", "reading", "metric_pct", "vs_first", "taken"])
 
 
-def combined_metric(frame, rows=("ws-plain", "ws", "ws-aux")):
-    """Round 2 (a): the mean over `rows` of the mean validation error (%) of the combination of
-    round 1's readings (`val-<row>-combined`), NaN while a row has no records."""
-    means = [frame.loc[frame["experiment"] == f"val-{row}-combined", "test_error_rate"].mean()
+def combined_metric(frame, rows=("ws-plain", "ws", "ws-aux"), tag="combined"):
+    """Round 2 (a), `val-<row>-combined`, or (c), tag `<B>-combined`: the mean over `rows` of
+    the mean validation error (%) of a combination, NaN while a row has no records."""
+    means = [frame.loc[frame["experiment"] == f"val-{row}-{tag}", "test_error_rate"].mean()
              for row in rows]
     return sum(means) / len(means)
+
+
+def change_metric(frame, point, reading, rows=("ws-plain", "ws", "ws-aux")):
+    """Round 2 (c): one change of (b) on top of B, as a combination is measured: the mean over
+    `rows` of their mean validation error (%), B's own on a row the point does not affect."""
+    def mean(row):
+        name = experiments.round2_name(row, *((point, reading) if row in
+                                               experiments.READINGS[point][1] else ()))
+        return frame.loc[frame["experiment"] == name, "test_error_rate"].mean()
+    return sum(map(mean, rows)) / len(rows)
 
 
 def taken(metrics):
