@@ -8,8 +8,14 @@
 `notebook` is what the notebooks call, `cli` is `python -m helpers`, `bench` the benchmark.
 """
 
-from .catalogue import CATALOGUE, resolve
-from .errors import DataError, UsageError
+import sys
+
+# jsonschema's optional IRI format checks compile 38 grammars when imported (3.5 s, before
+# every notebook execution through nbformat); the notebooks' schema uses none of them.
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from .catalogue import CATALOGUE, resolve  # noqa: E402
+from .errors import DataError, UsageError  # noqa: E402
 
 __all__ = ["CATALOGUE", "DataError", "UsageError", "resolve", "train"]
 __version__ = "0.2.0"

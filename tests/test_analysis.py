@@ -211,7 +211,7 @@ def test_analysis_notebook_on_the_fixture(tmp_path, mnist_root, monkeypatch):
                      for c in cells for o in c.get("outputs", []))
     # the fixture holds both rounds of ws and ws-aux: a paired sentence, read from the numbers
     assert "ws-aux vs ws (the auxiliary loss, eq. (1))" in text and "2 paired rounds" in text
-    assert "Holm-adjusted p = 1 (family of 5 tests): ws-aux is not distinguishable from ws" in text
+    assert "Holm-adjusted p = 1 (family of 6 tests): ws-aux is not distinguishable from ws" in text
     assert "No records of the head study yet" in text
     assert "Left out: `ws`, `ws-plain`" in text  # their digits are never trained
     assert sorted(p.name for p in figures_dir.iterdir()) == [

@@ -404,6 +404,8 @@ COMPARISONS = [
     ("ws-aux-c0.75", "ws-aux", "alpha 0.75 -> 1 in eq. (2)"),
     ("ws-aux-d0.25", "ws-aux", "eq. (3) decaying to 0.25 -> eq. (1)"),
     ("ws-aux-d0.75", "ws-aux", "eq. (3) decaying to 0.75 -> eq. (1)"),
+    ("ws-aux-first", "ws-aux", "the readings the study took, given eq. (1)"),
+    ("ws-aux", "same-budget", "another network under the report's training budget"),
     ("ws-aux", "best", "this project's best model"),
 ]
 # The rows the publication names: the report's three steps (the README's headline), eq. (1),

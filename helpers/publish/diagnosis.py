@@ -6,8 +6,6 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from ..science.data import generate_pair_sets, generate_validation_sets
-from ..science.losses import WEIGHTINGS
 
 DIGITS_RIGHT_COMPARISON_WRONG = "digits right, comparison wrong"
 DIGIT_WRONG_FLIPS_ORDER = "a digit wrong, order flipped"
@@ -27,6 +25,8 @@ def truth_of(record, data_root=None):
 
 @lru_cache(maxsize=64)
 def _pairs(seed, n_pairs, evaluate_on, data_root):
+    from ..science.data import generate_pair_sets, generate_validation_sets  # torch: when used
+
     sets = generate_validation_sets if evaluate_on == "validation" else generate_pair_sets
     return tuple(t.numpy() for t in sets(n_pairs, seed, data_root)[3:])
 
@@ -54,6 +54,8 @@ def classify_pairs(classes, target, predicted, predicted_digits):
 def trains_digits(params):
     """Whether its weighting trains the digit outputs on the labels at some epoch (else, as for
     `ws`, they are not digit predictions and error kinds mean nothing)."""
+    from ..science.losses import WEIGHTINGS  # torch: only where error kinds are counted
+
     weighting, epochs = WEIGHTINGS[params["weighting"]], params["epochs"]
     return any(weighting.weights(epoch, epochs, params.get("alpha", 1.0))[1] > 0
                for epoch in range(epochs))

@@ -83,14 +83,16 @@ def test_errors_figure(found):
 
 def learning_curves_figure(found):
     """Train (counted during the epoch) and test error per epoch, mean and SD band over the
-    rounds, a panel per configuration. None without records."""
+    rounds, a panel per configuration (not for a row shown beside another). None without
+    records."""
     from matplotlib.ticker import MaxNLocator
 
     history = pd.DataFrame([
         {"experiment": r["experiment"], "seed": r["seed"], "epoch": step["epoch"],
          "train": 100 * step["train_errors_running"] / r["n_train"],
          "test": 100 * step["test_errors"] / r["n_test"]}
-        for r in found.records for step in r["history"]])
+        for r in found.records for step in r["history"]
+        if not (experiments.EXPERIMENTS.get(r["experiment"]) or {}).get("beside")])
     if history.empty:
         return None
     names = plot_order(history["experiment"])

@@ -177,54 +177,67 @@ def _staging():
 
 @contextmanager
 def _executing(jobs, cwd, staging):
-    """Yields the cleaned notebooks of `jobs` ((notebook, parameters) each) as they come (or the
-    NotebookFailed that stops them), executed in one warm kernel (its namespace reset between
-    notebooks) in a thread: the main thread meanwhile makes the pages and gets the signals
-    (nbclient sets no handler outside it). Stopped early, the kernel is killed and the thread
-    awaited."""
+    """Yields the cleaned notebooks of `jobs` ((notebook, parameters) each) in order, as they
+    come (or the NotebookFailed that stops them), executed in threads with a warm kernel each
+    (one per core; a kernel's namespace is reset between notebooks): the main thread meanwhile
+    makes the pages and gets the signals (nbclient sets no handler outside it). Stopped early,
+    the kernels are killed and the threads awaited."""
     from ..runs.execution import WarmKernel  # jupyter_client: only where notebooks run
 
-    done, kernel, stopping = queue.Queue(), WarmKernel(), threading.Event()
+    todo, stopping = queue.Queue(), threading.Event()
+    done = [queue.Queue(maxsize=1) for _ in jobs]
+    for index, job in enumerate(jobs):
+        todo.put((index, *job))
+    kernels = [WarmKernel() for _ in range(max(1, min(len(jobs), os.cpu_count() or 1)))]
 
-    def work():
+    def execute(kernel, source, parameters):
+        names = parameter_names(nbformat.read(source, as_version=4))
+        values = {name: value for name, value in parameters.items() if name in names}
+        kernel.prepare(cwd, {})
+        executed = staging / f"executed-{source.name}"
+        execute_notebook(source, executed, values, kernel=kernel)
+        return clean_notebook(nbformat.read(executed, 4), {
+            name: values[name] for name in KEPT_PARAMETERS if name in values})
+
+    def work(kernel):
         try:
-            for source, parameters in jobs:
-                names = parameter_names(nbformat.read(source, as_version=4))
-                values = {name: value for name, value in parameters.items() if name in names}
-                if stopping.is_set():
+            while not stopping.is_set():
+                try:
+                    index, source, parameters = todo.get_nowait()
+                except queue.Empty:
                     return
-                kernel.prepare(cwd, {})
-                execute_notebook(source, staging / f"executed-{source.name}", values,
-                                 kernel=kernel)
-                done.put(clean_notebook(nbformat.read(staging / f"executed-{source.name}", 4), {
-                    name: values[name] for name in KEPT_PARAMETERS if name in values}))
-        except NotebookFailed as failure:
-            done.put(failure)
-        except BaseException as error:  # the main thread says it
-            done.put(NotebookFailed(f"{type(error).__name__}: {error}"))
+                try:
+                    done[index].put(execute(kernel, source, parameters))
+                except NotebookFailed as failure:
+                    done[index].put(failure)
+                except BaseException as error:  # the main thread says it
+                    done[index].put(NotebookFailed(f"{type(error).__name__}: {error}"))
         finally:
             kernel.stop()
 
     def results():
-        for _ in jobs:
+        for slot in done:
             while True:  # in short waits, so that a signal reaches the main thread at once
                 try:
-                    yield done.get(timeout=0.2)
+                    yield slot.get(timeout=0.2)
                     break
                 except queue.Empty:
                     continue
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=work, args=(kernel,), daemon=True) for kernel in kernels]
+    for thread in threads:
+        thread.start()
     try:
         yield results()
     finally:
         stopping.set()
-        if thread.is_alive():
+        if any(thread.is_alive() for thread in threads):
             for name in ("traitlets", "papermill"):  # "Kernel died ...": the caller says why
                 logging.getLogger(name).setLevel(logging.CRITICAL)
-            kernel.kill()
-        thread.join(timeout=120)  # a worker alive at exit: the process dies of SIGINT instead
+            for kernel in kernels:
+                kernel.kill()
+        for thread in threads:  # a thread alive at exit: the process dies of SIGINT instead
+            thread.join(timeout=120)
 
 
 def _install(staged):

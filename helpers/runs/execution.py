@@ -37,8 +37,7 @@ def first_line(text):
 
 def import_papermill():
     """papermill, with an engine for a live kernel and its ready client, which nbclient leaves
-    running (papermill's advice); without jsonschema's rfc3987_syntax (docs/speed.md)."""
-    sys.modules.setdefault("rfc3987_syntax", None)  # None: that optional import fails
+    running (papermill's advice)."""
     import papermill
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines

@@ -7,6 +7,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from itertools import chain
 from pathlib import Path
 
 from ..catalogue.parameters import PARAMETERS, RUN_ONLY, check
@@ -77,6 +78,11 @@ def _count(value, n):
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= n
 
 
+def _counts(values, n):  # _count of each, in a few passes in C (records hold 1000s of them)
+    return not values or (set(map(type, values)) == {int} and 0 <= min(values)
+                          and max(values) <= n)
+
+
 def _require(condition, why):
     if not condition:
         raise DamagedRecord(why)
@@ -87,9 +93,14 @@ def _has(mapping, keys, where):
              f"{', '.join(key for key in keys if key not in mapping)}")
 
 
-def validate(record):
+def _refuse(constant):  # json's hook for NaN, Infinity and -Infinity
+    raise ValueError(constant)
+
+
+def validate(record, finite=False):
     """DamagedRecord unless `record` holds all of the declaration, in this schema, each
-    parameter as `parameters.check` makes it, with numbers consistent with each other."""
+    parameter as `parameters.check` makes it, with numbers consistent with each other
+    (`finite`: its floats are known finite, as read_record parses them)."""
     _has(record, RECORD, "the record")
     for key, kind in RECORD.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
@@ -97,8 +108,10 @@ def validate(record):
     if record["schema"] != SCHEMA_VERSION:
         raise (NewerRecord if record["schema"] > SCHEMA_VERSION else DamagedRecord)(
             f"schema {record['schema']}, this version reads {SCHEMA_VERSION}")
-    where = _not_finite(record)
-    _require(not where, f"{where} is not a finite number")
+    try:  # the C encoder finds a non-finite float at once; the walk only says where
+        finite or json.dumps(record, allow_nan=False)
+    except ValueError:
+        raise DamagedRecord(f"{_not_finite(record)} is not a finite number") from None
     params, history = record["params"], record["history"]
     _has(params, PARAMETERS, "params")
     try:  # (a CUDA run's parameters are valid where there is no CUDA too)
@@ -138,10 +151,10 @@ def validate(record):
     _require(record["test_errors"] == history[-1]["test_errors"], f"test_errors "
              f"{record['test_errors']} is not its last epoch's ({history[-1]['test_errors']})")
     predictions, digits = record["test_predictions"], record["test_digit_predictions"]
-    _require(len(predictions) == record["n_test"] and all(_count(p, 1) for p in predictions),
+    _require(len(predictions) == record["n_test"] and _counts(predictions, 1),
              f"test_predictions is not n_test ({record['n_test']}) 0s and 1s")
     _require(digits is not None and len(digits) == record["n_test"] and all(
-        isinstance(d, list) and len(d) == 2 and all(_count(x, 9) for x in d) for d in digits)
+        type(d) is list and len(d) == 2 for d in digits) and _counts(list(chain.from_iterable(digits)), 9)
         if has_digit_outputs(params) else digits is None, "test_digit_predictions is not "
         f"{'n_test pairs of digits' if has_digit_outputs(params) else 'null'}")
 
@@ -170,11 +183,14 @@ def read_record(path):
             mode = os.fstat(handle.fileno()).st_mode
             kind = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO"}.get(stat.S_IFMT(mode))
             _require(stat.S_ISREG(mode), f"not a regular file ({kind or 'a device'})")
-            record = json.loads(handle.read().decode("utf-8"))
+            text = handle.read().decode("utf-8")
+        record = json.loads(text, parse_constant=_refuse)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DamagedRecord(f"unreadable ({type(error).__name__})") from None
+    except ValueError:  # NaN or Infinity: where, for its message
+        raise DamagedRecord(f"{_not_finite(json.loads(text))} is not a finite number") from None
     _require(isinstance(record, dict), "not a JSON object")
-    validate(record)
+    validate(record, finite=True)
     _require(Path(path) == record_path(Path(path).parent.parent, record["experiment"],
                                        record["seed"]),
              f"holds {record['experiment']} seed {record['seed']}, not what its file name says")
@@ -199,11 +215,14 @@ class Results:
         return records_table(self.records)
 
 
-def load(results_dir):
-    """Every record under `results_dir` (a missing folder reads as an empty one). One whose
-    history and predictions are another seed's of its experiment (a copy) is damaged."""
+def load(results_dir, experiments=None):
+    """Every record under `results_dir` (a missing folder reads as an empty one), or those of
+    `experiments` only. One whose history and predictions are another seed's of its experiment
+    (a copy) is damaged."""
     found, first = Results(str(results_dir)), {}
-    for path in sorted(Path(results_dir).glob("*/seed-*.json"),
+    paths = [path for name in (experiments or ["*"])
+             for path in Path(results_dir).glob(f"{name}/seed-*.json")]
+    for path in sorted(paths,
                        key=lambda p: (p.parent.name, p.stem[5:].zfill(20))):
         try:
             record = read_record(path)
