@@ -57,7 +57,7 @@ def test_the_speed_page_shows_the_committed_benchmark_output():
 
 def test_the_readme_stays_short_and_starts_with_what_and_how():
     text = (REPO / "README.md").read_text()
-    assert len(text.split()) <= 1200, len(text.split())
+    assert len(text.split()) <= 1500, len(text.split())  # read in five minutes
     first_screen = text[:text.index("## Results")]
     assert "make report" in first_screen and "make test" in first_screen
     assert "source .venv/bin/activate" in first_screen

@@ -205,6 +205,7 @@ def readme_block(found, template):
     numbers = {
         "table": table, "paired": stats.paired_table(found.frame), "budget": budget_table(found),
         "holdout": group_table(found, HOLDOUT), "beyond": group_table(found, BEYOND),
+        "beside": {row["beside"]: name for name, row in table.iterrows() if row["beside"]},
         "numerics": list(numerics_table(found).index), "unit": stats.error_unit(found.frame),
         "headline": [name for name in experiments.HEADLINE if table.loc[name, "rounds"]],
         "seeds": ", ".join(sorted({experiments.EXPERIMENTS[n]["seeds"] for n in table.index})),
