@@ -145,7 +145,8 @@ def report_walls(seeds, workers, overrides, folder):
     shutil.copytree(NOTEBOOKS, folder / "notebooks")
     return (helpers_wall("run", "report", *_run_options(seeds, workers, overrides, folder)),
             helpers_wall("summary", "--results", folder / "results", "--output",
-                         folder / "report", "--notebooks", folder / "notebooks"))
+                         folder / "report", "--notebooks", folder / "notebooks",
+                         *[item for key, value in overrides.items() for item in ("-p", key, value)]))
 
 
 def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_experiment="ws-aux",

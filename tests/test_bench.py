@@ -63,9 +63,8 @@ def test_bench_report_runs_the_report_then_the_summary_from_scratch(tmp_path, mo
         ["run", "report", "--seeds", "0,1", "--workers", str(cores), "--results",
          str(tmp_path / "results"), "--runs", str(tmp_path / "runs"), "-p", "epochs", "1",
          "-p", "n_pairs", "100"],
-        ["summary", "--results", str(tmp_path / "results"), "--figures",
-         str(tmp_path / "figures"), "--report", str(tmp_path / "report.html"), "--notebooks",
-         str(tmp_path / "notebooks")]]
+        ["summary", "--results", str(tmp_path / "results"), "--output", str(tmp_path / "report"),
+         "--notebooks", str(tmp_path / "notebooks"), "-p", "epochs", "1", "-p", "n_pairs", "100"]]
     assert lines[-1] == (f"make report from scratch (2 seeds x 8 configurations, {cores} "
                          f"workers, then the summary): 110.0 s (runs 100.0 s, summary 10.0 s)")
 
@@ -111,10 +110,11 @@ def test_layer_times_accounts_for_every_flop_of_a_step(mnist_root):
     params = experiments.resolve("ws-aux", seed=0)
     train, _ = bench.training_flops(params)
     steps = params["epochs"] * params["n_pairs"] // params["batch_size"]
-    # the same step as the benchmark counts, and the layers hold all of it but the tiny head
+    # the same step as the benchmark counts, and the layers hold all of it but the comparison
+    # head (20 -> 512 -> 2 on each pair: under 2% of a step)
     assert float(step.group(1)) == round(train / steps / 1e6, 1)
     layers = sum(float(mflop) for *_, mflop in rows)
-    assert 0.99 * float(step.group(1)) <= layers <= float(step.group(1))
+    assert 0.98 * float(step.group(1)) <= layers <= float(step.group(1))
 
 
 def _digit_net_layers(name):

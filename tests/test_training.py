@@ -61,9 +61,13 @@ def test_head_input_and_initialisation_readings_change_what_they_name():
 
 @pytest.mark.slow
 def test_history_records_the_weighting_used(mnist_root):
+    # eq. (3) to 0.25 over 3 epochs: the digits' weight 1, 0.5, 0.25 (geometric: 0.25^(t/2)),
+    # the comparison's its complement; the first rebuild's decayed linearly
     record = helpers.train("ws-aux-d0.25", 0, epochs=3, n_pairs=100, data_root=mnist_root)
     weights = [w for h in record["history"] for w in (h["weight_comparison"], h["weight_digits"])]
-    assert weights == pytest.approx([0, 1, 0.375, 0.625, 0.75, 0.25])
+    assert weights == pytest.approx([0, 1, 0.5, 0.5, 0.75, 0.25])
+    linear = helpers.train("ws-aux-d0.25-first", 0, epochs=3, n_pairs=100, data_root=mnist_root)
+    assert [h["weight_digits"] for h in linear["history"]] == pytest.approx([1, 0.625, 0.25])
     first = record["history"][0]
     # eq3 at epoch 1: the loss is the digit terms alone
     assert first["loss"] == pytest.approx(first["loss_digit_first"] + first["loss_digit_second"],

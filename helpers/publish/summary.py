@@ -7,14 +7,14 @@ in place once all is made: a failing notebook or a signal leaves the tree as it 
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -73,17 +73,14 @@ def plan(results_dir="results", validation_dir=None, output=None, notebooks_dir=
 
 @contextmanager
 def _no_runner_writing(*folders):
-    """Hold the locks of the records folders that exist, so that no runner writes them while
-    the summary reads them; one holds them now: UsageError (files.lock_folder)."""
-    held = []
-    try:
+    """The records folders' locks, held while the summary reads them (a folder no runner can
+    write needs none): one that a runner holds is refused in one line."""
+    with ExitStack() as held:
         for folder in folders:
-            if os.access(folder, os.W_OK):  # a folder no runner can write needs no lock
-                held.append(lock_folder(folder, "summarise a copy of it (--results COPY)"))
+            if os.access(folder, os.W_OK):
+                held.callback(os.close, lock_folder(folder, "summarise a copy of it (--results "
+                                                            "COPY)"))
         yield
-    finally:
-        for fd in held:
-            os.close(fd)
 
 
 def summary(results_dir="results", validation_dir=None, output=None, notebooks_dir=None,
@@ -177,67 +174,46 @@ def _staging():
 
 @contextmanager
 def _executing(jobs, cwd, staging):
-    """Yields the cleaned notebooks of `jobs` ((notebook, parameters) each) in order, as they
-    come (or the NotebookFailed that stops them), executed in threads with a warm kernel each
-    (one per core; a kernel's namespace is reset between notebooks): the main thread meanwhile
-    makes the pages and gets the signals (nbclient sets no handler outside it). Stopped early,
-    the kernels are killed and the threads awaited."""
+    """Yields the cleaned notebooks of `jobs` ((notebook, parameters) each) in order (or the
+    NotebookFailed that stops them), executed in threads with a warm kernel each (one per core;
+    reset between notebooks): the main thread meanwhile makes the pages and gets the signals
+    (nbclient sets no handler outside it). Stopped early, the kernels are killed."""
     from ..runs.execution import WarmKernel  # jupyter_client: only where notebooks run
 
-    todo, stopping = queue.Queue(), threading.Event()
-    done = [queue.Queue(maxsize=1) for _ in jobs]
-    for index, job in enumerate(jobs):
-        todo.put((index, *job))
-    kernels = [WarmKernel() for _ in range(max(1, min(len(jobs), os.cpu_count() or 1)))]
+    kernels, here = [], threading.local()
 
-    def execute(kernel, source, parameters):
+    def execute(source, parameters):
+        if not hasattr(here, "kernel"):
+            here.kernel = WarmKernel()
+            kernels.append(here.kernel)
         names = parameter_names(nbformat.read(source, as_version=4))
         values = {name: value for name, value in parameters.items() if name in names}
-        kernel.prepare(cwd, {})
-        executed = staging / f"executed-{source.name}"
-        execute_notebook(source, executed, values, kernel=kernel)
-        return clean_notebook(nbformat.read(executed, 4), {
+        here.kernel.prepare(cwd, {})
+        execute_notebook(source, staging / f"executed-{source.name}", values, kernel=here.kernel)
+        return clean_notebook(nbformat.read(staging / f"executed-{source.name}", 4), {
             name: values[name] for name in KEPT_PARAMETERS if name in values})
 
-    def work(kernel):
-        try:
-            while not stopping.is_set():
-                try:
-                    index, source, parameters = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    done[index].put(execute(kernel, source, parameters))
-                except NotebookFailed as failure:
-                    done[index].put(failure)
-                except BaseException as error:  # the main thread says it
-                    done[index].put(NotebookFailed(f"{type(error).__name__}: {error}"))
-        finally:
-            kernel.stop()
-
     def results():
-        for slot in done:
-            while True:  # in short waits, so that a signal reaches the main thread at once
-                try:
-                    yield slot.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    continue
+        for future in futures:
+            while not future.done():  # short waits: a signal reaches the main thread at once
+                wait([future], timeout=0.2)
+            error = future.exception()
+            yield error if isinstance(error, NotebookFailed) else NotebookFailed(
+                f"{type(error).__name__}: {error}") if error else future.result()
 
-    threads = [threading.Thread(target=work, args=(kernel,), daemon=True) for kernel in kernels]
-    for thread in threads:
-        thread.start()
+    pool = ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1)))
+    futures = [pool.submit(execute, *job) for job in jobs]
     try:
         yield results()
     finally:
-        stopping.set()
-        if any(thread.is_alive() for thread in threads):
+        if not all(future.cancel() or future.done() for future in futures):
             for name in ("traitlets", "papermill"):  # "Kernel died ...": the caller says why
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             for kernel in kernels:
                 kernel.kill()
-        for thread in threads:  # a thread alive at exit: the process dies of SIGINT instead
-            thread.join(timeout=120)
+        pool.shutdown(wait=True)  # a thread alive at exit: the process dies of SIGINT instead
+        for kernel in kernels:
+            kernel.stop()
 
 
 def _install(staged):
