@@ -74,11 +74,7 @@ def _not_finite(value, where=""):
         None)
 
 
-def _count(value, n):
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= n
-
-
-def _counts(values, n):  # _count of each, in a few passes in C (records hold 1000s of them)
+def _counts(values, n):  # each an int (not a bool) from 0 to n: a few passes in C
     return not values or (set(map(type, values)) == {int} and 0 <= min(values)
                           and max(values) <= n)
 
@@ -127,14 +123,14 @@ def validate(record, finite=False):
                  f"its params say {key} {params[key]!r}, the record {record[key]!r}")
     _has(record["numerics"], NUMERICS, "numerics")
     _has(record["budget"], BUDGET, "budget")
-    _require(all(_count(record["budget"][key], math.inf) for key in BUDGET),
+    _require(_counts([record["budget"][key] for key in BUDGET], math.inf),
              "budget holds a negative or non-integer count")
     for split in ("train", "test"):
         n, errors, rate = (record[f"n_{split}"], record[f"{split}_errors"],
                            record[f"{split}_error_rate"])
         _require(n == params["n_pairs"], f"n_{split} {n} is not its params' n_pairs "
                                          f"({params['n_pairs']})")
-        _require(_count(errors, n), f"{split}_errors {errors} is not a count from 0 to n_{split} "
+        _require(_counts([errors], n), f"{split}_errors {errors} is not a count from 0 to n_{split} "
                                     f"({n})")
         _require(abs(rate - 100 * errors / n) < 1e-9, f"{split}_error_rate {rate:g} is not 100 "
                                                       f"* {split}_errors / n_{split}")
@@ -145,8 +141,8 @@ def validate(record, finite=False):
     for epoch, row in enumerate(history, 1):
         _require(isinstance(row, dict), f"history[{epoch - 1}] is not an epoch's row")
         _has(row, HISTORY + DIGIT_LOSSES * has_digit_outputs(params), f"history[{epoch - 1}]")
-        _require(row["epoch"] == epoch and _count(row["test_errors"], record["n_test"])
-                 and _count(row["train_errors_running"], record["n_train"]),
+        _require(row["epoch"] == epoch and _counts([row["test_errors"]], record["n_test"])
+                 and _counts([row["train_errors_running"]], record["n_train"]),
                  f"history[{epoch - 1}] is not epoch {epoch}'s counts")
     _require(record["test_errors"] == history[-1]["test_errors"], f"test_errors "
              f"{record['test_errors']} is not its last epoch's ({history[-1]['test_errors']})")
