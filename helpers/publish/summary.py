@@ -206,7 +206,7 @@ def _executing(jobs, cwd, staging):
     try:
         yield results()
     finally:
-        if not all(future.cancel() or future.done() for future in futures):
+        if [future for future in futures if not future.cancel() and not future.done()]:
             for name in ("traitlets", "papermill"):  # "Kernel died ...": the caller says why
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             for kernel in kernels:
