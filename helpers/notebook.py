@@ -63,7 +63,7 @@ def _papermill_names(history):
 def check_names(namespace, known, ignore=()):
     """Raise UsageError if `namespace` holds a parameter-like name outside `known`: in a kernel
     (which keeps its history, `In`), only the names papermill injected count, so that a
-    scratch variable of an interactive session is no parameter."""
+    scratch variable typed in an interactive kernel is no parameter."""
     names = _injected_names(namespace)
     if isinstance(namespace.get("In"), list):
         names &= _papermill_names(namespace["In"]) or set()
