@@ -17,7 +17,7 @@ import os
 import types
 
 from .catalogue import experiments
-from .catalogue.parameters import DEFAULTS, PARAMETERS
+from .catalogue.parameters import DEFAULTS, PARAMETERS, parameter_differences
 from .catalogue.seeds import check_own_run
 from .errors import UsageError
 from .files import check_writable, lock_folder, relative
@@ -222,7 +222,7 @@ def save(record, results_dir, replace=False):
     try:
         path = records.record_path(results_dir, record["experiment"], record["seed"])
         try:
-            differ = [] if replace is True else records.parameter_differences(
+            differ = [] if replace is True else parameter_differences(
                 records.read_record(path)["params"], record["params"])
         except records.DamagedRecord:  # none there, or nothing to keep
             differ = []

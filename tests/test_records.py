@@ -17,13 +17,13 @@ import helpers
 from helpers import DataError, UsageError
 from helpers.catalogue.parameters import MODEL_NAMES, PARAMETERS
 from helpers.errors import TrainingDiverged
+from helpers.catalogue.parameters import has_digit_outputs
 from helpers.runs.records import (
     NUMERICS,
     SCHEMA_VERSION,
     DamagedRecord,
     NewerRecord,
     check_against_pairs,
-    has_digit_outputs,
     load,
     read_record,
     record_path,

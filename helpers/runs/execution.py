@@ -5,7 +5,6 @@ runner's own cluster (threads of its process) or on an existing one (--scheduler
 import logging
 import os
 import signal
-import sys
 import threading
 
 from ..errors import UsageError
@@ -54,15 +53,12 @@ def import_papermill():
     return papermill
 
 
-def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
+def execute_notebook(notebook, output, parameters, kernel):
     """Execute `notebook` by papermill into `output` (with the error where a cell failed) in
-    `kernel`, else a new one in `cwd`. NotebookFailed with the failing cell's exception (else
-    its first line), or why the kernel died or would not start."""
-    papermill, own = import_papermill(), kernel is None
+    `kernel` (a prepared WarmKernel). NotebookFailed with the failing cell's exception (else
+    its first line), or why the kernel died."""
+    papermill = import_papermill()
     try:
-        if own:
-            kernel = WarmKernel()
-            kernel.prepare(cwd, {})
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
                                    kernel_name=KERNEL, progress_bar=False, engine_name="warm-kernel",
                                    request_save_on_cell_execute=False, km=kernel.km, kc=kernel.kc)
@@ -70,11 +66,8 @@ def execute_notebook(notebook, output, parameters, cwd=None, kernel=None):
         line = (f"{error.ename}: {first_line(error.evalue)}" if first_line(error.evalue)
                 else f"{error.ename} in cell [{error.exec_count}]: {first_line(error.source)}")
         raise NotebookFailed(line, usage=error.ename in USAGE_ERRORS) from None
-    except Exception as error:  # the kernel died or would not start, an unreadable notebook
+    except Exception as error:  # the kernel died, an unreadable notebook
         raise NotebookFailed(f"{type(error).__name__}: {first_line(error)}") from None
-    finally:
-        if own:
-            kernel.stop()
 
 
 class WarmKernel:

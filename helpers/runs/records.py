@@ -10,7 +10,7 @@ from functools import cached_property, lru_cache
 from itertools import chain
 from pathlib import Path
 
-from ..catalogue.parameters import PARAMETERS, RUN_ONLY, check
+from ..catalogue.parameters import PARAMETERS, check, has_digit_outputs
 from ..errors import UsageError
 from ..files import atomic_write, relative
 
@@ -30,10 +30,6 @@ BUDGET = ("steps", "training_flops", "evaluation_flops")
 HISTORY = ("epoch", "weight_comparison", "weight_digits", "loss", "loss_comparison",
            "train_errors_running", "test_errors")
 DIGIT_LOSSES = ("loss_digit_first", "loss_digit_second")
-
-
-def has_digit_outputs(params):
-    return params["model"] != "baseline"
 
 
 class DamagedRecord(Exception):
@@ -193,13 +189,6 @@ def read_record(path):
     return record
 
 
-def parameter_differences(recorded, asked):
-    """'name X there, Y asked' for each parameter of `asked` that changes what a run computes
-    (all but RUN_ONLY) and that `recorded` (a record's params) has otherwise."""
-    return [f"{key} {recorded.get(key)!r} there, {value!r} asked" for key, value in asked.items()
-            if key not in RUN_ONLY and recorded.get(key) != value]
-
-
 @dataclass
 class Results:
     folder: str
@@ -216,9 +205,8 @@ def load(results_dir, experiments=None):
     `experiments` only. One whose history and predictions are another seed's of its experiment
     (a copy) is damaged."""
     found, first = Results(str(results_dir)), {}
-    paths = [path for name in (experiments or ["*"])
-             for path in Path(results_dir).glob(f"{name}/seed-*.json")]
-    for path in sorted(paths,
+    for path in sorted((path for name in experiments or ["*"]
+                        for path in Path(results_dir).glob(f"{name}/seed-*.json")),
                        key=lambda p: (p.parent.name, p.stem[5:].zfill(20))):
         try:
             record = read_record(path)

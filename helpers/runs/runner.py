@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import catalogue
+from ..catalogue.parameters import parameter_differences
 from ..catalogue.seeds import check_own_run, parse_seeds
 from ..errors import UsageError
 from ..files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, check_writable, lock_folder, \
@@ -119,7 +120,7 @@ def _sort_out(jobs, force, batch, out):
                     records.read_record(job.record)  # raises for a newer version's record
                 todo.append(job)
                 continue
-            differ = records.parameter_differences(record["params"], job.params)
+            differ = parameter_differences(record["params"], job.params)
             if differ:
                 raise UsageError(f"{relative(job.record)} was made with other parameters "
                                  f"({'; '.join(differ[:3])}): {ELSEWHERE}, or replace the "
@@ -194,7 +195,7 @@ def _execute(todo, workers, client, batch, out, stop):
                 try:  # published if it is this run's own
                     if record is None:
                         raise records.DamagedRecord(failure.message)
-                    differ = records.parameter_differences(record["params"], job.params)
+                    differ = parameter_differences(record["params"], job.params)
                     if differ:
                         raise records.DamagedRecord(
                             f"its record is another run's ({'; '.join(differ[:3])}): something "
