@@ -157,11 +157,17 @@ DEFAULTS = {name: parameter.default for name, parameter in PARAMETERS.items()}
 RUN_ONLY = ("device", "data_root")
 
 
-def parameter_differences(recorded, asked):
-    """'name X there, Y asked' for each parameter of `asked` that changes what a run computes
-    (all but RUN_ONLY) and that `recorded` (a record's params) has otherwise."""
-    return [f"{key} {recorded.get(key)!r} there, {value!r} asked" for key, value in asked.items()
+def differing(recorded, asked):
+    """The parameters of `asked` that change what a run computes (all but RUN_ONLY) and that
+    `recorded` (a record's params) has otherwise: the one test of "another run's record"."""
+    return [key for key, value in asked.items()
             if key not in RUN_ONLY and recorded.get(key) != value]
+
+
+def parameter_differences(recorded, asked):
+    """'name X there, Y asked' for each of `differing`."""
+    return [f"{key} {recorded.get(key)!r} there, {asked[key]!r} asked"
+            for key in differing(recorded, asked)]
 
 
 def has_digit_outputs(params):  # every network but the baseline gives two 10-vectors

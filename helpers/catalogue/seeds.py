@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..files import RESULTS, VALIDATION, relative
 from .experiments import get, resolve
-from .parameters import RUN_ONLY
+from .parameters import differing
 
 
 def parse_seeds(text, most=10_000):
@@ -54,8 +54,7 @@ def check_own_run(params, folder, fix):
         return
     name, seed = params["experiment"], params["seed"]
     own = resolve(name, seed=seed)
-    problems = [f"{key} {params.get(key)!r}, not {value!r}" for key, value in own.items()
-                if key not in RUN_ONLY and params.get(key) != value]
+    problems = [f"{key} {params.get(key)!r}, not {own[key]!r}" for key in differing(params, own)]
     if seed not in parse_seeds(get(name)["seeds"]):
         problems.append(f"seed {seed} outside its seeds {get(name)['seeds']}")
     home = VALIDATION if own["evaluate_on"] == "validation" else RESULTS

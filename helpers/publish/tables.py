@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalogue import experiments
-from ..catalogue.parameters import DEFAULTS, RUN_ONLY, check
+from ..catalogue.parameters import DEFAULTS, check, differing
 from ..errors import UsageError
 from ..runs.records import Results
 from ..runs.runner import parse_seeds
@@ -45,16 +45,16 @@ def checked_overrides(overrides):
 
 def published(found, overrides=None):
     """The records of `found` made with their row's parameters (with `overrides`, the -p of
-    their batch; RUN_ONLY ones aside) and one of its seeds -> Published, naming the others."""
+    their batch; run-only ones aside) and one of its seeds -> Published, naming the others."""
     overrides, expected, kept, left_out = checked_overrides(overrides), {}, [], []
     for record in found.records:
         name = record["experiment"]
         row = experiments.EXPERIMENTS.get(name)
         if row and name not in expected:
             expected[name] = check({**DEFAULTS, **row["params"], **overrides, "experiment": name})
-        differ = [f"{key} {record['params'].get(key)!r}, the row's {value!r}"
-                  for key, value in expected.get(name, {}).items()
-                  if key not in (*RUN_ONLY, "seed") and record["params"].get(key) != value]
+        differ = [f"{key} {record['params'].get(key)!r}, the row's {expected[name][key]!r}"
+                  for key in differing(record["params"], expected.get(name, {}))
+                  if key != "seed"]
         why = ("not a catalogue row" if not row else
                f"seed {record['seed']}, not one of {row['seeds']}"
                if record["seed"] not in parse_seeds(row["seeds"]) else
