@@ -106,9 +106,9 @@ class WarmKernel:
             self.kc = self.km.client()
             self.kc.start_channels()
             run_sync(self.kc.wait_for_ready)(timeout=KERNEL_START_TIMEOUT)
-        elif self.used:
-            reply = run_sync(self.kc.execute_interactive)(
-                self.RESET, allow_stdin=False, timeout=60, output_hook=lambda message: None)
+        elif self.used:  # a reset takes well under a second; a kernel killed meanwhile
+            reply = run_sync(self.kc.execute_interactive)(  # never answers: a short wait
+                self.RESET, allow_stdin=False, timeout=20, output_hook=lambda message: None)
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"resetting the kernel failed: {reply['content'].get('ename')}")
         self.used = True
