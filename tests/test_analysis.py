@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 from statsmodels.stats.multitest import multipletests
 
-from helpers.catalogue import experiments
+from helpers.catalogue import experiments, parameters
 from helpers.publish import diagnosis, figures, stats
 from helpers.publish.diagnosis import (
     ALL_RIGHT,
@@ -235,7 +235,7 @@ def test_error_kinds_only_where_the_digits_are_trained(mnist_root):
     ("none", 1.0, False), ("eq1", 1.0, True), ("eq2", 0.0, False), ("eq2", 0.5, True),
     ("eq3", 0.25, True), ("eq3", 0.0, True), ("digits", 1.0, True)])
 def test_trains_digits_reads_the_weighting(weighting, alpha, trained):
-    assert diagnosis.trains_digits({"weighting": weighting, "alpha": alpha, "epochs": 25}) is trained
+    assert parameters.trains_digits({"weighting": weighting, "alpha": alpha, "epochs": 25}) is trained
 
 
 def test_digit_confusion_counts_every_test_digit(tmp_path, mnist_root):

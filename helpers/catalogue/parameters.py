@@ -174,6 +174,14 @@ def has_digit_outputs(params):  # every network but the baseline gives two 10-ve
     return params["model"] != "baseline"
 
 
+def trains_digits(params):
+    """Whether its weighting trains the digit outputs on the labels at some epoch (else, as for
+    `ws`, they are not digit predictions and error kinds mean nothing)."""
+    weighting, epochs = WEIGHTINGS[params["weighting"]], params["epochs"]
+    return any(weighting.weights(epoch, epochs, params.get("alpha", 1.0))[1] > 0
+               for epoch in range(epochs))
+
+
 # ---------------------------------------------------------------------------------------------
 # Conversion: values may come as text (-p NAME VALUE, papermill) or as Python values.
 # ---------------------------------------------------------------------------------------------
@@ -277,3 +285,13 @@ def check(values, overrides=()):
             raise UsageError("device cuda asked for, but no CUDA GPU is available: use device "
                              "auto or cpu")
     return params
+
+
+def checked_overrides(overrides):
+    """`overrides` (-p NAME VALUE) converted and checked: UsageError when bad."""
+    unknown = sorted(set(overrides or {}) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"unknown parameter {', '.join(map(repr, unknown))}: python -m "
+                         f"helpers list names them")
+    values = check({**DEFAULTS, **(overrides or {})})
+    return {name: values[name] for name in overrides or {}}

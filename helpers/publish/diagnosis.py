@@ -6,6 +6,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ..catalogue.parameters import trains_digits
 
 DIGITS_RIGHT_COMPARISON_WRONG = "digits right, comparison wrong"
 DIGIT_WRONG_FLIPS_ORDER = "a digit wrong, order flipped"
@@ -49,16 +50,6 @@ def classify_pairs(classes, target, predicted, predicted_digits):
                       [DIGITS_RIGHT_COMPARISON_WRONG, DIGIT_WRONG_FLIPS_ORDER,
                        DIGIT_WRONG_ORDER_KEPT, DIGIT_WRONG_ANSWER_RIGHT], default=ALL_RIGHT)
     return pd.Categorical(kinds, categories=KINDS)
-
-
-def trains_digits(params):
-    """Whether its weighting trains the digit outputs on the labels at some epoch (else, as for
-    `ws`, they are not digit predictions and error kinds mean nothing)."""
-    from ..science.losses import WEIGHTINGS  # torch: only where error kinds are counted
-
-    weighting, epochs = WEIGHTINGS[params["weighting"]], params["epochs"]
-    return any(weighting.weights(epoch, epochs, params.get("alpha", 1.0))[1] > 0
-               for epoch in range(epochs))
 
 
 def error_kinds(records, data_root=None):

@@ -122,8 +122,13 @@ def against_table(frame, labels, reference, confidence=0.95):
                           "mean_ci_high", "sd_errors", "n_parameters", "seconds", *TESTED])
 
 
+def number(value, digits=1, signed=False):
+    """A number as the tables print it ('-' when missing)."""
+    return "-" if pd.isna(value) else f"{value:{'+' if signed else ''}.{digits}f}"
+
+
 def _cells(values, digits=1, signed=False):
-    return [f"{v:{'+' if signed else ''}.{digits}f}" if np.isfinite(v) else "-" for v in values]
+    return [number(v, digits, signed) for v in values]
 
 
 def tested(table, unit, versus="difference"):

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import nbformat
 
+from ..catalogue.parameters import checked_overrides
 from ..errors import UsageError
 from ..files import (FIGURES, NOTEBOOKS, README, REPO_ROOT, RESULTS, VALIDATION, check_writable,
                      lock_folder, relative, stale_temporaries)
@@ -71,30 +72,22 @@ def plan(results_dir="results", validation_dir=None, output=None, notebooks_dir=
     return where
 
 
-@contextmanager
-def _no_runner_writing(*folders):
-    """The records folders' locks, held while the summary reads them (a folder no runner can
-    write needs none): one that a runner holds is refused in one line."""
-    with ExitStack() as held:
-        for folder in folders:
-            if os.access(folder, os.W_OK):
-                held.callback(os.close, lock_folder(folder, "summarise a copy of it (--results "
-                                                            "COPY)"))
-        yield
-
-
 def summary(results_dir="results", validation_dir=None, output=None, notebooks_dir=None,
             overrides=None, stream=None):
     """Publish `results_dir` -> exit code: 0, else (nothing replaced) 1 a notebook failed, 2 a
     usage error in a notebook, 128 + a signal."""
     stream = stream or sys.stderr
     where = plan(results_dir, validation_dir, output, notebooks_dir)
-    overrides = tables.checked_overrides(overrides)
+    overrides = checked_overrides(overrides)
     if os.environ.get("MNIST_ROOT"):  # the kernel works in another folder
         os.environ["MNIST_ROOT"] = str(Path(os.environ["MNIST_ROOT"]).resolve())
     made = []
     try:
-        with _no_runner_writing(where.results, where.validation), _staging() as staging:
+        with ExitStack() as locks, _staging() as staging:
+            for folder in (where.results, where.validation):  # one no runner can write: no lock
+                if os.access(folder, os.W_OK):  # one a runner holds: refused in one line
+                    locks.callback(os.close, lock_folder(folder, "summarise a copy of it "
+                                                                 "(--results COPY)"))
             made = [p for p in (*where.output.parents[::-1], where.output) if not p.exists()]
             where.output.mkdir(parents=True, exist_ok=True)
             # folders in the tree the kernel works in go relative: no machine path in a notebook
@@ -178,7 +171,7 @@ def _executing(jobs, cwd, staging):
     NotebookFailed that stops them), executed in threads with a warm kernel each (one per core;
     reset between notebooks): the main thread meanwhile makes the pages and gets the signals
     (nbclient sets no handler outside it). Stopped early, the kernels are killed."""
-    from ..runs.execution import WarmKernel  # jupyter_client: only where notebooks run
+    from ..runs.execution import WarmKernel, import_papermill  # only where notebooks run
 
     kernels, here = [], threading.local()
 
@@ -186,7 +179,7 @@ def _executing(jobs, cwd, staging):
         if not hasattr(here, "kernel"):
             here.kernel = WarmKernel()
             kernels.append(here.kernel)
-        names = parameter_names(nbformat.read(source, as_version=4))
+        names = import_papermill().inspect_notebook(source)  # its `parameters` cell's
         values = {name: value for name, value in parameters.items() if name in names}
         here.kernel.prepare(cwd, {})
         execute_notebook(source, staging / f"executed-{source.name}", values, kernel=here.kernel)
@@ -247,13 +240,6 @@ def _install(staged):
         for temporary, _ in moves:
             Path(temporary).unlink(missing_ok=True)
     return {target for _, target in moves}
-
-
-def parameter_names(nb):  # the names assigned in the cell tagged `parameters`
-    for cell in nb.cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            return re.findall(r"^(\w+)\s*=", cell.source, re.MULTILINE)
-    return []
 
 
 def clean_notebook(nb, defaults=None):

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 
 from ..catalogue import experiments
-from ..catalogue.parameters import DEFAULTS, check, differing
-from ..errors import UsageError
+from ..catalogue.parameters import DEFAULTS, check, checked_overrides, differing
 from ..runs.records import Results
 from ..runs.runner import parse_seeds
 from ..science.numerics import label as numerics_label
 from . import stats
+from .stats import number  # the tables' one format of a number
 
 README_START = "<!-- results: written by `python -m helpers summary` from results/; do not edit -->"
 README_END = "<!-- end of results -->"
@@ -31,16 +31,6 @@ HOLDOUT, BEYOND = "holdout", "beyond"  # catalogue groups with tables of their o
 class Published(Results):
     """The records the report counts (and the damaged ones), and those left out with why."""
     left_out: list = field(default_factory=list)
-
-
-def checked_overrides(overrides):
-    """`overrides` (-p NAME VALUE) converted and checked: UsageError when bad."""
-    unknown = sorted(set(overrides or {}) - set(DEFAULTS))
-    if unknown:
-        raise UsageError(f"unknown parameter {', '.join(map(repr, unknown))}: python -m "
-                         f"helpers list names them")
-    values = check({**DEFAULTS, **(overrides or {})})
-    return {name: values[name] for name in overrides or {}}
 
 
 def published(found, overrides=None):
@@ -127,15 +117,9 @@ def report_table(found, table=None):
     return pd.DataFrame(shown).set_index("experiment")
 
 
-def number(value, digits=1, signed=False):
-    """A number as the tables print it ('-' when missing)."""
-    return "-" if pd.isna(value) else f"{value:{'+' if signed else ''}.{digits}f}"
-
-
 def show_table(table, kinds=("test", "train")):
     """`report_table` laid out for reading, one unit per column."""
-    sizes = {int(n) for n in table["n_test"] if n}
-    unit = f"errors out of {sizes.pop()}" if len(sizes) == 1 else "errors"
+    unit = stats.error_unit(table[table["n_test"] > 0])
     columns = {("", "report row"): [f"Table {t}, {label}" for t, label in
                                     zip(table["table"], table["label"])],
                ("", "rounds"): [str(n) if n == expected else f"{n} of {expected}" for n, expected
