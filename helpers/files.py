@@ -117,12 +117,13 @@ def _holder(path):
         return f"a process that did not say which ({relative(path)})"
 
 
-def lock_folder(folder, fix, waiting=None):
+def lock_folder(folder, fix, waiting=None, patience=0.0):
     """Hold the lock of `folder` (the file `.lock` in it, created with the folder if missing)
     -> its file descriptor; closing it releases the lock. flock: the OS drops a lock when its
     holder ends, so none outlives a killed process. While another process holds it, call
     `waiting(holder)` (who, in words) whenever the holder changes, and wait; without
-    `waiting`, raise UsageError at once. `fix` ends the messages."""
+    `waiting`, raise UsageError once it has been held `patience` seconds (another save's
+    lock lasts milliseconds; a runner's, its batch). `fix` ends the messages."""
     path = Path(folder) / ".lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,12 +134,15 @@ def lock_folder(folder, fix, waiting=None):
     except OSError as error:
         raise UsageError(f"lock file {relative(path)} cannot be opened ({error.strerror}): its "
                          f"owner can remove it (it holds no data), or {fix}") from None
-    said = None
+    said, refused_at = None, time.monotonic() + patience
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
+            if waiting is None and time.monotonic() < refused_at:
+                time.sleep(0.05)
+                continue
             holder = _holder(path)
             if waiting is None:
                 os.close(fd)

@@ -218,7 +218,7 @@ def save(record, results_dir, replace=False):
         return
     fix = "set results_dir to another folder"
     check_own_run(record["params"], results_dir, fix)
-    lock = lock_folder(results_dir, fix)
+    lock = lock_folder(results_dir, fix, patience=2)  # runs saving at once into runs/
     try:
         path = records.record_path(results_dir, record["experiment"], record["seed"])
         try:

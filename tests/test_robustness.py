@@ -22,6 +22,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -459,6 +460,18 @@ def test_a_notebook_never_writes_into_a_folder_a_runner_writes(tmp_path, capsys)
                                          f"{os.getpid()} (")
     assert str(refused.value).endswith("wait until it ends, or set results_dir to another folder")
     assert snapshot(results) == before and capsys.readouterr().out == ""
+
+
+def test_a_save_waits_for_another_save_in_the_same_folder(tmp_path, capsys):
+    """A runner's notebooks all save into runs/: one that finds another's lock (held for
+    milliseconds) waits for it, where it used to stop the batch with a usage error."""
+    record = read_record(record_path(FIXTURE, "ws", 0))
+    runs = tmp_path / "runs"
+    held = lock_folder(runs, "")  # as another kernel's save holds it
+    threading.Timer(0.3, os.close, [held]).start()
+    save(record, str(runs))
+    assert read_record(record_path(runs, "ws", 0)) == record
+    assert capsys.readouterr().out.startswith("record written to")
 
 
 def test_save_refuses_a_record_made_with_other_parameters_unless_replace(tmp_path, capsys):
