@@ -1,6 +1,6 @@
 """How far a record moves when only the numerics change: the tolerance of the cross-host tests.
 
-    MNIST_ROOT=../shared/data .venv/bin/python benchmarks/cross_numerics.py [--seeds 0-9]
+    MNIST_ROOT=../shared/data .venv/bin/python benchmarks/cross_numerics.py [--seeds 0-9] [--workers N]
     .venv/bin/python benchmarks/cross_numerics.py --report    # prints, trains nothing
 
 1. Between hosts, at commit 212b2e2 (the 80 report runs, seeds 0-9): the records committed
@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,18 +105,22 @@ def _retrain(name, seed):
     return json.loads(done.stdout)
 
 
-def other_numerics(seeds):
+def other_numerics(seeds, workers):
     found = load(REPO / "results")
     committed = {(r["experiment"], r["seed"]): r for r in found.records}
     print(f"2. This machine, current code: committed records vs retrained with {PERTURBATION}")
     result = {"perturbation": PERTURBATION, "seeds": seeds, "configurations": {}}
+    jobs = [(name, seed) for name in experiments.REPORT_EXPERIMENTS for seed in seeds
+            if (name, seed) in committed]
+    with ThreadPoolExecutor(workers) as pool:  # each a fresh process of one thread
+        retrained = dict(zip(jobs, pool.map(lambda job: _retrain(*job), jobs)))
     for name in experiments.REPORT_EXPERIMENTS:
         test_diff, train_diff = [], []
         for seed in seeds:
             record = committed.get((name, seed))
             if record is None:
                 continue
-            train, test, numerics = _retrain(name, seed)
+            train, test, numerics = retrained[name, seed]
             test_diff.append(test - record["test_errors"])
             train_diff.append(train - record["train_errors"])
         if not test_diff:
@@ -172,6 +177,8 @@ def report():
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="retrainings at once (default: one per core)")
     parser.add_argument("--report", action="store_true",
                         help="print every part from the committed data (no training)")
     parser.add_argument("--cost", action="store_true",
@@ -183,4 +190,4 @@ if __name__ == "__main__":
         pinning_cost()
     else:
         between_hosts()
-        other_numerics(parse_seeds(args.seeds))
+        other_numerics(parse_seeds(args.seeds), args.workers)
