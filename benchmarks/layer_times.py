@@ -56,14 +56,10 @@ def main(experiment="ws-aux", repeats=200):
     # torch only now: a mistyped name is told at once (the catalogue needs no torch)
     import torch
 
-    from helpers.bench import training_step
-    from helpers.science.models import build_model
-    from helpers.science.training import count_flops, keep_freed_memory, make_optimizer, to_device
+    from helpers.bench import model_as_a_run_builds_it, training_step
+    from helpers.science.training import count_flops, make_optimizer
 
-    torch.set_num_threads(params["threads"])
-    keep_freed_memory()  # as a run does: no page faults from memory handed back and forth
-    torch.manual_seed(0)
-    model = to_device(build_model(params), torch.device("cpu")).train()
+    model = model_as_a_run_builds_it(params).train()
     batch = params["batch_size"]
     pairs = torch.randn(batch, 2, 14, 14)
     print(f"{cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}; "

@@ -27,11 +27,10 @@ import time
 import torch
 from torch import nn
 
-from helpers.bench import training_step
+from helpers.bench import model_as_a_run_builds_it, training_step
 from helpers.catalogue import experiments
 from helpers.errors import UsageError
-from helpers.science.models import build_model
-from helpers.science.training import keep_freed_memory, make_optimizer, to_device
+from helpers.science.training import make_optimizer
 
 
 class UnfoldConv(nn.Module):
@@ -96,10 +95,7 @@ def main(experiment="ws-aux", repeats=7, compile_too=False):
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    torch.set_num_threads(params["threads"])
-    keep_freed_memory()
-    torch.manual_seed(0)
-    reference = to_device(build_model(params), torch.device("cpu"))
+    reference = model_as_a_run_builds_it(params)
     test_pairs = torch.randn(1000, 2, 14, 14)
 
     def route(model=None, optimizer=None, evaluate=None, network=None,

@@ -63,6 +63,21 @@ def matmul_gflops(threads, repeats, sizes=(256, 512, 1024)):
     return max(rates.values()), rates
 
 
+def model_as_a_run_builds_it(params):
+    """The network of `params` for seed 0 on the CPU, with the run's thread count and its
+    allocator setting (no page faults from memory handed back and forth): what the benchmark
+    scripts time."""
+    import torch
+
+    from .science.models import build_model
+    from .science.training import keep_freed_memory, to_device
+
+    torch.set_num_threads(params["threads"])
+    keep_freed_memory()
+    torch.manual_seed(0)
+    return to_device(build_model(params), torch.device("cpu"))
+
+
 def training_step(model, optimizer, batch):
     """A function doing one training step of `model` on a random batch of `batch` pairs, with
     the loss of a run (`losses.loss_terms`, the comparison and both digits weighted 1): what the
