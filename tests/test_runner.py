@@ -339,3 +339,34 @@ def test_the_docs_examples_and_the_runners_own_files_leave_git_status_clean():
     shown = [path for path in written if subprocess.run(
         ["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode != 0]
     assert not shown, f"git status would show {shown}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deaths, starts", [(1, True), (2, False)])
+def test_a_kernel_that_dies_starting_is_started_once_more(tmp_path, deaths, starts):
+    """A kernel may find a port its manager chose already taken by another process
+    (jupyter_client#154) and die starting: it is started once more, the first start's output
+    kept in its log; one that dies again fails, not retried forever."""
+    from jupyter_core.utils import run_sync
+
+    from helpers.runs.execution import WarmKernel
+
+    site, count = tmp_path / "site", tmp_path / "starts"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(  # runs in the kernel's Python before the kernel
+        f"import os, pathlib\ncount = pathlib.Path({str(count)!r})\n"
+        f"count.write_text(str(int(count.read_text() or 0) + 1) if count.exists() else '1')\n"
+        f"if int(count.read_text()) <= {deaths}:\n"
+        f"    print('died starting', flush=True)\n    os._exit(1)\n")
+    kernel, log = WarmKernel(), tmp_path / "kernel.log"
+    try:
+        if starts:
+            kernel.prepare(tmp_path, {"PYTHONPATH": str(site)}, log)
+            assert run_sync(kernel.km.is_alive)()
+        else:
+            with pytest.raises(RuntimeError, match="died"):
+                kernel.prepare(tmp_path, {"PYTHONPATH": str(site)}, log)
+    finally:
+        kernel.stop()
+    assert count.read_text() == "2"
+    assert log.read_text().count("died starting") == min(deaths, 2)

@@ -90,22 +90,31 @@ class WarmKernel:
         from jupyter_core.utils import run_sync
 
         if self.started_for != (str(cwd), environment):
-            self.stop()
-            self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
-            output = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_EXCL * bool(log))
-            kept = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-            try:
-                run_sync(self.km.start_kernel)(
-                    cwd=str(cwd), env={**kept, **environment, PROGRESS_VARIABLE: "0"},
-                    stdout=output, stderr=output, extra_arguments=KERNEL_ARGUMENTS)
-            finally:
-                os.close(output)
-            self.pid, self.started_for = self.km.provisioner.pid, (str(cwd), dict(environment))
-            if self.killed:  # (kill() came while it started)
-                self.kill()
-            self.kc = self.km.client()
-            self.kc.start_channels()
-            run_sync(self.kc.wait_for_ready)(timeout=KERNEL_START_TIMEOUT)
+            # A kernel binds ports its manager found free: another process may take one between,
+            # and the kernel dies starting (jupyter_client#154). One that died so starts once more.
+            for attempt in range(2):
+                self.stop()
+                self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
+                output = os.open(log or os.devnull, os.O_WRONLY | (  # the first start's output kept
+                    os.O_APPEND if attempt else os.O_CREAT | os.O_EXCL * bool(log)))
+                kept = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+                try:
+                    run_sync(self.km.start_kernel)(
+                        cwd=str(cwd), env={**kept, **environment, PROGRESS_VARIABLE: "0"},
+                        stdout=output, stderr=output, extra_arguments=KERNEL_ARGUMENTS)
+                finally:
+                    os.close(output)
+                self.pid, self.started_for = self.km.provisioner.pid, (str(cwd), dict(environment))
+                if self.killed:  # (kill() came while it started)
+                    self.kill()
+                self.kc = self.km.client()
+                self.kc.start_channels()
+                try:
+                    run_sync(self.kc.wait_for_ready)(timeout=KERNEL_START_TIMEOUT)
+                    break
+                except RuntimeError:  # died, or no answer in time (then no second start)
+                    if attempt or self.killed or run_sync(self.km.is_alive)():
+                        raise
         elif self.used:  # a reset takes well under a second; a kernel killed meanwhile
             reply = run_sync(self.kc.execute_interactive)(  # never answers: a short wait
                 self.RESET, allow_stdin=False, timeout=20, output_hook=lambda message: None)
