@@ -431,6 +431,13 @@ def get(name):
     return EXPERIMENTS[name]
 
 
+def ordered(names):
+    """`names` in catalogue order, then any others by name."""
+    present = set(names)
+    known = [row["name"] for row in CATALOGUE if row["name"] in present]
+    return known + sorted(present - set(known))
+
+
 def expand(names):
     """Experiment names, group names and `all` -> catalogue names, in catalogue order of each.
 

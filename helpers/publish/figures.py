@@ -1,16 +1,15 @@
 """Every figure of the report, from run records: each `*_figure` returns its figure, `show`
 shows one and saves it as PNG when a folder is given, silently (a notebook's outputs are the
-same either way). Constrained layout: it never warns."""
+same either way). Constrained layout: it never warns. pandas and `diagnosis` are imported by
+the figures that use them: a run's kernel draws its curves with `subplots` and `show` alone
+and starts faster without them (docs/speed.md)."""
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from ..catalogue import experiments
-from .diagnosis import confusion_matrix, truth_of
-from .tables import ordered
 
 DPI = 100               # PNG pixels per inch: 8 inches wide is 800 px, the README's width
 README_WIDTH = 8.0      # inches: test_errors.png is shown at its size in the README
@@ -39,7 +38,7 @@ def marker(epochs):  # few points: a marker each (one epoch: a line alone is inv
 def plot_order(names):
     """`names` in catalogue order, the alpha sweep's rows (eq. 2) together in alpha order where
     the first of them would be, and each row `beside` another right after it."""
-    names = ordered(names)
+    names = experiments.ordered(names)
     alphas = {name: alpha for alpha, name in experiments.SWEEP.items()
               if name.startswith("ws-aux-c")}
     first = next((i for i, name in enumerate(names) if name in alphas), 0)
@@ -85,6 +84,7 @@ def learning_curves_figure(found):
     """Train (counted during the epoch) and test error per epoch, mean and SD band over the
     rounds, a panel per configuration (not for a row shown beside another). None without
     records."""
+    import pandas as pd
     from matplotlib.ticker import MaxNLocator
 
     history = pd.DataFrame([
@@ -137,6 +137,8 @@ def confusions_figure(records, names, data_root=None):
     """The digit confusion of each of `names`, on a log scale (the diagonal dwarfs the rest)."""
     from matplotlib.colors import LogNorm
 
+    from .diagnosis import confusion_matrix, truth_of
+
     figure, axes = subplots(1, len(names), figsize=(5.5 * len(names), 5), squeeze=False)
     for axis, name in zip(axes[0], names):
         runs = [r for r in records if r["experiment"] == name]
@@ -157,6 +159,8 @@ def confusions_figure(records, names, data_root=None):
 
 def gallery_figure(records, name, limit=12, data_root=None):
     """The first test pairs the first round of `name` answered wrong (None when there is none)."""
+    from .diagnosis import truth_of
+
     record = min((r for r in records if r["experiment"] == name), key=lambda r: r["seed"])
     inputs, target, classes = truth_of(record, data_root)
     seen = np.asarray(record["test_digit_predictions"])

@@ -56,13 +56,6 @@ def published(found, overrides=None):
     return Published(found.folder, kept, found.damaged, left_out)
 
 
-def ordered(names):
-    """`names` in catalogue order, then any others by name."""
-    present = set(names)
-    known = [row["name"] for row in experiments.CATALOGUE if row["name"] in present]
-    return known + sorted(present - set(known))
-
-
 def expected_rounds(name):  # the rounds catalogue row `name` is published with: its seeds
     return len(parse_seeds(experiments.EXPERIMENTS[name]["seeds"]))
 
@@ -77,7 +70,7 @@ def configuration_stats(frame):
         "rounds": grouped.size(), "train_pct": grouped["train_error_rate"].mean(),
         "train_sd": grouped["train_errors"].std(), "test_pct": grouped["test_error_rate"].mean(),
         "test_sd": grouped["test_errors"].std(), "n_test": grouped["n_test"].max()})
-    return table.loc[ordered(table.index)]
+    return table.loc[experiments.ordered(table.index)]
 
 
 def far_from_report(gap, report_sd):
@@ -152,7 +145,7 @@ def budget_table(found, reference=experiments.EQ1):
     """Per configuration, from its records (their budget, counted when each was made): pairs,
     epochs, batch, steps, parameters, FLOPs, median seconds, and each against `reference`'s."""
     rows = {}
-    for name in ordered({r["experiment"] for r in found.records}):
+    for name in experiments.ordered({r["experiment"] for r in found.records}):
         runs = [r for r in found.records if r["experiment"] == name]
         first = min(runs, key=lambda r: r["seed"])
         params, budget = first["params"], first["budget"]
@@ -175,7 +168,7 @@ def numerics_table(found):
     made = {}
     for record in found.records:
         made.setdefault(numerics_label(record["numerics"]), []).append(record["experiment"])
-    table = pd.DataFrame([(name, len(names), ", ".join(ordered(names)))
+    table = pd.DataFrame([(name, len(names), ", ".join(experiments.ordered(names)))
                           for name, names in made.items()],
                          columns=["numerics", "records", "configurations"])
     return table.sort_values(["records", "numerics"], ascending=[False, True]).set_index("numerics")
