@@ -50,8 +50,17 @@ def pytest_configure(config):
     a machine with the committed records' numerics, with the training notebooks' error counts
     masked elsewhere (tests/nbval_sanitize_cross_host.cfg), so that the rest of every output
     keeps its teeth. The mode is printed at the top and at the end of the run."""
+    from helpers.errors import DataError
     from helpers.science import PROGRESS_VARIABLE
+    from helpers.science.mnist import ensure_data_root
 
+    # Without MNIST every test that trains fails alike, minutes in: stop at once, in one line,
+    # before torch loads (files missing under the default data/ are downloaded first, as the
+    # runner does).
+    try:
+        ensure_data_root()
+    except DataError as error:
+        pytest.exit(f"error: {error}", returncode=2)
     os.environ[PROGRESS_VARIABLE] = "0"  # no progress bar in a notebook nbval compares
     config.numerics_mode = numerics_mode()
     chosen = getattr(config.option, "nbval_sanitize_with", None)
@@ -87,15 +96,3 @@ def mnist_root():
 def exact_numerics(pytestconfig):
     """True when this machine reproduces the committed records bit for bit."""
     return pytestconfig.numerics_mode == "exact"
-
-
-def pytest_sessionstart(session):
-    """Without MNIST every test that trains fails alike, minutes in: stop at once, in one line
-    (files missing under the default data/ are downloaded first, as the runner does)."""
-    from helpers.errors import DataError
-    from helpers.science.mnist import ensure_data_root
-
-    try:
-        ensure_data_root()
-    except DataError as error:
-        pytest.exit(f"error: {error}", returncode=2)

@@ -370,3 +370,21 @@ def test_a_kernel_that_dies_starting_is_started_once_more(tmp_path, deaths, star
         kernel.stop()
     assert count.read_text() == "2"
     assert log.read_text().count("died starting") == min(deaths, 2)
+
+
+@pytest.mark.slow
+def test_a_killed_kernel_is_refused_at_once_not_reset(tmp_path):
+    """A stopping batch kills its kernels; a thread that then takes its next run fails it at
+    once instead of resetting the dead kernel, which never answers (that wait was 20 s, and
+    the batch's exit waited for it)."""
+    from helpers.runs.execution import WarmKernel
+
+    kernel = WarmKernel()
+    try:
+        kernel.prepare(tmp_path, {})
+        kernel.prepare(tmp_path, {})  # alive: reset
+        kernel.kill()
+        with pytest.raises(RuntimeError, match="the kernel was killed"):
+            kernel.prepare(tmp_path, {})
+    finally:
+        kernel.stop()

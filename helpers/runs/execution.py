@@ -89,6 +89,8 @@ class WarmKernel:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
+        if self.killed:  # the batch is ending: a reset would wait its whole timeout for no answer
+            raise RuntimeError("the kernel was killed: the batch is stopping")
         if self.started_for != (str(cwd), environment):
             # A kernel binds ports its manager found free: another process may take one between,
             # and the kernel dies starting (jupyter_client#154). One that died so starts once more.
