@@ -356,6 +356,26 @@ def run_curves(record, monkeypatch):
     return shown[0]
 
 
+def test_a_runs_notebook_draws_its_curves_without_pandas_or_scipy():
+    """A run's kernel imports what its notebook shows and draws, and no more: pandas,
+    scipy.stats and statsmodels (the summary's) cost a second more at every kernel start."""
+    import subprocess
+    import sys
+
+    record = FIXTURE / "ws-aux" / "seed-0.json"
+    code = ("import json, sys, matplotlib; matplotlib.use('Agg')\n"
+            "from helpers import notebook\n"
+            "from helpers.science import losses, models\n"
+            "from helpers.science.training import run_experiment\n"
+            f"record = json.load(open({str(record)!r}))\n"
+            "notebook.run_curves(record); notebook.loss_weights(record)\n"
+            "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_one_record_draws_without_a_warning(tmp_path, recwarn, monkeypatch):
     found = tables.published(load(write_records(tmp_path / "results", {"ws": [40]})), TINY)
     for figure in (figures.test_errors_figure(found), figures.learning_curves_figure(found),
