@@ -86,7 +86,6 @@ class WarmKernel:
     def prepare(self, cwd, environment, log=None):
         """Start a kernel in `cwd` with `environment` (its output to a new file `log`), unless
         one started so runs (both are fixed when a kernel starts): reset that one."""
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
         if self.killed:  # the batch is ending: a reset would wait its whole timeout for no answer
@@ -95,22 +94,7 @@ class WarmKernel:
             # A kernel binds ports its manager found free: another process may take one between,
             # and the kernel dies starting (jupyter_client#154). One that died so starts once more.
             for attempt in range(2):
-                self.stop()
-                self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
-                output = os.open(log or os.devnull, os.O_WRONLY | (  # the first start's output kept
-                    os.O_APPEND if attempt else os.O_CREAT | os.O_EXCL * bool(log)))
-                kept = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-                try:
-                    run_sync(self.km.start_kernel)(
-                        cwd=str(cwd), env={**kept, **environment, PROGRESS_VARIABLE: "0"},
-                        stdout=output, stderr=output, extra_arguments=KERNEL_ARGUMENTS)
-                finally:
-                    os.close(output)
-                self.pid, self.started_for = self.km.provisioner.pid, (str(cwd), dict(environment))
-                if self.killed:  # (kill() came while it started)
-                    self.kill()
-                self.kc = self.km.client()
-                self.kc.start_channels()
+                self._start(cwd, environment, log, append=bool(attempt))
                 try:
                     run_sync(self.kc.wait_for_ready)(timeout=KERNEL_START_TIMEOUT)
                     break
@@ -123,6 +107,29 @@ class WarmKernel:
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"resetting the kernel failed: {reply['content'].get('ename')}")
         self.used = True
+
+    def _start(self, cwd, environment, log, append):
+        """Start a new kernel (after stopping this one), its output to `log` (`append`: after
+        an earlier start's), and connect its client."""
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        self.stop()
+        self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
+        output = os.open(log or os.devnull, os.O_WRONLY | (
+            os.O_APPEND if append else os.O_CREAT | os.O_EXCL * bool(log)))
+        kept = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+        try:
+            run_sync(self.km.start_kernel)(
+                cwd=str(cwd), env={**kept, **environment, PROGRESS_VARIABLE: "0"},
+                stdout=output, stderr=output, extra_arguments=KERNEL_ARGUMENTS)
+        finally:
+            os.close(output)
+        self.pid, self.started_for = self.km.provisioner.pid, (str(cwd), dict(environment))
+        if self.killed:  # (kill() came while it started)
+            self.kill()
+        self.kc = self.km.client()
+        self.kc.start_channels()
 
     def stop(self):
         """Shut the kernel down (a failed run may have left it in any state)."""
