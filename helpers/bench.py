@@ -16,7 +16,8 @@ Prints, in one run, medians over `--repeats`:
   `helpers.train` in a pool with the same number of worker processes; their ratio (at all
   cores: the median of `--repeats` pairs measured back to back);
 - with `--report`: the wall time of `make report` from scratch (the runner on the report's
-  eight configurations, then the summary), into temporary folders.
+  eight configurations, then the summary), into temporary folders, after that of its
+  trainings alone in a pool of fresh processes (the floor of its runs).
 
 A benchmark, not a test: the numbers depend on the machine and on what else runs on it.
 """
@@ -117,14 +118,15 @@ def _train(name, seed, overrides, results_dir):
     return record["seconds"]
 
 
-def pool_wall(name, seeds, workers, overrides, results_dir=None):
-    """Wall seconds of `helpers.train(name, seed)` for every seed in `workers` fresh processes."""
+def pool_wall(runs, workers, overrides, results_dir=None):
+    """(wall seconds, the sum of the trainings' own seconds) of `helpers.train(name, seed)` for
+    every (name, seed) of `runs` in `workers` fresh processes."""
     started = time.perf_counter()
     # spawn, not fork: a fork of a process that has run OpenMP threads can hang.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        list(pool.map(_train, [name] * len(seeds), seeds, [overrides] * len(seeds),
-                      [results_dir] * len(seeds)))
-    return time.perf_counter() - started
+        seconds = list(pool.map(_train, *zip(*runs), [overrides] * len(runs),
+                                [results_dir] * len(runs)))
+    return time.perf_counter() - started, sum(seconds)
 
 
 def helpers_wall(*arguments):
@@ -229,8 +231,8 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
         pools, notebooks = [], []
         for _ in range(pairs):
             with tempfile.TemporaryDirectory() as folder:
-                pools.append(pool_wall(runner_experiment, seeds, workers, run_overrides,
-                                       Path(folder) / "pool"))
+                pools.append(pool_wall([(runner_experiment, seed) for seed in seeds], workers,
+                                       run_overrides, Path(folder) / "pool")[0])
                 if timed:
                     notebooks.append(runner_wall(runner_experiment, seeds, workers, overrides,
                                                  folder))
@@ -250,12 +252,18 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
         "helpers.train calls in a pool of as many fresh worker processes, measured back to back)")
 
     if report:
+        runs = [(name, seed) for name in experiments.expand(["report"]) for seed in seeds]
         with tempfile.TemporaryDirectory() as folder:
+            # its trainings alone first: what the runs would take with no kernel or notebook
+            pool, trained = pool_wall(runs, cores, overrides, Path(folder) / "pool")
             run_wall, summary_wall = report_walls(seeds, cores, overrides, folder)
         out(f"make report from scratch ({len(seeds)} seed{'s' * (len(seeds) != 1)} x "
-            f"{len(experiments.expand(['report']))} configurations, {cores} workers, "
-            f"then the summary): {run_wall + summary_wall:.1f} s (runs {run_wall:.1f} s, "
-            f"summary {summary_wall:.1f} s)")
+            f"{len(runs) // len(seeds)} configurations, {cores} workers, then the summary): "
+            f"{run_wall + summary_wall:.1f} s (runs {run_wall:.1f} s, summary "
+            f"{summary_wall:.1f} s)")
+        out(f"  its {len(runs)} trainings alone, as helpers.train calls in a pool of {cores} "
+            f"fresh processes: {pool:.1f} s, of which the trainings' own seconds {trained:.1f} s"
+            f" ({trained / cores:.1f} s a process)")
 
 
 def _rate(runs, seconds):

@@ -39,13 +39,20 @@ def test_bench_report_runs_the_report_then_the_summary_from_scratch(tmp_path, mo
                                                                     mnist_root):
     """--report: `python -m helpers run report`, then `python -m helpers summary` over its
     records, on a copy of the notebooks (the summary executes them in place), into temporary
-    folders. Both commands are recorded here instead of run: the runner and the summary have
-    tests of their own, and together they take minutes."""
+    folders, after the same trainings alone in a pool. The commands and the pool are recorded
+    here instead of run: the runner and the summary have tests of their own, and together
+    they take minutes."""
     from helpers import bench
+    from helpers.catalogue import experiments
 
-    calls, lines = [], []
+    calls, lines, pooled = [], [], []
     monkeypatch.setenv("MNIST_ROOT", mnist_root)
-    monkeypatch.setattr(bench, "pool_wall", lambda *args, **kwargs: 30.0)
+
+    def pool_wall(runs, workers, overrides, results_dir=None):
+        pooled.append((runs, workers))
+        return 30.0, 50.0
+
+    monkeypatch.setattr(bench, "pool_wall", pool_wall)
     monkeypatch.setattr(bench.tempfile, "TemporaryDirectory", lambda: _Kept(tmp_path))
 
     def helpers_wall(*arguments):
@@ -65,8 +72,14 @@ def test_bench_report_runs_the_report_then_the_summary_from_scratch(tmp_path, mo
          "-p", "n_pairs", "100"],
         ["summary", "--results", str(tmp_path / "results"), "--output", str(tmp_path / "report"),
          "--notebooks", str(tmp_path / "notebooks"), "-p", "epochs", "1", "-p", "n_pairs", "100"]]
-    assert lines[-1] == (f"make report from scratch (2 seeds x 8 configurations, {cores} "
-                         f"workers, then the summary): 110.0 s (runs 100.0 s, summary 10.0 s)")
+    assert pooled[-1] == ([(name, seed) for name in experiments.expand(["report"])
+                           for seed in (0, 1)], cores)
+    assert len(pooled[-1][0]) == 16
+    assert lines[-2:] == [
+        f"make report from scratch (2 seeds x 8 configurations, {cores} workers, then the "
+        f"summary): 110.0 s (runs 100.0 s, summary 10.0 s)",
+        f"  its 16 trainings alone, as helpers.train calls in a pool of {cores} fresh processes:"
+        f" 30.0 s, of which the trainings' own seconds 50.0 s ({50 / cores:.1f} s a process)"]
 
 
 class _Kept:
