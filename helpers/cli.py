@@ -8,10 +8,11 @@ import os
 import shlex
 import signal
 import sys
+import textwrap
 
 from . import __version__
 from .catalogue import experiments
-from .catalogue.parameters import PARAMETERS
+from .catalogue.parameters import PARAMETERS, reads
 from .errors import UsageError
 
 
@@ -26,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 def cmd_list(args):
     if args.names == ["parameters"]:
-        print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their defaults:")
+        print("run parameters (-p NAME VALUE, or a notebook's parameters cell), with their "
+              "defaults (the report's protocol and network):")
         for name, parameter in PARAMETERS.items():
             print(f"  {name:<18} {str(parameter.default):<15} {parameter.help}")
         return 0
@@ -48,9 +50,11 @@ def cmd_list(args):
     for row in experiments.CATALOGUE:
         if row["name"] not in names:
             continue
-        params = " ".join(f"{k}={v}" for k, v in row["params"].items())
+        params = experiments.resolve(row["name"])  # as it runs: the parameters it reads
+        runs = " ".join(f"{name}={params[name]}" for name in reads(params))
         print(f"{row['name']:<14} {row['notebook']:<22} {row['description']}")
-        print(f"{'':<14} seeds {row['seeds']}; params: {params}")
+        print(textwrap.fill(f"seeds {row['seeds']}; runs {runs}", 100, initial_indent=" " * 15,
+                            subsequent_indent=" " * 15))
         if row["report"]:
             table, label, train, train_sd, test, test_sd = row["report"]
             print(f"{'':<14} report Table {table} '{label}': train {train}% (SD {train_sd}), "

@@ -17,8 +17,7 @@ import os
 import types
 
 from .catalogue import experiments
-from .catalogue.parameters import DEFAULTS, PARAMETERS, parameter_differences
-from .catalogue.seeds import check_own_run
+from .catalogue.parameters import DEFAULTS, PARAMETERS
 from .errors import UsageError
 from .files import check_writable, lock_folder, relative
 from .runs import records
@@ -102,7 +101,7 @@ def parameters(namespace, notebook):
     params = experiments.resolve(experiment, **overrides)
     if results_dir is not None:  # what save() refuses, refused before anything trains
         check_writable(results_dir, "results", "results_dir")
-        check_own_run(params, results_dir, "set results_dir to another folder")
+        records.check_own_run(params, results_dir, "set results_dir to another folder")
     return params
 
 
@@ -122,30 +121,36 @@ def print_parameters(params):
     print("changed here:", ", ".join(changed) or f"nothing (the catalogue's {row['name']})")
 
 
-def show_source(*objects):
-    """Show the code of `objects` (classes, functions) as the package holds it: the notebook
-    explains the code it runs without a copy of it."""
+def run_code(params):
+    """The code a run with `params` executes, chosen from them, by part: the network (its class,
+    and for a weight-sharing one the digit network and the comparison head), the loss (the
+    weighting's function and the loss of a step) and the training (the loop and its step)."""
+    from .science import losses, models, training
+
+    model = build_model(params)
+    network = [cls for cls in type(model).__mro__ if cls.__module__ == models.__name__]
+    if hasattr(model, "digit_net"):
+        network += [type(model.digit_net), type(model.comparison_head)]
+    return {"network": network,
+            "loss": [losses.WEIGHTINGS[params["weighting"]].weights, losses.loss_terms],
+            "training": [training.train]}
+
+
+def show_code(params, part):
+    """Show `part` ("network", "loss" or "training") of `run_code(params)` as the package holds
+    it: the notebook explains the code its run executes without a copy of it. A weighting is
+    shown with its formula."""
     import inspect
 
-    from IPython.display import Code, display
-
-    for item in objects:
-        display(Code(inspect.getsource(item), language="python"))
-
-
-def show_weightings(names):
-    """The loss of each weighting in `names`: its formula beside the code that gives its
-    weights (helpers/science/losses.py)."""
-    import inspect
-
-    from IPython.display import Markdown, display
+    from IPython.display import Code, Markdown, display
 
     from .science.losses import WEIGHTINGS
 
-    for name in names:
-        weighting = WEIGHTINGS[name]
-        display(Markdown(f"`{name}`: $${weighting.formula}$$\n\n```python\n"
-                         f"{inspect.getsource(weighting.weights).rstrip()}\n```"))
+    for item in run_code(params)[part]:
+        weighting = WEIGHTINGS.get(params["weighting"])
+        if item is weighting.weights:
+            display(Markdown(f"`weighting = {params['weighting']}`: $${weighting.formula}$$"))
+        display(Code(inspect.getsource(item), language="python"))
 
 
 def show_network(params):
@@ -184,15 +189,20 @@ def run_curves(record):
 def loss_weights(record):
     """Show the weights of L_cmp and of L_A + L_B at each epoch of one run."""
     from .publish.figures import marker, show, subplots
+    from .science.losses import WEIGHTINGS
 
     epochs = [row["epoch"] for row in record["history"]]
     figure, axes = subplots(figsize=(6, 3))
-    for key, label in (("weight_comparison", "weight of $L_{cmp}$"),
-                       ("weight_digits", "weight of $L_A + L_B$")):
-        axes.plot(epochs, [row[key] for row in record["history"]], label=label,
-                  marker=marker(epochs))
-    axes.set(xlabel="epoch", ylabel="weight",
-             title=f"{record['params']['weighting']}, alpha = {record['params']['alpha']:g}")
+    weights = {key: [row[key] for row in record["history"]]
+               for key in ("weight_comparison", "weight_digits")}
+    for (key, label), style in zip((("weight_comparison", "weight of $L_{cmp}$"),
+                                    ("weight_digits", "weight of $L_A + L_B$")), ("-", "--")):
+        axes.plot(epochs, weights[key], style, label=label, marker=marker(epochs), linewidth=2)
+    top = max(max(values) for values in weights.values())  # from 0: equal weights read as such
+    axes.set_ylim(0, 1.1 * top if top > 0 else 1)
+    params = record["params"]
+    alpha = f", alpha = {params['alpha']:g}" if WEIGHTINGS[params["weighting"]].uses_alpha else ""
+    axes.set(xlabel="epoch", ylabel="weight", title=f"weighting {params['weighting']}{alpha}")
     axes.legend()
     show(figure)
 
@@ -210,19 +220,19 @@ def save(record, results_dir, replace=False):
     None: a notebook cell ending with this call shows only the printed line.
 
     Refused in one line (UsageError): a record the folder does not admit (the project's
-    results/ and validation/ take only the catalogue's own runs: `seeds.check_own_run`);
+    results/ and validation/ take only the catalogue's own runs: `records.check_own_run`);
     a folder a runner is writing (its lock is held); a valid record at that place made with
     other parameters, unless `replace` is true: a notebook never silently replaces a result.
     """
     if results_dir is None:
         return
     fix = "set results_dir to another folder"
-    check_own_run(record["params"], results_dir, fix)
+    records.check_own_run(record["params"], results_dir, fix)
     lock = lock_folder(results_dir, fix, patience=2)  # runs saving at once into runs/
     try:
         path = records.record_path(results_dir, record["experiment"], record["seed"])
         try:
-            differ = [] if replace is True else parameter_differences(
+            differ = [] if replace is True else records.parameter_differences(
                 records.read_record(path)["params"], record["params"])
         except records.DamagedRecord:  # none there, or nothing to keep
             differ = []

@@ -9,7 +9,8 @@ import pytest
 import scipy.stats
 from statsmodels.stats.multitest import multipletests
 
-from helpers.catalogue import experiments, parameters
+from helpers.catalogue import experiments
+from helpers.science import losses
 from helpers.publish import diagnosis, figures, stats
 from helpers.publish.diagnosis import (
     ALL_RIGHT,
@@ -123,7 +124,7 @@ def test_sweep_table_comes_from_the_numbers():
     errors[experiments.SWEEP[0]] = [130, 125, 128]   # no auxiliary loss: much worse
     errors[experiments.SWEEP[2]] = [60, 63, 61]       # alpha 2: clearly the best here
     table = sweep_table(frame_of(errors))
-    assert table["alpha"].tolist() == list(experiments.SWEEP_ALPHAS)
+    assert table["alpha"].tolist() == list(experiments.SWEEP)
     row = table.set_index("alpha").loc[2]
     assert row["error_pct"] == pytest.approx(6.133, abs=1e-3) and row["difference"] < 0
     assert row["mean_ci_low"] < row["error_pct"] < row["mean_ci_high"]
@@ -158,7 +159,7 @@ def test_ablation_and_heads_are_families_of_their_own():
               "best-val-hidden-head": best + 3 + 2 * wiggle,
               "best-val-no-label-smoothing": best + wiggle}
     frame = frame_of(errors)
-    removed = {f"best-val{suffix}": what for suffix, (what, _) in experiments.ABLATION.items()}
+    removed = experiments.ABLATION
     ablation = stats.against_table(frame, removed, experiments.BEST_VALIDATION)
     ablation = ablation.set_index("experiment")
     assert ablation.loc["best-val-linear-head", "family"] == 3
@@ -235,7 +236,7 @@ def test_error_kinds_only_where_the_digits_are_trained(mnist_root):
     ("none", 1.0, False), ("eq1", 1.0, True), ("eq2", 0.0, False), ("eq2", 0.5, True),
     ("eq3", 0.25, True), ("eq3", 0.0, True), ("digits", 1.0, True)])
 def test_trains_digits_reads_the_weighting(weighting, alpha, trained):
-    assert parameters.trains_digits({"weighting": weighting, "alpha": alpha, "epochs": 25}) is trained
+    assert losses.trains_digits({"weighting": weighting, "alpha": alpha, "epochs": 25}) is trained
 
 
 def test_digit_confusion_counts_every_test_digit(tmp_path, mnist_root):

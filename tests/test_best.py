@@ -66,7 +66,8 @@ def test_best_network_size_and_outputs():
     assert out["comparison"].shape == (3, 2) and out["digits"].shape == (3, 2, 10)
     heads = {name: count_parameters(build_model({**params, "comparison": name}))
              for name in ("linear", "hidden", "computed")}
-    assert heads == {"linear": 140_500, "hidden": 141_932, "computed": 140_458}
+    assert heads == {"linear": 140_500, "hidden": 140_458 + 23 * params["head_hidden"] + 2,
+                     "computed": 140_458}
 
 
 def test_digits_weighting_trains_the_digits_alone():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from helpers import CATALOGUE, UsageError, resolve
@@ -140,16 +142,43 @@ def test_round_1_taken_readings_are_the_rules_outcome_over_the_committed_records
     metrics = readings.point_metrics(readings.readings_table(validation_frame))
     taken = {point: reading for point, reading in readings.taken(metrics).items()
              if reading != "first"}
-    assert taken == experiments.ROUND1_TAKEN
+    assert taken == readings.ROUND1_TAKEN
+
+
+def read(name, **overrides):
+    """The parameters row `name` runs with (those it reads)."""
+    from helpers.catalogue.parameters import reads
+
+    params = resolve(name, **overrides)
+    return {key: params[key] for key in reads(params)}
 
 
 def test_a_combined_row_takes_every_taken_reading_of_the_points_that_affect_it():
-    combined = resolve("val-ws-aux-d0.25-combined")
+    combined = read("val-ws-aux-d0.25-combined")
     assert (combined["comparison"], combined["head_hidden"], combined["digit_hidden"],
             combined["init"], combined["batch_norm_outputs"]) == ("hidden", 512, 256, "xavier", True)
     assert (combined["weighting"], combined["alpha"]) == ("eq3-geometric", 0.25)
-    plain = resolve("val-ws-plain-combined")  # P2 and P5 do not affect ws-plain
-    assert (plain["batch_norm_outputs"], plain["weighting"], plain["init"]) == (False, "none", "xavier")
+    plain = read("val-ws-plain-combined")  # P2 and P5 do not affect ws-plain: no batch norm
+    assert (plain["weighting"], plain["init"], plain["batch_norm"]) == ("none", "xavier", False)
+    assert "batch_norm_outputs" not in plain
+
+
+def test_each_reading_row_is_its_first_rebuild_row_with_the_readings_parameters():
+    """The frozen rows of round 1 are what the study's design says: the first rebuild's row of
+    the same configuration with the reading's parameters, nothing else."""
+    from helpers.catalogue.parameters import reads
+    from helpers.publish import readings
+
+    checked = 0
+    for point, (_, bases, options) in readings.READINGS.items():
+        for reading, change in options.items():
+            for base in bases:
+                expected = {**resolve(f"val-{base}-first"), **change}
+                assert read(f"val-{base}-{reading}") == {key: expected[key]
+                                                         for key in reads(expected)}
+                checked += 1
+    assert checked == sum(len(options) * len(bases) for _, bases, options in
+                          readings.READINGS.values())
 
 
 def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
@@ -163,9 +192,9 @@ def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
     changes = metrics[metrics["taken"] & (metrics["reading"] != "first")]
     best = changes.sort_values("vs_first").iloc[0]
     combined = readings.combined_metric(frame)
-    expected = (experiments.ROUND1_TAKEN if combined < best["metric_pct"]
+    expected = (readings.ROUND1_TAKEN if combined < best["metric_pct"]
                 else {best["point"]: best["reading"]})
-    assert experiments.ROUND2_BASE == expected
+    assert readings.ROUND2_BASE == expected
 
 
 def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame):
@@ -175,8 +204,8 @@ def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame):
     metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
     taken = readings.taken(metrics)
     changes = {point: reading for point, reading in taken.items()
-               if reading != experiments.ROUND2_BASE.get(point, "first")}
-    assert changes == experiments.ROUND2_TAKEN
+               if reading != readings.ROUND2_BASE.get(point, "first")}
+    assert changes == readings.ROUND2_TAKEN
 
 
 def test_round_2_combination_is_the_rules_outcome_of_step_c(validation_frame):
@@ -187,29 +216,29 @@ def test_round_2_combination_is_the_rules_outcome_of_step_c(validation_frame):
 
     metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
     changes = metrics[metrics["taken"] & metrics.apply(
-        lambda m: m["reading"] != experiments.ROUND2_BASE.get(m["point"], "first"), axis=1)]
+        lambda m: m["reading"] != readings.ROUND2_BASE.get(m["point"], "first"), axis=1)]
     best = changes.sort_values("vs_first").iloc[0]
-    combined = readings.combined_metric(validation_frame, tag=f"{experiments.ROUND2_TAG}-combined")
+    combined = readings.combined_metric(validation_frame, tag=f"{readings.ROUND2_TAG}-combined")
     single = readings.change_metric(validation_frame, best["point"], best["reading"])
-    expected = ({**experiments.ROUND2_BASE, **experiments.ROUND2_TAKEN} if combined < single
-                else {**experiments.ROUND2_BASE, best["point"]: best["reading"]})
-    assert experiments.CHOSEN_READINGS == expected
+    expected = ({**readings.ROUND2_BASE, **readings.ROUND2_TAKEN} if combined < single
+                else {**readings.ROUND2_BASE, best["point"]: best["reading"]})
+    assert readings.CHOSEN_READINGS == expected
 
 
 @pytest.mark.parametrize("row", ["ws-plain", "ws", "ws-aux", "ws-aux-c0.5", "ws-aux-c0.75",
                                  "ws-aux-d0.25", "ws-aux-d0.75"])
 def test_a_report_row_is_what_the_study_chose_and_its_first_row_the_first_rebuild(row):
-    """Each weight-sharing row of Tables III/IV trains exactly the validation row of round 2 (c)
+    """Each weight-sharing row of Tables III/IV runs exactly the validation row of round 2 (c)
     that the rule took, and its `-first` row the first rebuild's validation row."""
-    from helpers.catalogue import experiments
+    from helpers.publish import readings
 
     def same(name, validation_row):
-        ours, theirs = resolve(name), resolve(validation_row)
-        return {k: v for k, v in ours.items() if k not in ("experiment", "evaluate_on")} == \
-            {k: v for k, v in theirs.items() if k not in ("experiment", "evaluate_on")}
+        ours, theirs = read(name), read(validation_row)
+        return {k: v for k, v in ours.items() if k != "evaluate_on"} == \
+            {k: v for k, v in theirs.items() if k != "evaluate_on"}
 
-    assert experiments.CHOSEN_READINGS == {**experiments.ROUND2_BASE, **experiments.ROUND2_TAKEN}
-    assert same(row, f"val-{row}-{experiments.ROUND2_TAG}-combined")
+    assert readings.CHOSEN_READINGS == {**readings.ROUND2_BASE, **readings.ROUND2_TAKEN}
+    assert same(row, f"val-{row}-{readings.ROUND2_TAG}-combined")
     assert same(f"{row}-first", f"val-{row}-first")
 
 
@@ -219,3 +248,121 @@ def test_the_sweep_takes_the_chosen_readings_and_held_out_rows_copy_their_row():
     for name in ("ws", "ws-aux", "same-budget"):
         assert {**resolve(f"{name}-holdout"), "experiment": name} == resolve(name)
         assert EXPERIMENTS[f"{name}-holdout"]["seeds"] == "1000-1009"
+
+
+# --- the catalogue as data: frozen studies, one-line rows, the defaults as the report's network --
+REPO = Path(__file__).resolve().parent.parent
+FROZEN_GROUPS = {"readings", "round2", "diagnosis", "ablation", "budget-search", "first"}
+
+
+def test_every_committed_record_is_its_rows_own_run():
+    """Each record of results/ and validation/ is its catalogue row's run, parameter for
+    parameter (those either reads), at one of the row's seeds: the declared catalogue is what
+    made the records."""
+    import json
+
+    from helpers.catalogue.parameters import differing
+    from helpers.catalogue.seeds import parse_seeds
+
+    paths = sorted([*(REPO / "results").glob("*/seed-*.json"),
+                    *(REPO / "validation").glob("*/seed-*.json")])
+    assert len(paths) > 1000
+    for path in paths:
+        params = json.loads(path.read_text())["params"]
+        name, seed = params["experiment"], params["seed"]
+        assert differing(params, resolve(name, seed=seed)) == [], path
+        assert seed in parse_seeds(EXPERIMENTS[name]["seeds"]), path
+
+
+def test_a_frozen_row_writes_every_parameter_it_reads():
+    """The finished studies' rows (studies.jsonl, one a line) name every parameter they read, so
+    that no change of a default moves them; the published rows set only what differs."""
+    from helpers.catalogue import experiments
+    from helpers.catalogue.parameters import reads
+
+    lines = (REPO / "helpers" / "catalogue" / "studies.jsonl").read_text().splitlines()
+    frozen = [row for row in CATALOGUE if set(row["group"]) & FROZEN_GROUPS]
+    assert len(lines) == len(frozen) > 100
+    for row in frozen:
+        assert set(reads(resolve(row["name"]))) <= set(row["params"]), row["name"]
+    for name in experiments.REPORT_EXPERIMENTS:
+        assert all(DEFAULTS[key] != value for key, value in EXPERIMENTS[name]["params"].items()
+                   if key != "weighting"), name
+
+
+def test_the_defaults_are_the_report_network_the_report_rows_run():
+    from helpers.publish import readings
+
+    assert resolve("ws-aux") == {**DEFAULTS, "experiment": "ws-aux"}
+    assert (DEFAULTS["comparison"], DEFAULTS["head_hidden"], DEFAULTS["batch_norm_outputs"],
+            DEFAULTS["digit_hidden"]) == ("hidden", 512, True, 256)
+    for point, reading in readings.CHOSEN_READINGS.items():  # what the readings study chose
+        change = readings.READINGS[point][2][reading]
+        assert {key: DEFAULTS[key] for key in change if key != "weighting"} == \
+            {key: value for key, value in change.items() if key != "weighting"}
+
+
+REPORT_NETWORK_ROWS = {"ws-plain", "ws", "ws-aux", "ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
+                       "ws-aux-d0.75", "ws-aux-c0.1", "ws-aux-c0.25", "ws-aux-c1.5", "ws-aux-c2",
+                       "ws-aux-c4", "ws-aux-c8", "ws-holdout", "ws-aux-holdout"}
+
+
+def test_changing_the_report_networks_width_moves_exactly_the_rows_that_run_it(monkeypatch):
+    """One edit, the default of digit_width, moves the report's weight-sharing rows, the sweep
+    and their held-out rows; never a frozen study's row, `best`, `same-budget` or the baseline."""
+    before = {row["name"]: read(row["name"]) for row in CATALOGUE}
+    monkeypatch.setitem(DEFAULTS, "digit_width", 48)
+    moved = {row["name"] for row in CATALOGUE if read(row["name"]) != before[row["name"]]}
+    assert moved == REPORT_NETWORK_ROWS
+    assert all(read(name)["digit_width"] == 48 for name in moved)
+
+
+def test_a_row_added_beside_the_others_is_one_line(monkeypatch):
+    """`ws-aux-c0.9` written as one line like ws-aux-c0.75's runs ws-aux-c0.75's network and
+    training with alpha 0.9, and `list` shows it."""
+    from helpers.catalogue import experiments
+
+    line = experiments.row("ws-aux-c0.9", "sweep", experiments.AUX, "auxiliary loss, eq. (2), "
+                           "constant alpha = 0.9", weighting="eq2", alpha=0.9)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "ws-aux-c0.9", line)
+    monkeypatch.setattr(experiments, "CATALOGUE", [*CATALOGUE, line])
+    assert read("ws-aux-c0.9") == {**read("ws-aux-c0.75"), "alpha": 0.9}
+    assert main(["list", "ws-aux-c0.9"]) == 0
+
+
+@pytest.mark.slow
+def test_a_row_added_as_one_line_lists_and_runs(tmp_path, mnist_root):
+    """In a copy of the project, the line of `ws-aux-c0.9` added beside `ws-aux-c0.75`'s: `list`
+    shows it and `run ws-aux-c0.9 -p epochs 1 -p n_pairs 100` writes its record."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "project"
+    for folder in ("helpers", "notebooks"):
+        shutil.copytree(REPO / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    source = copy / "helpers" / "catalogue" / "experiments.py"
+    lines = source.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.lstrip().startswith('row("ws-aux-c0.75"'))
+    lines.insert(at + 1, '    row("ws-aux-c0.9", "sweep", AUX, "auxiliary loss, eq. (2), constant '
+                         'alpha = 0.9", weighting="eq2", alpha=0.9),\n')
+    source.write_text("".join(lines))
+    environment = {**os.environ, "PYTHONPATH": str(copy), "MNIST_ROOT": mnist_root,
+                   "HELPERS_PROGRESS": "0"}
+
+    def helpers(*args):
+        return subprocess.run([sys.executable, "-m", "helpers", *args], cwd=copy, env=environment,
+                              capture_output=True, text=True, timeout=600)
+
+    listed = helpers("list", "ws-aux-c0.9")
+    assert listed.returncode == 0 and "alpha=0.9" in listed.stdout, listed.stderr
+    ran = helpers("run", "ws-aux-c0.9", "--seeds", "0", "-p", "epochs", "1", "-p", "n_pairs",
+                  "100", "--results", str(tmp_path / "records"), "--runs", str(tmp_path / "runs"))
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads((tmp_path / "records" / "ws-aux-c0.9" / "seed-0.json").read_text())
+    expected = {**resolve("ws-aux-c0.75", epochs=1, n_pairs=100), "alpha": 0.9,
+                "experiment": "ws-aux-c0.9"}
+    assert {key: record["params"][key] for key in expected if key not in ("data_root", "device")} \
+        == {key: value for key, value in expected.items() if key not in ("data_root", "device")}

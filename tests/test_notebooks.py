@@ -154,3 +154,47 @@ def test_papermill_reads_every_parameter_of_the_parameters_cell(notebook):
                 if re.match(r"^\w+\s*=", line)]
     inferred = [p.name for p in PythonTranslator.inspect(cell)]
     assert inferred == assigned and assigned
+
+
+# --- a notebook shows the code its run executes ------------------------------------------------
+def shown_code(notebook, experiment, monkeypatch):
+    """Execute, in this process, the code cells of `notebook` before its training, with
+    `experiment` set as papermill sets it (after the parameters cell) -> (the sources it
+    displayed as code, in order; the code cells after those)."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *items: shown.extend(
+        item.data for item in items if isinstance(item, IPython.display.Code)))
+    cells = [cell for cell in nbformat.read(NOTEBOOKS / notebook, 4).cells
+             if cell.cell_type == "code"]
+    training = next(i for i, cell in enumerate(cells) if "run_experiment(params)" in cell.source)
+    namespace = {}
+    for cell in cells[:training]:
+        exec(cell.source, namespace)
+        if "parameters" in cell.metadata.get("tags", []):
+            namespace["experiment"] = experiment
+    return shown, [cell.source for cell in cells[training:]]
+
+
+@pytest.mark.parametrize("notebook", ["baseline.ipynb", "weight_sharing.ipynb",
+                                      "auxiliary_loss.ipynb", "best.ipynb", "same_budget.ipynb"])
+def test_a_notebook_shows_the_code_each_of_its_rows_runs(notebook, monkeypatch, capsys):
+    """For every row the notebook runs, the classes and functions it shows are those its run
+    builds and calls (the network, digit network and comparison head; the weighting; the loss
+    of a step; the training loop), chosen from the run's parameters, the training shown once."""
+    import inspect
+
+    from helpers import notebook as helpers_notebook
+    from helpers.catalogue import experiments, resolve
+    from helpers.science import training
+
+    rows = [row["name"] for row in experiments.CATALOGUE if row["notebook"] == notebook]
+    assert rows
+    for name in rows:
+        shown, after = shown_code(notebook, name, monkeypatch)
+        expected = [inspect.getsource(item) for part in ("network", "loss", "training")
+                    for item in helpers_notebook.run_code(resolve(name))[part]]
+        assert sorted(shown) == sorted(expected), name
+        assert shown.count(inspect.getsource(training.train)) == 1
+    assert not any("show_code" in source for source in after)  # all of it before the training

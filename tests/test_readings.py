@@ -10,7 +10,7 @@ def study_frame(errors, rounds=10, missing=()):
     """Records of every readings row: `errors` maps (row, reading) -> mean errors out of 1000
     (100 elsewhere); `missing` lists (row, reading) with a single round."""
     rows = []
-    for point, (_, bases, options) in experiments.READINGS.items():
+    for point, (_, bases, options) in readings.READINGS.items():
         for reading in ("first", *options):
             for base in bases:
                 mean = errors.get((base, reading), 100)
@@ -42,7 +42,7 @@ def test_a_tie_to_the_second_decimal_keeps_the_first_rebuild():
     assert readings.taken(readings.point_metrics(readings.readings_table(frame)))["P6"] == "first"
     metrics = readings.point_metrics(readings.readings_table(study_frame({})))
     assert set(readings.taken(metrics).values()) == {"first"}
-    assert metrics["taken"].sum() == len(experiments.READINGS)  # one reading per point
+    assert metrics["taken"].sum() == len(readings.READINGS)  # one reading per point
 
 
 def test_a_reading_with_a_row_short_of_rounds_is_not_eligible():

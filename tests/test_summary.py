@@ -176,8 +176,8 @@ def test_a_summary_of_another_folder_goes_beside_it(tmp_path, calls, capsys, sta
     out = tmp_path / "results-mine-report"
     assert sorted(p.name for p in out.iterdir()) == [
         "analysis.html", "analysis.ipynb", "figures", "readings.html", "readings.ipynb",
-        "report.html", "summary.ipynb"]
-    assert [cwd for _, _, cwd in calls] == [out] * 3  # the kernel works beside the records
+        "report.html", "searches.html", "searches.ipynb", "summary.ipynb"]
+    assert [cwd for _, _, cwd in calls] == [out] * 4  # the kernel works beside the records
     assert calls[0][1]["results_dir"] == "../results-mine"
     # the executed notebook reads the same records when re-run by hand
     cell = next(c for c in nbformat.read(out / "summary.ipynb", as_version=4).cells
@@ -197,7 +197,7 @@ def test_output_option_puts_everything_in_one_folder(tmp_path, calls, staging):
     assert main(["summary", "--results", str(results), "--output", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "analysis.html", "analysis.ipynb", "figures", "readings.html", "readings.ipynb",
-        "report.html", "summary.ipynb"]
+        "report.html", "searches.html", "searches.ipynb", "summary.ipynb"]
     assert not (tmp_path / "results-mine-report").exists()
 
 

@@ -1,6 +1,3 @@
 """The catalogue: the run parameters (`parameters`) and the configurations (`experiments`)."""
-
-from .experiments import CATALOGUE, EXPERIMENTS, expand, get, resolve
-from .parameters import DEFAULTS, PARAMETERS
-
-__all__ = ["CATALOGUE", "DEFAULTS", "EXPERIMENTS", "PARAMETERS", "expand", "get", "resolve"]
+from .experiments import CATALOGUE, EXPERIMENTS, expand, get, resolve  # noqa: F401
+from .parameters import DEFAULTS, PARAMETERS  # noqa: F401

@@ -6,7 +6,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from ..catalogue.parameters import trains_digits
+from ..science.losses import trains_digits
 
 DIGITS_RIGHT_COMPARISON_WRONG = "digits right, comparison wrong"
 DIGIT_WRONG_FLIPS_ORDER = "a digit wrong, order flipped"

@@ -5,9 +5,57 @@ SHOWN_WITH_READINGS rows enter no metric."""
 
 import pandas as pd
 
-from ..catalogue import experiments
-
 FIRST = "first"
+
+# The study's design (its rows are frozen in the catalogue): each open design point of the
+# report, each reading varied alone from the first rebuild's on the rows it affects (validation
+# pairs, seeds 100-109). point -> (what is open, the rows it affects, {reading: its parameters}).
+# P7's widths span the hidden layers of published solutions (100 and 500 units) in x4 steps.
+READINGS = {
+    "P1": ("what the two 10-vectors are at the final layer", ("ws-plain", "ws", "ws-aux"),
+           {"softmax": {"head_input": "softmax"}, "log-softmax": {"head_input": "log_softmax"}}),
+    "P2": ("where dropout and batch norm sit in the dense part", ("ws", "ws-aux"),
+           {"dropout-out": {"dropout_at": "outputs"}, "dropout-both": {"dropout_at": "both"},
+            "bn-out": {"batch_norm_outputs": True},
+            "dropout-out-bn-out": {"dropout_at": "outputs", "batch_norm_outputs": True},
+            "dropout-both-bn-out": {"dropout_at": "both", "batch_norm_outputs": True}}),
+    "P3": ("the digit network's size", ("ws-plain", "ws", "ws-aux"),
+           {"dense256": {"digit_hidden": 256}, "conv16-32": {"digit_width": 16}}),
+    "P4": ("initialisation", ("ws-plain", "ws", "ws-aux"),
+           {"xavier": {"init": "xavier"}, "kaiming": {"init": "kaiming"}}),
+    "P5": ("eq. (3)'s schedule of alpha", ("ws-aux-d0.25", "ws-aux-d0.75"),
+           {"discount": {"weighting": "eq3-discount"}, "geometric": {"weighting": "eq3-geometric"}}),
+    "P6": ("the baseline's size", ("baseline",),
+           {"dense128": {"baseline_hidden": 128}, "conv5": {"baseline_kernel": 5}}),
+    "P7": ("the form of the final (comparison) layer", ("ws-plain", "ws", "ws-aux"),
+           {f"hidden{width}": {"comparison": "hidden", "head_hidden": width}
+            for width in (32, 128, 512)}),
+}
+# Rows shown beside the study without entering a point's metric (every point changes them too).
+SHOWN_WITH_READINGS = ("ws-aux-c0.5", "ws-aux-c0.75")
+WS_ROWS = ("ws-plain", "ws", "ws-aux", *SHOWN_WITH_READINGS, "ws-aux-d0.25", "ws-aux-d0.75")
+# The rule's outcome at each step (the tests check each against the committed records):
+# round 1 (rows val-<row>-<reading>); round 2 (a) its taken readings combined
+# (val-<row>-combined), not better than its best single change, B; (b) every point varied from
+# B (val-<row>-<B>-<reading>); (c) (b)'s changes combined on top of B, which the rule took.
+ROUND1_TAKEN = {"P2": "bn-out", "P3": "dense256", "P4": "xavier", "P5": "geometric",
+                "P7": "hidden512"}
+ROUND2_BASE = {"P7": "hidden512"}
+ROUND2_TAG = "-".join(ROUND2_BASE.values())
+ROUND2_POINTS = [point for point in READINGS if point != "P6"]
+ROUND2_TAKEN = {"P2": "bn-out", "P3": "dense256", "P5": "geometric"}
+CHOSEN_READINGS = {**ROUND2_BASE, **ROUND2_TAKEN}  # the report's network: the defaults
+# The diagnosis (validation pairs): are the rows still learning at epoch 25?
+DIAGNOSIS, DIAGNOSED = {"epochs50": {"epochs": 50}, "epochs100": {"epochs": 100}}, ("ws", "ws-aux")
+
+
+def round2_name(base, point=None, reading=None):
+    """The validation row of `base` at B, or at B with `point` set to `reading`."""
+    if point is None or ROUND2_BASE.get(point, "first") == reading:
+        return f"val-{base}-{ROUND2_TAG}"
+    if point in ROUND2_BASE:  # B's own point varied: round 1's rows
+        return f"val-{base}-{reading}"
+    return f"val-{base}-{ROUND2_TAG}-{reading}"
 
 
 def readings_table(frame, round2=False):
@@ -15,14 +63,14 @@ def readings_table(frame, round2=False):
     the error count, `in_metric`, and `base`: the reading each point is varied from (the first
     rebuild's in round 1; B's in round 2, which leaves P6 out)."""
     rows = []
-    for point, (what, bases, readings) in experiments.READINGS.items():
-        if round2 and point not in experiments.ROUND2_POINTS:
+    for point, (what, bases, readings) in READINGS.items():
+        if round2 and point not in ROUND2_POINTS:
             continue
-        own = experiments.ROUND2_BASE.get(point, FIRST) if round2 else FIRST
-        shown = () if round2 else experiments.SHOWN_WITH_READINGS
+        own = ROUND2_BASE.get(point, FIRST) if round2 else FIRST
+        shown = () if round2 else SHOWN_WITH_READINGS
         for reading in (FIRST, *readings):
             for base in (*bases, *shown):
-                name = (experiments.round2_name(base, point, reading) if round2
+                name = (round2_name(base, point, reading) if round2
                         else f"val-{base}-{reading}")
                 these = frame[frame["experiment"] == name] if len(frame) else frame
                 if these.empty:
@@ -41,7 +89,7 @@ def point_metrics(table):
     """Per point and reading: its metric (or NaN), against the first rebuild's, `taken`."""
     rows, table = [], table[table["in_metric"]]
     full = int(table["rounds"].max()) if len(table) else 0
-    for point, (_, bases, options) in experiments.READINGS.items():
+    for point, (_, bases, options) in READINGS.items():
         these = table[table["point"] == point]
         if these.empty:
             continue
@@ -72,8 +120,8 @@ def change_metric(frame, point, reading, rows=("ws-plain", "ws", "ws-aux")):
     """Round 2 (c): one change of (b) on top of B, as a combination is measured: the mean over
     `rows` of their mean validation error (%), B's own on a row the point does not affect."""
     def mean(row):
-        name = experiments.round2_name(row, *((point, reading) if row in
-                                               experiments.READINGS[point][1] else ()))
+        name = round2_name(row, *((point, reading) if row in
+                                               READINGS[point][1] else ()))
         return frame.loc[frame["experiment"] == name, "test_error_rate"].mean()
     return sum(map(mean, rows)) / len(rows)
 

@@ -29,7 +29,8 @@ from ..runs.execution import NotebookFailed, execute_notebook
 from ..runs.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from . import tables
 
-PAGES = {"summary": "report.html", "analysis": "analysis.html", "readings": "readings.html"}
+PAGES = {"summary": "report.html", "analysis": "analysis.html", "readings": "readings.html",
+         "searches": "searches.html"}
 TEMPLATE = "readme-results.md.j2"
 # An executed notebook keeps these as defaults: re-run by hand or nbval, it reads the same records.
 KEPT_PARAMETERS = ("results_dir", "validation_dir", "overrides")

@@ -10,9 +10,11 @@ from functools import cached_property, lru_cache
 from itertools import chain
 from pathlib import Path
 
-from ..catalogue.parameters import PARAMETERS, check, has_digit_outputs
+from ..catalogue.experiments import get, resolve
+from ..catalogue.parameters import PARAMETERS, check, differing, has_digit_outputs
+from ..catalogue.seeds import parse_seeds
 from ..errors import UsageError
-from ..files import atomic_write, relative
+from ..files import RESULTS, VALIDATION, atomic_write, relative
 
 SCHEMA_VERSION = 3  # 2: `numerics` (science/numerics.py) replaces `versions`; 3: `budget`
 NUMBER = (int, float)
@@ -42,6 +44,32 @@ class NewerRecord(DamagedRecord):
 
 def record_path(results_dir, experiment, seed):
     return Path(results_dir) / experiment / f"seed-{seed}.json"
+
+
+def parameter_differences(recorded, asked):
+    """'name X there, Y asked' for each of `differing`."""
+    return [f"{key} {recorded.get(key)!r} there, {asked[key]!r} asked"
+            for key in differing(recorded, asked)]
+
+
+def check_own_run(params, folder, fix):
+    """UsageError unless a record of `params` may go into `folder`: the project's records
+    folders, which the publication reads, take only a row's own runs (its parameters, one of
+    its seeds), each in its row's folder. `fix` ends the message."""
+    if Path(folder).resolve() not in (RESULTS.resolve(), VALIDATION.resolve()):
+        return
+    name, seed = params["experiment"], params["seed"]
+    own = resolve(name, seed=seed)
+    problems = [f"{key} {params.get(key)!r}, not {own[key]!r}" for key in differing(params, own)]
+    if seed not in parse_seeds(get(name)["seeds"]):
+        problems.append(f"seed {seed} outside its seeds {get(name)['seeds']}")
+    home = VALIDATION if own["evaluate_on"] == "validation" else RESULTS
+    if Path(folder).resolve() != home.resolve():
+        problems.append(f"its records go in {home.name}/")
+    if problems:
+        raise UsageError(f"{name} seed {seed} is not catalogue row {name}'s own run "
+                         f"({'; '.join(problems[:3])}): {relative(folder)}/ holds only the "
+                         f"catalogue's rows at their seeds; {fix}")
 
 
 def write_record(record, results_dir):

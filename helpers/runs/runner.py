@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import catalogue
-from ..catalogue.parameters import parameter_differences
-from ..catalogue.seeds import check_own_run, parse_seeds
+
+from ..catalogue.seeds import parse_seeds
 from ..errors import UsageError
 from ..files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, check_writable, lock_folder, \
     notebook_path, relative, stale_temporaries
@@ -58,7 +58,7 @@ def plan(names, seeds=None, overrides=None, results_dir=None, runs_dir=RUNS, not
             params = catalogue.resolve(name, seed=seed, **overrides)
             results = Path(results_dir or (VALIDATION if params["evaluate_on"] == "validation"
                                            else RESULTS))
-            check_own_run(params, results, ELSEWHERE)
+            records.check_own_run(params, results, ELSEWHERE)
             asked.append((params, notebook, results))
     for folder, option in ({r: "--results" for _, _, r in asked} | {runs_dir: "--runs"}).items():
         for path in [folder, *{folder / params["experiment"] for params, _, _ in asked}]:
@@ -120,7 +120,7 @@ def _sort_out(jobs, force, batch, out):
                     records.read_record(job.record)  # raises for a newer version's record
                 todo.append(job)
                 continue
-            differ = parameter_differences(record["params"], job.params)
+            differ = records.parameter_differences(record["params"], job.params)
             if differ:
                 raise UsageError(f"{relative(job.record)} was made with other parameters "
                                  f"({'; '.join(differ[:3])}): {ELSEWHERE}, or replace the "
@@ -195,7 +195,7 @@ def _execute(todo, workers, client, batch, out, stop):
                 try:  # published if it is this run's own
                     if record is None:
                         raise records.DamagedRecord(failure.message)
-                    differ = parameter_differences(record["params"], job.params)
+                    differ = records.parameter_differences(record["params"], job.params)
                     if differ:
                         raise records.DamagedRecord(
                             f"its record is another run's ({'; '.join(differ[:3])}): something "

@@ -100,3 +100,11 @@ def loss_terms(outputs, target, classes, weights, label_smoothing=0.0):
         if w_digits:
             loss = loss + w_digits * (terms["loss_digit_first"] + terms["loss_digit_second"])
     return loss, terms
+
+
+def trains_digits(params):
+    """Whether its weighting trains the digit outputs on the labels at some epoch (else, as for
+    `ws`, they are not digit predictions and error kinds mean nothing)."""
+    weighting, epochs = WEIGHTINGS[params["weighting"]], params["epochs"]
+    return any(weighting.weights(epoch, epochs, params.get("alpha", 1.0))[1] > 0
+               for epoch in range(epochs))
