@@ -55,6 +55,16 @@ CATALOGUE = [
     row("best", "beyond", "best.ipynb", "deeper shared digit net trained on the digit labels alone (augmented, one-cycle SGD), comparison computed from the two digit distributions", model="deep_weight_sharing", digit_width=32, digit_hidden=128, dropout=0.0, comparison="computed", weighting="digits", label_smoothing=0.1, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="onecycle", batch_size=25, augment_shift=1.5, augment_rotation=10.0, augment_scale=0.1),
     row("same-budget", "beyond", "same_budget.ipynb", "the report's training budget kept (plain SGD 0.1, batch 100, 25 epochs, no augmentation, <= 80,000 parameters): a narrower deeper digit net (24 and 48 channels, dense 64), dropout 0.25, comparison computed from the two digit distributions, eq. (1)", model="deep_weight_sharing", digit_width=24, digit_hidden=64, dropout=0.25, comparison="computed", weighting="eq1"),
 ]
+# A search on validation pairs (rows compute-val-*) for `same-compute`: the report's whole budget
+# (optimiser, schedule, batches, epochs, pairs; at most ws-aux's parameters and training FLOPs)
+SEARCH = dict(groups="compute-search", notebook="same_budget.ipynb", seeds="100-104")
+CATALOGUE += [
+    row("compute-val-rep-h256", **SEARCH, description="the report rows' digit network, comparison computed, digit losses alone, on validation pairs", comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
+    row("compute-val-rep-h128", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, digit losses alone, on validation pairs", digit_hidden=128, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
+    row("compute-val-rep-w28", **SEARCH, description="the report rows' digit network, 28 and 56 channels, comparison computed, digit losses alone, on validation pairs", digit_width=28, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
+    row("compute-val-deep8-h256", **SEARCH, description="best's deeper digit network, 8 and 16 channels, dense 256, dropout 0.25, comparison computed, digit losses alone, on validation pairs", model="deep_weight_sharing", digit_width=8, digit_hidden=256, dropout=0.25, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
+    row("compute-val-deep9-h128", **SEARCH, description="best's deeper digit network, 9 and 18 channels, dense 128, dropout 0.25, comparison computed, digit losses alone, on validation pairs", model="deep_weight_sharing", digit_width=9, digit_hidden=128, dropout=0.25, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
+]
 FROZEN = Path(__file__).with_name("studies.jsonl").read_text().splitlines()  # the finished studies
 CATALOGUE += [{**r, "group": tuple(r["group"]), "report": r.get("report") and tuple(r["report"])}
               for r in map(json.loads, FROZEN)]
