@@ -54,6 +54,7 @@ CATALOGUE = [
     # Beyond the report, every choice made on validation pairs (seeds 100+), never on test pairs
     row("best", "beyond", "best.ipynb", "deeper shared digit net trained on the digit labels alone (augmented, one-cycle SGD), comparison computed from the two digit distributions", model="deep_weight_sharing", digit_width=32, digit_hidden=128, dropout=0.0, comparison="computed", weighting="digits", label_smoothing=0.1, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="onecycle", batch_size=25, augment_shift=1.5, augment_rotation=10.0, augment_scale=0.1),
     row("same-budget", "beyond", "same_budget.ipynb", "the report's training budget kept (plain SGD 0.1, batch 100, 25 epochs, no augmentation, <= 80,000 parameters): a narrower deeper digit net (24 and 48 channels, dense 64), dropout 0.25, comparison computed from the two digit distributions, eq. (1)", model="deep_weight_sharing", digit_width=24, digit_hidden=64, dropout=0.25, comparison="computed", weighting="eq1"),
+    row("same-compute", "beyond", "same_budget.ipynb", "the report's whole budget kept (plain SGD 0.1, batch 100, 25 epochs, no augmentation, at most ws-aux's parameters and training FLOPs): the report's digit network with a dense layer of 128, comparison computed from the two digit distributions, digit losses alone", digit_hidden=128, comparison="computed", weighting="digits"),
 ]
 # A search on validation pairs (rows compute-val-*) for `same-compute`: the report's whole budget
 # (optimiser, schedule, batches, epochs, pairs; at most ws-aux's parameters and training FLOPs)
@@ -80,6 +81,7 @@ CATALOGUE += [
     row("ws-holdout", "holdout", WS, "weight sharing with batch norm and dropout; seeds that no choice has seen", REPORT["ws"], HOLDOUT_SEEDS, "ws", weighting="none"),
     row("ws-aux-holdout", "holdout", AUX, "weight sharing + auxiliary loss, eq. (1): L_cmp + L_A + L_B; seeds that no choice has seen", REPORT["ws-aux"], HOLDOUT_SEEDS, "ws-aux", weighting="eq1"),
     row("same-budget-holdout", "holdout", "same_budget.ipynb", "the report's training budget kept, same-budget's network; seeds that no choice has seen", None, HOLDOUT_SEEDS, "same-budget", model="deep_weight_sharing", digit_width=24, digit_hidden=64, dropout=0.25, comparison="computed", weighting="eq1"),
+    row("same-compute-holdout", "holdout", "same_budget.ipynb", "the report's whole budget kept, same-compute's network; seeds that no choice has seen", None, HOLDOUT_SEEDS, "same-compute", digit_hidden=128, comparison="computed", weighting="digits"),
 ]
 EXPERIMENTS = {entry["name"]: entry for entry in CATALOGUE}
 REPORT_EXPERIMENTS = [name for name in REPORT if name in EXPERIMENTS]
@@ -99,6 +101,7 @@ COMPARISONS = [
     ("ws-aux-d0.75", "ws-aux", "eq. (3) decaying to 0.75 -> eq. (1)"),
     ("ws-aux-first", "ws-aux", "the readings the study took, given eq. (1)"),
     ("ws-aux", "same-budget", "another network under the report's training budget"),
+    ("ws-aux", "same-compute", "another network at the report's whole budget (steps, parameters, FLOPs)"),
     ("ws-aux", "best", "this project's best model"),
 ]
 # The rows the publication names: the report's three steps (the headline), eq. (1), the
