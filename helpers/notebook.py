@@ -160,6 +160,22 @@ def show_network(params):
     print(f"{count_parameters(model):,} trainable parameters")
 
 
+# What a training spends that counts as kept when it is no more than the reference's.
+AT_MOST = ("optimiser steps", "trainable parameters", "GFLOP per training")
+
+
+def training_cost(params):
+    """What one training with `params` spends: the terms of the report's Table I, its optimiser
+    steps, trainable parameters and training GFLOP (science.training.training_budget)."""
+    from .science.training import training_budget
+
+    budget = training_budget(params)
+    return {**{name: params[name] for name in experiments.REPORT_BUDGET},
+            "optimiser steps": budget["steps"],
+            "trainable parameters": count_parameters(build_model(params)),
+            "GFLOP per training": round(budget["training_flops"] / 1e9, 1)}
+
+
 def run_curves(record):
     """Show the loss terms (left) and the train and test error (right) per epoch of one run."""
     from matplotlib.ticker import MaxNLocator

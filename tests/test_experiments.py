@@ -252,7 +252,8 @@ def test_the_sweep_takes_the_chosen_readings_and_held_out_rows_copy_their_row():
 
 # --- the catalogue as data: frozen studies, one-line rows, the defaults as the report's network --
 REPO = Path(__file__).resolve().parent.parent
-FROZEN_GROUPS = {"readings", "round2", "diagnosis", "ablation", "budget-search", "first"}
+FROZEN_GROUPS = {"readings", "round2", "diagnosis", "ablation", "budget-search", "compute-search",
+                 "first"}
 
 
 def test_every_committed_record_is_its_rows_own_run():

@@ -316,11 +316,13 @@ def test_test_errors_figure_reads_at_the_readme_width(tmp_path):
     shown = [label.get_text() for label in axes.get_yticklabels()]
     sweep = [name for _, name in sorted(experiments.SWEEP.items()) if name.startswith("ws-aux-c")]
     beside = {"ws-plain": ["ws-plain-first"], "ws": ["ws-first", "ws-holdout"],
-              "ws-aux": ["ws-aux-first", "ws-aux-holdout"], "same-budget": ["same-budget-holdout"]}
+              "ws-aux": ["ws-aux-first", "ws-aux-holdout"], "same-budget": ["same-budget-holdout"],
+              "same-compute": ["same-compute-holdout"]}
     beside |= {name: [f"{name}-first"] for name in ("ws-aux-c0.5", "ws-aux-c0.75",
                                                       "ws-aux-d0.25", "ws-aux-d0.75")}
     assert shown == [shown_name for name in ["baseline", "ws-plain", "ws", "ws-aux", *sweep,
-                                             "ws-aux-d0.25", "ws-aux-d0.75", "best", "same-budget"]
+                                             "ws-aux-d0.25", "ws-aux-d0.75", "best", "same-budget",
+                                             "same-compute"]
                      for shown_name in (name, *beside.get(name, []))]
     assert axes.get_ylim()[0] > axes.get_ylim()[1]  # the first configuration on top
     marked = next(line for line in axes.get_lines() if line.get_label() == "the report's mean")

@@ -77,6 +77,46 @@ def test_same_budget_notebook_writes_its_record_and_checks_the_rule(tmp_path, mn
                      + "".join(o.get("data", {}).get("text/markdown", ""))
                      for c in cells for o in c.get("outputs", []))
     assert f"({record['test_errors']} of 1000 pairs)" in text and "65,218 trainable" in text
-    # the budget table flags the one term changed here, and the search names the rule's choice
-    assert re.search(r"\nepochs +25 +1 +False\n", text)
-    assert "`budget-val-deep24-h64-dropout0.25-eq1` has the lowest mean validation error" in text
+    # the budget table flags the one term changed here (and the FLOPs, several times ws-aux's)
+    assert re.search(r"\nepochs +1 +25 +no\n", text) and re.search(r"\nlr +0.1 +0.1 +yes\n", text)
+
+
+# --- same-compute: the report's whole budget, ws-aux's parameters and FLOPs at most -------------
+COMPUTE = [row["name"] for row in experiments.CATALOGUE
+           if "compute-search" in row["group"] or row["name"].startswith("same-compute")]
+
+
+@pytest.fixture(scope="module")
+def ws_aux_spends():
+    """(parameters, optimiser steps, training FLOPs) of one training of ws-aux, as its committed
+    records count them."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).resolve().parent.parent / "results" / "ws-aux" /
+                         "seed-0.json").read_text())
+    return record["n_parameters"], record["budget"]["steps"], record["budget"]["training_flops"]
+
+
+@pytest.mark.parametrize("name", COMPUTE)
+def test_same_compute_and_its_search_keep_the_whole_budget(name, ws_aux_spends):
+    """Each row (and each of its committed records) keeps Table I and spends at most ws-aux's
+    trainable parameters, optimiser steps and training FLOPs."""
+    from pathlib import Path
+
+    from helpers.runs.records import load
+    from helpers.science.training import training_budget
+
+    most_parameters, most_steps, most_flops = ws_aux_spends
+    params = resolve(name)
+    assert {key: params[key] for key in TABLE_I} == TABLE_I
+    budget = training_budget(params)
+    assert count_parameters(build_model(params)) <= most_parameters == 99_680
+    assert budget["steps"] <= most_steps and budget["training_flops"] <= most_flops
+    repo = Path(__file__).resolve().parent.parent
+    folder = repo / ("validation" if params["evaluate_on"] == "validation" else "results")
+    for record in load(folder, [name]).records:
+        assert {key: record["params"][key] for key in TABLE_I} == TABLE_I
+        assert record["n_parameters"] <= most_parameters
+        assert record["budget"]["steps"] <= most_steps
+        assert record["budget"]["training_flops"] <= most_flops

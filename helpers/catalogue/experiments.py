@@ -54,24 +54,7 @@ CATALOGUE = [
     # Beyond the report, every choice made on validation pairs (seeds 100+), never on test pairs
     row("best", "beyond", "best.ipynb", "deeper shared digit net trained on the digit labels alone (augmented, one-cycle SGD), comparison computed from the two digit distributions", model="deep_weight_sharing", digit_width=32, digit_hidden=128, dropout=0.0, comparison="computed", weighting="digits", label_smoothing=0.1, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="onecycle", batch_size=25, augment_shift=1.5, augment_rotation=10.0, augment_scale=0.1),
     row("same-budget", "beyond", "same_budget.ipynb", "the report's training budget kept (plain SGD 0.1, batch 100, 25 epochs, no augmentation, <= 80,000 parameters): a narrower deeper digit net (24 and 48 channels, dense 64), dropout 0.25, comparison computed from the two digit distributions, eq. (1)", model="deep_weight_sharing", digit_width=24, digit_hidden=64, dropout=0.25, comparison="computed", weighting="eq1"),
-    row("same-compute", "beyond", "same_budget.ipynb", "the report's whole budget kept (plain SGD 0.1, batch 100, 25 epochs, no augmentation, at most ws-aux's parameters and training FLOPs): the report's digit network with a dense layer of 128, comparison computed from the two digit distributions, digit losses alone", digit_hidden=128, comparison="computed", weighting="digits"),
-]
-# A search on validation pairs (rows compute-val-*) for `same-compute`: the report's whole budget
-# (optimiser, schedule, batches, epochs, pairs; at most ws-aux's parameters and training FLOPs)
-SEARCH = dict(groups="compute-search", notebook="same_budget.ipynb", seeds="100-104")
-CATALOGUE += [
-    row("compute-val-rep-h256", **SEARCH, description="the report rows' digit network, comparison computed, digit losses alone, on validation pairs", comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
-    row("compute-val-rep-h128", **{**SEARCH, "seeds": "100-109"}, description="the report's digit network with a dense layer of 128, comparison computed, digit losses alone, on validation pairs", digit_hidden=128, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
-    row("compute-val-rep-w28", **SEARCH, description="the report rows' digit network, 28 and 56 channels, comparison computed, digit losses alone, on validation pairs", digit_width=28, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
-    row("compute-val-deep8-h256", **SEARCH, description="best's deeper digit network, 8 and 16 channels, dense 256, dropout 0.25, comparison computed, digit losses alone, on validation pairs", model="deep_weight_sharing", digit_width=8, digit_hidden=256, dropout=0.25, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
-    row("compute-val-deep9-h128", **SEARCH, description="best's deeper digit network, 9 and 18 channels, dense 128, dropout 0.25, comparison computed, digit losses alone, on validation pairs", model="deep_weight_sharing", digit_width=9, digit_hidden=128, dropout=0.25, comparison="computed", weighting="digits", evaluate_on="validation") | {"stage": "A"},
-    # stage B: one ingredient at a time on stage A's network, compute-val-rep-h128
-    row("compute-val-rep-h128-eq1", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, eq. (1): its log-loss added to the digit losses, on validation pairs", weighting="eq1", digit_hidden=128, comparison="computed", evaluate_on="validation") | {"stage": "B"},
-    row("compute-val-rep-h128-eq2-alpha2", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, eq. (2) with alpha 2: the digit losses weighted twice, on validation pairs", weighting="eq2", alpha=2, digit_hidden=128, comparison="computed", evaluate_on="validation") | {"stage": "B"},
-    row("compute-val-rep-h128-no-dropout", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, digit losses alone, no dropout, on validation pairs", weighting="digits", dropout=0.0, dropout_2d=0.0, digit_hidden=128, comparison="computed", evaluate_on="validation") | {"stage": "B"},
-    row("compute-val-rep-h128-dropout-light", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, digit losses alone, dropout 0.25 and 2D dropout 0.1, on validation pairs", weighting="digits", dropout=0.25, dropout_2d=0.1, digit_hidden=128, comparison="computed", evaluate_on="validation") | {"stage": "B"},
-    row("compute-val-rep-h128-no-bn-out", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, digit losses alone, no batch norm on the digit outputs, on validation pairs", weighting="digits", batch_norm_outputs=False, digit_hidden=128, comparison="computed", evaluate_on="validation") | {"stage": "B"},
-    row("compute-val-rep-h128-smoothing0.1", **SEARCH, description="the report's digit network with a dense layer of 128, comparison computed, digit losses alone, label smoothing 0.1, on validation pairs", weighting="digits", label_smoothing=0.1, digit_hidden=128, comparison="computed", evaluate_on="validation") | {"stage": "B"},
+    row("same-compute", "beyond", "same_budget.ipynb", "the report's whole budget kept (plain SGD 0.1, batch 100, 25 epochs, no augmentation, at most ws-aux's parameters and training FLOPs): the report's digit network with a dense layer of 128, comparison computed from the two digit distributions, digit losses alone", digit_width=32, digit_hidden=128, dropout=0.5, dropout_2d=0.3, batch_norm_outputs=True, comparison="computed", weighting="digits"),
 ]
 FROZEN = Path(__file__).with_name("studies.jsonl").read_text().splitlines()  # the finished studies
 CATALOGUE += [{**r, "group": tuple(r["group"]), "report": r.get("report") and tuple(r["report"])}
@@ -81,7 +64,7 @@ CATALOGUE += [
     row("ws-holdout", "holdout", WS, "weight sharing with batch norm and dropout; seeds that no choice has seen", REPORT["ws"], HOLDOUT_SEEDS, "ws", weighting="none"),
     row("ws-aux-holdout", "holdout", AUX, "weight sharing + auxiliary loss, eq. (1): L_cmp + L_A + L_B; seeds that no choice has seen", REPORT["ws-aux"], HOLDOUT_SEEDS, "ws-aux", weighting="eq1"),
     row("same-budget-holdout", "holdout", "same_budget.ipynb", "the report's training budget kept, same-budget's network; seeds that no choice has seen", None, HOLDOUT_SEEDS, "same-budget", model="deep_weight_sharing", digit_width=24, digit_hidden=64, dropout=0.25, comparison="computed", weighting="eq1"),
-    row("same-compute-holdout", "holdout", "same_budget.ipynb", "the report's whole budget kept, same-compute's network; seeds that no choice has seen", None, HOLDOUT_SEEDS, "same-compute", digit_hidden=128, comparison="computed", weighting="digits"),
+    row("same-compute-holdout", "holdout", "same_budget.ipynb", "the report's whole budget kept, same-compute's network; seeds that no choice has seen", None, HOLDOUT_SEEDS, "same-compute", digit_width=32, digit_hidden=128, dropout=0.5, dropout_2d=0.3, batch_norm_outputs=True, comparison="computed", weighting="digits"),
 ]
 EXPERIMENTS = {entry["name"]: entry for entry in CATALOGUE}
 REPORT_EXPERIMENTS = [name for name in REPORT if name in EXPERIMENTS]
@@ -89,7 +72,6 @@ GROUPS = sorted({group for entry in CATALOGUE for group in entry["group"]})
 # alpha -> the row of the sweep: weighting none is alpha 0, eq. (1) alpha 1
 SWEEP = dict(sorted(({"none": 0, "eq1": 1}.get(entry["params"]["weighting"], entry["params"].get(
     "alpha")), entry["name"]) for entry in CATALOGUE if "sweep" in entry["group"]))
-
 # The comparisons (before, after, what changes) the analysis tests, paired by seed, as one family
 COMPARISONS = [
     ("baseline", "ws", "weight sharing with batch norm and dropout"),
@@ -101,7 +83,7 @@ COMPARISONS = [
     ("ws-aux-d0.75", "ws-aux", "eq. (3) decaying to 0.75 -> eq. (1)"),
     ("ws-aux-first", "ws-aux", "the readings the study took, given eq. (1)"),
     ("ws-aux", "same-budget", "another network under the report's training budget"),
-    ("ws-aux", "same-compute", "another network at the report's whole budget (steps, parameters, FLOPs)"),
+    ("ws-aux", "same-compute", "another network at the report's whole budget, compute too"),
     ("ws-aux", "best", "this project's best model"),
 ]
 # The rows the publication names: the report's three steps (the headline), eq. (1), the
@@ -113,12 +95,10 @@ HEAD_STUDY = {BEST_VALIDATION: "computed P(a <= b)", "best-val-linear-head": "le
 ABLATION = {entry["name"]: entry["description"].removeprefix("best without ").removesuffix(
     ", on validation pairs") for entry in CATALOGUE if "ablation" in entry["group"]}
 
-# `same-budget` keeps the report's training budget (its Table I: these defaults) within this
-# project's cap of trainable parameters (the report gives no size).
-REPORT_BUDGET = {name: vocabulary.DEFAULTS[name] for name in (
-    "optimizer", "lr", "momentum", "weight_decay", "schedule", "batch_size", "epochs", "n_pairs",
-    "augment_shift", "augment_rotation", "augment_scale")}
-MAX_BUDGET_PARAMETERS = 80_000
+# The report's training budget, its Table I (these parameters' defaults), which `same-budget`
+# and `same-compute` keep.
+REPORT_BUDGET = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "batch_size",
+                 "epochs", "n_pairs", "augment_shift", "augment_rotation", "augment_scale")
 
 
 def get(name):
