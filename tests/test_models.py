@@ -118,3 +118,20 @@ def test_training_budget_counts_shapes_and_leaves_the_random_state_alone():
     # a tenth of the steps (batches of 100 still), a tenth of the evaluated pairs x epochs
     assert half["steps"] == 5 * 5 and half["training_flops"] == budget["training_flops"] // 10
     assert half["evaluation_flops"] == budget["evaluation_flops"] // 10
+
+
+def test_the_networks_defaults_are_the_run_parameters_defaults():
+    """The report's network is written once, as the run parameters' defaults: a network built
+    without arguments is the one those defaults build (its constructor keeps the same values)."""
+    import inspect
+
+    from helpers.catalogue import DEFAULTS
+    from helpers.science.models import DigitNet
+
+    for network in (BaselineNet, WeightSharingNet):
+        for name, parameter in inspect.signature(network).parameters.items():
+            if name in DEFAULTS:
+                assert parameter.default == DEFAULTS[name], (network.__name__, name)
+    digit = inspect.signature(DigitNet).parameters
+    assert (digit["width"].default, digit["hidden"].default) == (DEFAULTS["digit_width"],
+                                                                 DEFAULTS["digit_hidden"])

@@ -17,7 +17,7 @@ class BaselineNet(nn.Module):
     no weight sharing (the report's Fig. 1).
 
     2x14x14 -> conv 3x3 (32) -> ReLU -> max-pool 2 -> conv 3x3 (64) -> ReLU -> max-pool 2
-    -> 256 -> dense 200 -> ReLU -> dense 2: 70,906 parameters. Its sizes are a reading of
+    -> 256 -> dense 200 -> ReLU -> dense 2. Its sizes are a reading of
     the text (docs/readings.md, P6): `baseline_hidden` is the dense layer's width, and
     `baseline_kernel` 5 makes both convolutions 5x5 (14 -> 10 -> pool 5 -> 1: 64 features,
     no second pool). It has to learn digit recognition twice, once per channel, from 1000
@@ -45,21 +45,20 @@ class BaselineNet(nn.Module):
 class DigitNet(nn.Module):
     """The shared digit network: one 1x14x14 image -> 10 digit outputs (the report's Fig. 3).
 
-    conv 3x3 (32) [BN] ReLU max-pool 2 [Dropout2d] -> conv 3x3 (64) [BN] ReLU max-pool 2
-    [Dropout2d] -> 256 -> dense 128 [BN] ReLU [Dropout] -> dense 10.
+    conv 3x3 (width) [BN] ReLU max-pool 2 [Dropout2d] -> conv 3x3 (2 width) [BN] ReLU max-pool
+    2 [Dropout2d] -> dense (hidden) [BN] ReLU [Dropout] -> dense 10 [BN].
     Batch norm and both dropouts are switchable (a probability of 0 leaves the layer out), as
-    the report runs it with (Dropout2d 0.3, Dropout 0.5: its Table II) and without them:
-    53,002 parameters without batch norm, 53,450 with it. The readings of docs/readings.md
-    are options: `width` (channels of the first convolution, twice that in the second) and
-    `hidden` (P3), `dropout_at` "hidden" (after the dense layer), "outputs" (on the 10
-    outputs: "after the dense network for digit recognition") or "both", and
-    `batch_norm_outputs` (batch norm on the 10 outputs too) (P2). (ReLU runs after the
-    max-pool: the same function and gradients, as max and ReLU commute, on a quarter of the
-    values.)
+    the report runs it with (Dropout2d 0.3, Dropout 0.5: its Table II) and without them. The
+    readings of docs/readings.md are options: `width` and `hidden` (P3), `dropout_at`
+    "hidden" (after the dense layer), "outputs" (on the 10 outputs: "after the dense network
+    for digit recognition") or "both", and `batch_norm_outputs` (P2). The defaults are the
+    report's network as the run parameters' defaults read it (a test keeps them equal). (ReLU
+    runs after the max-pool: the same function and gradients, as max and ReLU commute, on a
+    quarter of the values.)
     """
 
-    def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, width=32, hidden=128,
-                 dropout_at="hidden", batch_norm_outputs=False):
+    def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, width=32, hidden=256,
+                 dropout_at="hidden", batch_norm_outputs=True):
         super().__init__()
         p2d, p1d = dropout_2d, dropout
 
@@ -91,9 +90,9 @@ class DeepDigitNet(nn.Module):
 
     conv 3x3 (32) BN ReLU -> conv 3x3 (32) BN ReLU -> max-pool 2 (7x7)
     -> conv 3x3 (64) BN ReLU -> conv 3x3 (64) BN ReLU -> max-pool 2 (3x3)
-    -> 576 -> [Dropout] dense 128 BN ReLU [Dropout] -> dense 10.
-    140,458 parameters (the convolutions and the hidden dense layer have no bias: the batch
-    norm after each one has its own shift). Two convolutions per scale see 5x5 and then 14x14
+    -> 576 -> [Dropout] dense 128 BN ReLU [Dropout] -> dense 10, at `best`'s sizes (the
+    convolutions and the hidden dense layer have no bias: the batch norm after each one has
+    its own shift). Two convolutions per scale see 5x5 and then 14x14
     of the digit before the dense layers, where the report's net sees a 6x6 map of 3x3 cells.
     """
 
@@ -131,9 +130,9 @@ class LinearComparison(nn.Linear):
 
 class HiddenComparison(nn.Sequential):
     """A learned comparison with one hidden layer: 20 -> `hidden` -> ReLU -> 2 (23 * hidden + 2
-    parameters: 1,474 for 64 units)."""
+    parameters)."""
 
-    def __init__(self, hidden=64):
+    def __init__(self, hidden=512):
         super().__init__(nn.Flatten(), nn.Linear(20, hidden), nn.ReLU(), nn.Linear(hidden, 2))
 
 
@@ -176,13 +175,13 @@ class WeightSharingNet(nn.Module):
     sum_k k (p_second[k] - p_first[k]), which decides the comparison once the digits are
     recognised; on raw logits it cannot. `hidden` and `computed` are the other heads (see
     COMPARISON_HEADS). The `digits` output, which the auxiliary losses read, is always the
-    logits. With the report's `DigitNet` and the linear head: 53,044 parameters without batch
-    norm, 53,492 with it (42 of them in the head). `digit_net` replaces the digit network.
+    logits. `digit_net` replaces the digit network. The defaults are the report's network as
+    the run parameters' defaults read it (a test keeps them equal).
     """
 
-    def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, comparison="linear",
-                 head_input="logits", head_hidden=64, digit_width=32, digit_hidden=128,
-                 dropout_at="hidden", batch_norm_outputs=False, digit_net=None):
+    def __init__(self, batch_norm=True, dropout=0.5, dropout_2d=0.3, comparison="hidden",
+                 head_input="logits", head_hidden=512, digit_width=32, digit_hidden=256,
+                 dropout_at="hidden", batch_norm_outputs=True, digit_net=None):
         super().__init__()
         self.digit_net = digit_net if digit_net is not None else DigitNet(
             batch_norm=batch_norm, dropout=dropout, dropout_2d=dropout_2d, width=digit_width,
@@ -203,7 +202,7 @@ class DeepWeightSharingNet(WeightSharingNet):
     `digit_width` and `digit_hidden` size it as they size the report's (`same-budget` narrows
     it under the report's parameter budget)."""
 
-    def __init__(self, dropout=0.0, comparison="computed", head_hidden=64, digit_width=32,
+    def __init__(self, dropout=0.0, comparison="computed", head_hidden=512, digit_width=32,
                  digit_hidden=128):
         super().__init__(comparison=comparison, head_hidden=head_hidden,
                          digit_net=DeepDigitNet(dropout=dropout, width=digit_width,
