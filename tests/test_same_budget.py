@@ -78,7 +78,8 @@ def test_same_budget_notebook_writes_its_record_and_checks_the_rule(tmp_path, mn
                      for c in cells for o in c.get("outputs", []))
     assert f"({record['test_errors']} of 1000 pairs)" in text and "65,218 trainable" in text
     # the budget table flags the one term changed here (and the FLOPs, several times ws-aux's)
-    assert re.search(r"\nepochs +1 +25 +no\n", text) and re.search(r"\nlr +0.1 +0.1 +yes\n", text)
+    assert re.search(r"\nepochs +1 +25 +no\n", text)
+    assert re.search(r"\nlearning rate +0.1 +0.1 +yes\n", text)
 
 
 # --- same-compute: the report's whole budget, ws-aux's parameters and FLOPs at most -------------
