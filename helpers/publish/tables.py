@@ -283,8 +283,10 @@ class ForPeople:
 
 def for_people(frame, index=True):
     """`frame` for a page: its index as its first columns (a value repeated down one of them
-    shown once), one header row, no cell cut, '-' where a number is missing."""
-    shown = frame.reset_index() if index else frame.copy()
+    shown once), one header row, no cell cut, a short cell on one line ('< 0.001', '-1.0 to
+    +4.4'), '-' where a number is missing."""
+    shown = (frame.reset_index() if index else frame.copy()).map(
+        lambda v: v.replace(" ", "\u00a0") if isinstance(v, str) and len(v) <= 14 else v)
     levels = frame.index.nlevels if index else 0
     repeated = [shown.iloc[:, :i + 1].eq(shown.iloc[:, :i + 1].shift()).all(axis=1)
                 for i in range(levels - 1)]
