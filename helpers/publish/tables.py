@@ -40,19 +40,16 @@ class Published(Results):
 def parsed_overrides(overrides):
     """The -p of a batch as a dict: given as one (the command line), or as its text (a notebook
     run by hand, papermill's `-p overrides '{"epochs": 1}'`)."""
-    if not isinstance(overrides, str):
-        return checked_overrides(overrides)
-    try:
-        value = json.loads(overrides) if overrides.strip() else {}
-    except ValueError:
+    for parse in (json.loads, ast.literal_eval) * isinstance(overrides, str):
         try:
-            value = ast.literal_eval(overrides)
+            overrides = parse(overrides.strip() or "{}")
+            break
         except (ValueError, SyntaxError):
-            value = None
-    if not isinstance(value, dict):
+            continue
+    if not isinstance(overrides, (dict, type(None))):
         raise UsageError(f"overrides {overrides!r} is not a dict of run parameters: give it as "
                          f"{{\"epochs\": 1, \"n_pairs\": 100}}")
-    return checked_overrides(value)
+    return checked_overrides(overrides)
 
 
 def published(found, overrides=None):
@@ -223,17 +220,13 @@ def changes(found, validation=None):
     ours, first = counted[counted["beside"] == ""], counted[counted["beside"] != ""]
     aux = ours.loc[[name for name in ours.index if trains_digits(params(name))]]
     rebuilt = aux[aux.index.isin(first["beside"])]
-    sizes = budget_table(found)["parameters"] if found.records else pd.Series(dtype=int)
-    heads = {}
-    if validation is not None and len(validation.frame):
-        heads = validation.frame.groupby("experiment")["test_error_rate"].mean()
-        heads = {name: heads[name] for name in experiments.HEAD_STUDY if name in heads.index}
+    heads = validation.frame if validation is not None else pd.DataFrame()
     return {"aux": aux, "below": aux[aux["test_gap"] < 0], "above": aux[aux["test_gap"] > 0],
             "first": first[first["beside"].isin(aux.index)], "rebuilt": rebuilt,
-            "sizes": sizes, "cap": experiments.MAX_BUDGET_PARAMETERS,
-            "budget": experiments.REPORT_BUDGET, "heads": heads,
-            "computed": computed(group_table(found, BEYOND).index),
-            "params": params}
+            "sizes": budget_table(found)["parameters"] if found.records else pd.Series(),
+            "cap": experiments.MAX_BUDGET_PARAMETERS, "budget": experiments.REPORT_BUDGET,
+            "heads": heads.groupby("experiment")["test_error_rate"].mean() if len(heads) else {},
+            "computed": computed(group_table(found, BEYOND).index), "params": params}
 
 
 def readme_block(found, template, validation=None):
@@ -250,8 +243,7 @@ def readme_block(found, template, validation=None):
         "unit": stats.error_unit(found.frame),
         "headline": [name for name in experiments.HEADLINE if table.loc[name, "rounds"]],
         "seeds": ", ".join(sorted({experiments.EXPERIMENTS[n]["seeds"] for n in table.index})),
-        "reference": experiments.EQ1, "level": stats.LEVEL, "number": number,
-        "percent": percent, "judgement": stats.judgement, "format_p": stats.format_p,
+        "reference": experiments.EQ1, "number": number, "percent": percent,
         "verdicts": {word: paired[paired["verdict"] == word] for word in
                      (stats.LOWER, stats.HIGHER, stats.NOT_DISTINGUISHABLE)}}
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -267,7 +259,7 @@ def readme_text(text, block):
 
 
 class ForPeople:
-    """A table as a page shows it (`for_people`)."""
+    """A table as a page shows it (`for_people`): full text, no index column, '-' for NaN."""
 
     def __init__(self, frame):
         self.frame = frame
@@ -277,19 +269,15 @@ class ForPeople:
             return self.frame.to_html(index=False, na_rep="-")
 
     def __repr__(self):
-        with pd.option_context("display.max_colwidth", None):
-            return self.frame.to_string(index=False, na_rep="-")
+        return self.frame.to_string(index=False, na_rep="-")
 
 
 def for_people(frame, index=True):
     """`frame` for a page: its index as its first columns (a value repeated down one of them
-    shown once), one header row, no cell cut, a short cell on one line ('< 0.001', '-1.0 to
-    +4.4'), '-' where a number is missing."""
+    shown once), one header row, no cell cut, a short cell on one line ('< 0.001')."""
     shown = (frame.reset_index() if index else frame.copy()).map(
         lambda v: v.replace(" ", "\u00a0") if isinstance(v, str) and len(v) <= 14 else v)
-    levels = frame.index.nlevels if index else 0
-    repeated = [shown.iloc[:, :i + 1].eq(shown.iloc[:, :i + 1].shift()).all(axis=1)
-                for i in range(levels - 1)]
-    for i, repeat in enumerate(repeated):
+    for i in reversed(range(frame.index.nlevels - 1 if index else 0)):
+        repeat = shown.iloc[:, :i + 1].eq(shown.iloc[:, :i + 1].shift()).all(axis=1)
         shown[shown.columns[i]] = shown[shown.columns[i]].astype(object).where(~repeat, "")
     return ForPeople(shown)
