@@ -278,7 +278,7 @@ def for_people(frame, index=True):
     shown once), one header row, no cell cut, a short cell on one line ('< 0.001')."""
     shown = (frame.reset_index() if index else frame.copy()).map(
         lambda v: v.replace(" ", "\u00a0") if isinstance(v, str) and len(v) <= 14 else v)
-    for i in reversed(range(frame.index.nlevels - 1 if index else 0)):
+    for i in reversed(range(frame.index.nlevels if index and frame.index.nlevels > 1 else 0)):
         repeat = shown.iloc[:, :i + 1].eq(shown.iloc[:, :i + 1].shift()).all(axis=1)
         shown[shown.columns[i]] = shown[shown.columns[i]].astype(object).where(~repeat, "")
     return ForPeople(shown)
