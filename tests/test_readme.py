@@ -84,7 +84,8 @@ def record_numbers():
     import statistics
 
     def runs(folder, name):
-        return [json.loads(p.read_text()) for p in sorted((REPO / folder / name).glob("seed-*.json"))]
+        paths = sorted((REPO / folder / name).glob("seed-*.json"))
+        return [json.loads(path.read_text()) for path in paths]
 
     def mean(folder, name, key):
         return statistics.mean(r[key] for r in runs(folder, name))

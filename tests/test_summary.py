@@ -155,7 +155,8 @@ def test_a_summary_of_the_project_updates_the_project(project, calls, capsys, st
     assert (project / "figures" / "summary.png").read_text() == "figure of ../results"
     assert all((project / page).is_file() for page in PAGES)
     readme = (project / "README.md").read_text()
-    assert "old" not in readme and "Tables III and IV, test error" in readme and readme.endswith("\n\nend\n")
+    assert "old" not in readme and "Tables III and IV, test error" in readme
+    assert readme.endswith("\n\nend\n")
     assert "README.md: results section rewritten" in capsys.readouterr().err
     before = snapshot(project)
     assert main(["summary", *TINY_ARGS]) == 0  # the same records: no file changes

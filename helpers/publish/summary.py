@@ -275,7 +275,8 @@ def _html(nb, page, where):
     from nbconvert import HTMLExporter
 
     heading = next((line for cell in nb.cells if cell.cell_type == "markdown"
-                    for line in cell.source.splitlines() if line.startswith("# ")), "# " + page.stem)
+                    for line in cell.source.splitlines() if line.startswith("# ")),
+                   "# " + page.stem)
     body, _ = HTMLExporter(raw_template=OFFLINE, exclude_input=True, exclude_input_prompt=True,
                            exclude_output_prompt=True).from_notebook_node(
         nb, resources={"metadata": {"name": heading[2:].strip()}})  # the page's title
