@@ -261,7 +261,9 @@ def test_digit_confusion_counts_every_test_digit(tmp_path, mnist_root):
     assert len([a for a in gallery.axes if a.get_images()]) == min(6, wrong)
 
 
-def test_the_same_records_in_two_families_name_their_family_with_their_verdict():
+def test_the_same_records_in_two_families_get_two_verdicts():
+    # why the analysis names the family of each verdict: the hidden head against the computed
+    # one is a verdict over the head study's 2 tests, none over best's ablation's 6
     # the hidden head 8 errors above the computed one, give or take 6: p about 0.03 alone;
     # corrected over the 2 heads a verdict, over the 6 tests of best's ablation none
     wiggle = np.array([4, -4, 3, -3, 0])
@@ -278,7 +280,3 @@ def test_the_same_records_in_two_families_name_their_family_with_their_verdict()
     other = ablation.set_index("experiment").loc["best-val-hidden-head"]
     assert one["p_value"] == other["p_value"] and (one["family"], other["family"]) == (2, 6)
     assert one["verdict"] == stats.HIGHER and other["verdict"] == stats.NOT_DISTINGUISHABLE
-    assert stats.holm_phrase(one["p_holm"], one["family"], "the heads") == \
-        f"Holm-adjusted {stats.format_p(one['p_holm'])} over the 2 tests of the heads"
-    assert "over the 6 tests of the ablation" in stats.holm_phrase(other["p_holm"], 6,
-                                                                  "the ablation")

@@ -24,7 +24,7 @@ def verdict(difference, p_adjusted, level=LEVEL):
 
 def judgement(a, b, difference, p_adjusted, measure="test error"):
     """The verdict on a against b as a phrase; `difference` is a minus b. The sentence that
-    says it names the family it was corrected over (`holm_phrase`)."""
+    says it names the family it was corrected over."""
     word = verdict(difference, p_adjusted)
     if word == NOT_DISTINGUISHABLE:
         return f"{a} is not distinguishable from {b} in {measure}"
@@ -132,11 +132,6 @@ def number(value, digits=1, signed=False):
 def percent(value, signed=False):
     """An error rate, or a gap between two, in percent (points): two decimals, everywhere."""
     return number(value, 2, signed)
-
-
-def holm_phrase(p_adjusted, family, tests):
-    """'Holm-adjusted p = 0.021 over the 2 tests of <tests>': a verdict names its family."""
-    return f"Holm-adjusted {format_p(p_adjusted)} over the {family} tests of {tests}"
 
 
 def _cells(values, digits=1, signed=False):
