@@ -408,7 +408,7 @@ def readings_records(folder):
     """Records of a few rows of the readings study (validation pairs), and of the head study."""
     return write_records(folder, {"val-ws-first": [14, 16, 15], "val-ws-softmax": [30, 28, 31],
                                   "val-ws-aux-first": [9, 10, 8], "val-ws-aux-softmax": [7, 8, 6],
-                                  "best-val": [2, 3], "best-val-linear-head": [8, 9]})
+                                  "best-val": [2, 3], "best-val-linear-head": [8, 10]})
 
 
 def outputs(nb):
@@ -442,6 +442,11 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
         assert "papermill" not in text and str(tmp_path) not in text and "/work/" not in text
         assert not [o for o in outputs(nb) if o.output_type == "error" or
                     o.get("name") == "stderr"], name  # no error, no warning
+    analysis = "\n".join(json.dumps(o.get("data", o.get("text"))) for o in
+                         outputs(nbformat.read(out / "analysis.ipynb", as_version=4)))
+    # the head study's verdict, and the same records' in best's ablation: each names its family
+    assert "Over the 1 test of this section (Holm): `best-val-linear-head`" in analysis
+    assert "within its ablation, a family of 1 test: `best-val-linear-head`" in analysis
     readings = "\n".join(json.dumps(o.get("data", o.get("text"))) for o in
                          outputs(nbformat.read(out / "readings.ipynb", as_version=4)))
     for raw in ("metric_pct", "vs_first", "NaN", ">True<", ">False<", "in_metric"):
