@@ -134,7 +134,7 @@ def show_table(table, kinds=("test", "train")):
     """`report_table` laid out for reading, one unit per column."""
     unit = stats.error_unit(table[table["n_test"] > 0])
     one = table["table"].nunique() == 1  # a table of its own: its rows need no "Table III"
-    columns = {("", "report row"): [label if one else f"Table {t}, {label}" for t, label in
+    columns = {("", "the report's row"): [label if one else f"Table {t}, {label}" for t, label in
                                     zip(table["table"], table["label"])],
                ("", "rounds"): [str(n) if n == expected else f"{n} of {expected}" for n, expected
                                 in zip(table["rounds"], table["expected_rounds"])]}
