@@ -456,6 +456,7 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
     for page in PAGES:
         html = (out / page).read_text()
         assert not re.search(r"<script[^>]+src=", html)
+        assert not re.search(r"<t[dh]>[^<]*(\.\.\.|…)</t[dh]>", html), page  # no cell cut
         for link in re.findall(r'<a href="([^"#:]+)', html):
             assert (out / link).exists(), (page, link)
     assert sorted(p.name for p in (out / "figures").iterdir()) == [
