@@ -1,6 +1,7 @@
 """The readings study's rule (docs/readings.md), applied by helpers.publish.readings."""
 
 import pandas as pd
+import pytest
 
 from helpers.catalogue import experiments
 from helpers.publish import readings
@@ -54,3 +55,31 @@ def test_a_reading_with_a_row_short_of_rounds_is_not_eligible():
     assert metrics.set_index(["point", "reading"]).loc[("P4", "kaiming"), "metric_pct"] != \
         metrics.set_index(["point", "reading"]).loc[("P4", "kaiming"), "metric_pct"]  # NaN
     assert metrics.set_index(["point", "reading"]).loc[("P4", "first"), "taken"]
+
+
+def test_the_reading_closest_to_the_report_is_close_on_both_columns_at_once():
+    # ws-aux's report: train 3.9%, test 6.9%. "a" matches the test error and misses the train
+    # error by 3.4 points; "b" misses both by 0.5: b is the closest on both columns.
+    rows = []
+    for name, train, test in (("val-ws-aux-first", 4.4, 11.9), ("val-ws-aux-hidden512", 0.5, 6.9),
+                              ("val-ws-aux-softmax", 4.4, 7.4)):
+        rows += [{"experiment": name, "seed": 100 + i, "train_error_rate": train,
+                  "test_error_rate": test} for i in range(2)]
+    near = readings.closest_to_report(pd.DataFrame(rows), rows=("ws-aux",)).set_index("experiment")
+    assert near.loc["val-ws-aux-hidden512", "distance"] == pytest.approx(3.4)
+    assert near.loc["val-ws-aux-softmax", "distance"] == pytest.approx(0.5)
+    assert near["distance"].idxmin() == "val-ws-aux-softmax"
+    assert near.loc["val-ws-aux-softmax", "reading"] == "reading P1 'softmax'"
+    assert near.loc["val-ws-aux-first", "test_gap"] == pytest.approx(5.0)
+    assert readings.closest_to_report(pd.DataFrame()).empty
+
+
+def test_no_record_of_the_study_gives_empty_tables_not_an_error():
+    # a summary with -p finds none of the study's records (made with the report's protocol)
+    table = readings.readings_table(pd.DataFrame(columns=["experiment", "seed", "test_errors",
+                                                          "test_error_rate"]))
+    assert table.empty
+    metrics = readings.point_metrics(table)
+    assert metrics.empty and list(metrics.columns) == ["point", "reading", "metric_pct",
+                                                       "vs_first", "taken"]
+    assert readings.taken(metrics) == {}

@@ -182,7 +182,8 @@ def test_a_difference_the_corrected_test_does_not_support_never_reads_as_better_
     assert (paired["verdict"] == stats.NOT_DISTINGUISHABLE).all()
     text = readme_block(found)
     assert not VERDICT_WORDS.search(text), VERDICT_WORDS.search(text)
-    assert "`ws-aux` is not distinguishable from `ws-aux-c0.75` in test error" in text
+    assert "Holm-corrected over the 7 comparisons tested together, 0 find a lower test error" \
+        in text and "`ws-aux` from `ws-aux-c0.75`" in text
 
 
 def test_a_difference_the_corrected_test_supports_gets_its_verdict(tmp_path):
@@ -199,9 +200,11 @@ def test_a_difference_the_corrected_test_supports_gets_its_verdict(tmp_path):
     assert set(paired["family"]) == {7}
     assert paired.loc["ws-aux-c0.5", "p_value"] < 0.05 <= paired.loc["ws-aux-c0.5", "p_holm"]
     text = readme_block(found)
-    assert "`ws` has a lower test error than `baseline` (Holm-adjusted p < 0.001)" in text
-    assert "`ws-aux` has a lower test error than `ws`" in text
-    assert "`ws-aux` is not distinguishable from `ws-aux-c0.5` in test error" in text
+    lower = paired[paired["verdict"] == stats.LOWER]
+    assert {"baseline", "ws"} <= set(lower.index) and len(lower) < 7
+    assert (f"Holm-corrected over the 7 comparisons tested together, {len(lower)} find a lower "
+            f"test error after the change; not distinguishable: ") in text
+    assert "`ws-aux` from `ws-aux-c0.5`" in text
     assert not [line for line in text.splitlines() if re.match(r"\s*\d+[.)](\s|$)", line)]
 
 
@@ -238,29 +241,43 @@ def test_a_row_far_from_the_report_is_named_with_its_far_gaps(tmp_path):
     rows = tables.report_table(found)
     assert rows.loc["ws-plain", "far"] == "train"
     assert rows.loc["ws-plain", "train_gap"] == pytest.approx(-3.0)
-    text = readme_block(found)
-    assert "`ws-plain` (train -3.0)" in text
-    assert "more than 1.5 points from the report's, or more than 2 of the report's SDs" in text
+    shown = tables.show_table(rows)
+    assert shown.loc["ws-plain", ("", "far from the report")] == "train"
+    assert shown.loc["ws-plain", ("train error", "gap (points)")] == "-3.00"
     for name, row in rows.iterrows():  # every far row with its far gaps, the others within
-        if row["far"]:
-            gaps = ", ".join(f"{kind} {row[f'{kind}_gap']:+.1f}" for kind in row["far"].split(", "))
-            assert f"`{name}` ({gaps})" in text
+        assert shown.loc[name, ("", "far from the report")] == (row["far"] or "-")
 
 
 def test_readme_table_holds_one_unit_per_column_and_the_tables_numbers():
     found = fixture()
     block = readme_block(found)
     headers = [line for line in block.splitlines() if line.startswith("| configuration")]
-    assert headers[0] == ("| configuration | report row | rounds | test error % | SD (errors out "
-                          "of 100) | report test % | report SD (errors out of 1000) | gap to the "
-                          "report (points) | the first rebuild's test % | its gap (points) |")
+    assert headers[0] == ("| configuration | the report's row | test error % | SD (errors out "
+                          "of 100) | the report's % | its SD (errors out of 1000) | gap (points) |")
     rows = [line for line in block.splitlines() if line.startswith("| `")]
     assert rows and not any(re.search(r"\d \(\d", row) for row in rows)  # no "3.2 (41.1)"
     for name, row in tables.report_table(found).iterrows():
         sd = "-" if row["rounds"] < 2 else f"{row['test_sd']:.1f}"
-        assert (f"| `{name}` | Table {row['table']}, {row['label']} | {row['rounds']} of 10 | "
-                f"**{row['test_pct']:.1f}** | {sd} | {row['report_test_pct']:.1f} | "
-                f"{row['report_test_sd']:.1f} | {row['test_gap']:+.1f} | - | - |") in rows
+        assert (f"| `{name}` ({row['rounds']} of 10 rounds) | Table {row['table']}, "
+                f"{row['label']} | **{row['test_pct']:.2f}** | {sd} | "
+                f"{row['report_test_pct']:.2f} | {row['report_test_sd']:.1f} | "
+                f"{row['test_gap']:+.2f} |") in rows
+
+
+def test_every_error_in_percent_has_two_decimals_and_every_sd_one():
+    found = fixture()
+    for line in readme_block(found).splitlines():
+        if line.startswith("| `") and "GFLOP" not in line:
+            cells = [cell.strip(" *") for cell in line.split("|")[1:-1]]
+            for cell in cells[2:]:
+                assert re.fullmatch(r"-|[+-]?\d+\.\d{1,2}( \(`[\w.-]+`\)| \([\d.]+x\))?|"
+                                    r"[\d,]+( \([\d.]+x\))?|\d+-\d+", cell), (line, cell)
+    shown = tables.show_table(tables.report_table(found))
+    for (kind, column), values in shown.items():
+        if kind and column != "far from the report":
+            digits = 1 if column.startswith(("SD", "report SD")) else 2
+            assert all(v == "-" or re.fullmatch(rf"[+-]?\d+\.\d{{{digits}}}", v) for v in values), \
+                (kind, column, list(values))
 
 
 # --- rows the catalogue may add: generic over its metadata ---------------------------------------
@@ -285,13 +302,13 @@ def test_rows_beside_others_held_out_and_beyond_the_report_need_no_new_code(tmp_
     assert holdout.iloc[0]["beside_test_pct"] == pytest.approx(table.loc["ws-aux", "test_pct"])
     assert list(tables.group_table(found, tables.BEYOND).index) == ["best", "same-budget"]
     block = readme_block(found)
+    assert "| `ws-aux-first`" not in block  # the first rebuild: in the prose, gaps from records
     first = table.loc["ws-aux-first"]
-    assert [line for line in block.splitlines() if line.startswith("| `ws-aux` |")][0].endswith(
-        f" | {first['test_pct']:.1f} | {first['test_gap']:+.1f} |")
-    assert "| `ws-aux-first` |" not in block  # its numbers are in ws-aux's line
-    assert "| `ws-aux-holdout` | 1000-1009 | 2 of 10 | **25.5** |" in block
-    assert "beyond the report (budgets below): `best` 2.00%, `same-budget` 15.00%." in block
-    assert "| `same-budget` | 10 | **15.00** |" in block
+    assert f"left the auxiliary-loss rows {abs(first['test_gap']):.2f} points" in block
+    assert "| `ws-aux-holdout` (2 of 10 rounds) | 1000-1009 | **25.50** |" in block
+    assert ("Beyond the report: `best` 2.00%, `same-budget` 15.00%; both compute the comparison "
+            "from the two digit distributions instead of learning it") in block
+    assert "| `same-budget` | **15.00** |" in block
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -399,3 +416,49 @@ def test_curves_of_one_epoch_show_their_points(monkeypatch):
     many["history"] = [dict(many["history"][0], epoch=i + 1) for i in range(20)]
     lines = run_curves(many, monkeypatch).axes[1].get_lines()
     assert all(line.get_marker() in (None, "None", "") for line in lines)
+
+
+# --- what a row is, read from its parameters ----------------------------------------------------
+def test_the_discounted_weightings_are_eq2_and_eq3_rows_not_the_first_rebuild():
+    names = [before for before, after, _ in experiments.COMPARISONS if after == experiments.EQ1]
+    assert "ws-aux-first" in names  # tested against eq. (1) too, but it is eq. (1) itself
+    assert tables.discounted(names) == ["ws-aux-c0.5", "ws-aux-c0.75", "ws-aux-d0.25",
+                                        "ws-aux-d0.75"]
+    assert tables.computed(["ws-aux", "best", "same-budget", "best-val-linear-head"]) == [
+        "best", "same-budget"]
+    assert "dropout_2d" not in tables.params("same-budget")  # its network has no 2D dropout
+    assert tables.params("ws")["dropout_2d"] == 0.3
+
+
+@pytest.mark.parametrize("given", ['{"epochs": 2, "n_pairs": 100}', "{'epochs': 2, 'n_pairs': 100}",
+                                   {"epochs": 2, "n_pairs": 100}])
+def test_overrides_given_as_text_count_as_the_dict_they_write(given):
+    # papermill's `-p overrides '{"epochs": 2}'` gives the notebook a string
+    assert tables.parsed_overrides(given) == {"epochs": 2, "n_pairs": 100}
+    assert len(tables.published(load(FIXTURE), given).records) == len(fixture().records)
+    assert tables.parsed_overrides("") == {}
+
+
+@pytest.mark.parametrize("given, fragment", [("epochs=2", "is not a dict of run parameters"),
+                                             ('{"epoch": 2}', "unknown parameter 'epoch'")])
+def test_overrides_text_that_is_no_dict_is_refused_in_one_line(given, fragment):
+    from helpers import UsageError
+
+    with pytest.raises(UsageError, match=fragment):
+        tables.parsed_overrides(given)
+
+
+def test_a_table_for_people_cuts_no_cell_and_has_one_header_row():
+    import pandas as pd
+
+    long = "best's deeper digit network, 24 and 48 channels, dense 64, dropout 0.25 and eq. (1)"
+    frame = pd.DataFrame({"what": [long, long, "short"], "error %": ["1.00", "2.00", "3.00"]},
+                         index=pd.MultiIndex.from_tuples([("P1", "a"), ("P1", "b"), ("P2", "a")],
+                                                         names=["point", "reading"]))
+    html = tables.for_people(frame)._repr_html_()
+    assert html.count(long) == 2 and "..." not in html and "…" not in html
+    assert html.count("<tr") == 4  # one header row, three rows: no row of index names
+    assert [h for h in re.findall(r"<th>([^<]*)</th>", html)] == [
+        "point", "reading", "what", "error %"]
+    assert re.findall(r"<td>(P\d?)</td>", html) == ["P1", "P2"]  # a repeated point shown once
+    assert long in repr(tables.for_people(frame))

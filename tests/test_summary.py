@@ -155,7 +155,8 @@ def test_a_summary_of_the_project_updates_the_project(project, calls, capsys, st
     assert (project / "figures" / "summary.png").read_text() == "figure of ../results"
     assert all((project / page).is_file() for page in PAGES)
     readme = (project / "README.md").read_text()
-    assert "old" not in readme and "**Test error**" in readme and readme.endswith("\n\nend\n")
+    assert "old" not in readme and "Tables III and IV, test error" in readme
+    assert readme.endswith("\n\nend\n")
     assert "README.md: results section rewritten" in capsys.readouterr().err
     before = snapshot(project)
     assert main(["summary", *TINY_ARGS]) == 0  # the same records: no file changes
@@ -232,6 +233,19 @@ def test_a_record_that_is_not_its_rows_is_named_and_changes_nothing(project, cal
             "ws-aux-c0.5/seed-42.json") in err
     assert "README.md: results section up to date" in err
     assert snapshot(project)[Path("README.md")] == before[Path("README.md")]
+
+
+def test_a_batch_summarised_without_its_p_is_named_with_how_to_count_it(project, calls, capsys):
+    # the records were run with -p n_pairs 100 -p epochs 2: without the same -p, none counts
+    assert main(["summary"]) == 0
+    err = capsys.readouterr().err
+    assert "made with n_pairs 2" not in err and "(made with " in err
+    assert "; a batch run with -p: pass the same -p" in err
+
+
+def test_overrides_given_as_text_are_the_dict_they_write(project, calls):
+    assert summary.summary(overrides=json.dumps(TINY)) == 0
+    assert all(parameters["overrides"] == TINY for _, parameters, _ in calls)
 
 
 # --- bad input: one line, exit 2, nothing executed or written ----------------------------------
@@ -358,6 +372,18 @@ def test_pages_link_to_each_other_and_load_nothing_from_the_network(tmp_path):
     assert not re.search(r"<script[^>]+src=", html)  # no MathJax, require.js or mermaid
 
 
+def test_each_page_is_titled_by_its_notebooks_heading(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("Some words first.\n\n# Appendix A: where the errors come "
+                                      "from\n\n## A section")])
+    where = summary.plan(FIXTURE, tmp_path)
+    html = summary._html(nb, REPO / "analysis.html", where)
+    assert "<title>Appendix A: where the errors come from</title>" in html
+    for name in summary.PAGES:  # and every published notebook has one, none called "Notebook"
+        cells = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4).cells
+        assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), name
+
+
 def test_the_published_notebooks_write_no_latex():
     # offline, without MathJax, a formula in TeX would show as its source
     for name in summary.PAGES:
@@ -382,7 +408,7 @@ def readings_records(folder):
     """Records of a few rows of the readings study (validation pairs), and of the head study."""
     return write_records(folder, {"val-ws-first": [14, 16, 15], "val-ws-softmax": [30, 28, 31],
                                   "val-ws-aux-first": [9, 10, 8], "val-ws-aux-softmax": [7, 8, 6],
-                                  "best-val": [2, 3], "best-val-linear-head": [8, 9]})
+                                  "best-val": [2, 3], "best-val-linear-head": [8, 10]})
 
 
 def outputs(nb):
@@ -416,6 +442,11 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
         assert "papermill" not in text and str(tmp_path) not in text and "/work/" not in text
         assert not [o for o in outputs(nb) if o.output_type == "error" or
                     o.get("name") == "stderr"], name  # no error, no warning
+    analysis = "\n".join(json.dumps(o.get("data", o.get("text"))) for o in
+                         outputs(nbformat.read(out / "analysis.ipynb", as_version=4)))
+    # the head study's verdict, and the same records' in best's ablation: each names its family
+    assert "Over the 1 test of this section (Holm): `best-val-linear-head`" in analysis
+    assert "within its ablation, a family of 1 test: `best-val-linear-head`" in analysis
     readings = "\n".join(json.dumps(o.get("data", o.get("text"))) for o in
                          outputs(nbformat.read(out / "readings.ipynb", as_version=4)))
     for raw in ("metric_pct", "vs_first", "NaN", ">True<", ">False<", "in_metric"):
@@ -425,11 +456,33 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
     for page in PAGES:
         html = (out / page).read_text()
         assert not re.search(r"<script[^>]+src=", html)
+        assert not re.search(r"<t[dh]>[^<]*(\.\.\.|…)</t[dh]>", html), page  # no cell cut
         for link in re.findall(r'<a href="([^"#:]+)', html):
             assert (out / link).exists(), (page, link)
     assert sorted(p.name for p in (out / "figures").iterdir()) == [
         "alpha_sweep.png", "digit_confusion.png", "learning_curves.png",
         "misclassified_ws-aux.png", "test_errors.png"]
+
+
+@pytest.mark.slow
+def test_a_summary_of_a_p_batch_beside_the_studys_records_says_what_counts(tmp_path, mnist_root):
+    # the batch's records (-p n_pairs 100 -p epochs 2) beside validation records made with the
+    # report's protocol (the readings study's, the head study's): those are left out, and every
+    # page still says what it has
+    results = tmp_path / "results-mine"
+    shutil.copytree(FIXTURE, results)
+    for name in ("val-ws-first", "val-ws-aux-first", "best-val", "best-val-linear-head"):
+        shutil.copytree(REPO / "validation" / name, tmp_path / "validation" / name)
+    argv = [sys.executable, "-m", "helpers", "summary", "--results", str(results),
+            "--validation", str(tmp_path / "validation"), *TINY_ARGS]
+    done = subprocess.run(argv, env={**os.environ, "MNIST_ROOT": mnist_root,
+                                     "TMPDIR": str(tmp_path)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "results-mine-report"
+    readings = (out / "readings.html").read_text()
+    assert "None is its catalogue row" in readings and "No records of the study yet" in readings
+    report = (out / "report.html").read_text()
+    assert "counted as the catalogue" in report and "n_pairs 100" in report
 
 
 @pytest.mark.slow

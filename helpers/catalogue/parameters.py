@@ -18,7 +18,6 @@ MODEL_NAMES = ("baseline", "weight_sharing", "deep_weight_sharing")
 WEIGHTS, ALPHA_WEIGHTS = tuple(WEIGHTINGS), tuple(n for n, w in WEIGHTINGS.items() if w.uses_alpha)
 HEADS, HEAD_INPUTS = ("linear", "hidden", "computed"), ("logits", "softmax", "log_softmax")
 INITS, DROPOUT_PLACES = ("default", "xavier", "kaiming"), ("hidden", "outputs", "both")
-SCHEDULES = ("constant", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ PARAMETERS = {
     # Training beyond the report's protocol (`best`)
     "momentum": P(0.0, "SGD momentum, Nesterov when > 0", bounds="[0, 1)", read=SGD),
     "weight_decay": P(0.0, "L2 weight decay of the optimiser", bounds="[0, 1]"),
-    "schedule": P("constant", "constant | onecycle (warm-up, cosine to 0)", choices=SCHEDULES),
+    "schedule": P("constant", "constant | onecycle (cosine)", choices=("constant", "onecycle")),
     "label_smoothing": P(0.0, "of the digit losses", bounds="[0, 1)", read=DIGIT_LOSS),
     "augment_shift": P(0.0, "random shift of each image, up to pixels", bounds="[0, 7]"),
     "augment_rotation": P(0.0, "random rotation of each image, +- degrees", bounds="[0, 180]"),

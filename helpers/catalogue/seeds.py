@@ -18,7 +18,7 @@ def parse_seeds(text, most=10_000):
             raise UsageError(f"malformed seed list {text!r}: the range {part} runs backwards, "
                              f"write {last}-{first}")
         if last > 2 ** 64 - 1:
-            raise UsageError(f"seed {last} is too large: seeds go from 0 to {2**64 - 1} (2**64 - 1)")
+            raise UsageError(f"seed {last} is too large: the largest is {2**64 - 1} (2**64 - 1)")
         ranges.append((first, last))
     count, reached = 0, -1  # distinct seeds of the sorted, possibly overlapping ranges
     for first, last in sorted(ranges):

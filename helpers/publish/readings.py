@@ -5,6 +5,8 @@ SHOWN_WITH_READINGS rows enter no metric."""
 
 import pandas as pd
 
+from ..catalogue import experiments
+
 FIRST = "first"
 
 # The study's design (its rows are frozen in the catalogue): each open design point of the
@@ -87,7 +89,7 @@ def readings_table(frame, round2=False):
 
 def point_metrics(table):
     """Per point and reading: its metric (or NaN), against the first rebuild's, `taken`."""
-    rows, table = [], table[table["in_metric"]]
+    rows, table = [], table[table["in_metric"].astype(bool)]
     full = int(table["rounds"].max()) if len(table) else 0
     for point, (_, bases, options) in READINGS.items():
         these = table[table["point"] == point]
@@ -129,3 +131,29 @@ def change_metric(frame, point, reading, rows=("ws-plain", "ws", "ws-aux")):
 def taken(metrics):
     """{point: the reading the rule takes}."""
     return dict(metrics.loc[metrics["taken"], ["point", "reading"]].itertuples(index=False))
+
+
+def closest_to_report(frame, rows=WS_ROWS):
+    """Per row of `rows` and reading the study measured on it (rounds 1 and 2): its mean train
+    and validation error (%), their gaps to the report's train and test errors (points), and
+    `distance`, the larger of the two: a reading is close to the report on both columns at once
+    when it is small."""
+    columns = ["row", "experiment", "reading", "train_pct", "validation_pct", "train_gap",
+               "test_gap", "distance"]
+    if not len(frame):
+        return pd.DataFrame(columns=columns)
+    means = frame.groupby("experiment")[["train_error_rate", "test_error_rate"]].mean()
+    found = []
+    for row in rows:
+        _, _, train, _, test, _ = experiments.EXPERIMENTS[row]["report"]
+        for name, entry in experiments.EXPERIMENTS.items():
+            if "readings" in entry["group"] and entry["description"].startswith(f"{row}, ") \
+                    and name in means.index:
+                ours_train, ours_test = means.loc[name]
+                found.append({"row": row, "experiment": name,
+                              "reading": entry["description"][len(row) + 2:]
+                              .removesuffix(", on validation pairs"),
+                              "train_pct": ours_train, "validation_pct": ours_test,
+                              "train_gap": ours_train - train, "test_gap": ours_test - test,
+                              "distance": max(abs(ours_train - train), abs(ours_test - test))})
+    return pd.DataFrame(found, columns=columns)

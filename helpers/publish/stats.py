@@ -23,7 +23,8 @@ def verdict(difference, p_adjusted, level=LEVEL):
 
 
 def judgement(a, b, difference, p_adjusted, measure="test error"):
-    """The verdict on a against b as a phrase; `difference` is a minus b."""
+    """The verdict on a against b as a phrase; `difference` is a minus b. The sentence that
+    says it names the family it was corrected over."""
     word = verdict(difference, p_adjusted)
     if word == NOT_DISTINGUISHABLE:
         return f"{a} is not distinguishable from {b} in {measure}"
@@ -123,8 +124,14 @@ def against_table(frame, labels, reference, confidence=0.95):
 
 
 def number(value, digits=1, signed=False):
-    """A number as the tables print it ('-' when missing)."""
+    """A number as the tables print it ('-' when missing): a count (an SD, a difference in
+    errors) with one decimal."""
     return "-" if pd.isna(value) else f"{value:{'+' if signed else ''}.{digits}f}"
+
+
+def percent(value, signed=False):
+    """An error rate, or a gap between two, in percent (points): two decimals, everywhere."""
+    return number(value, 2, signed)
 
 
 def _cells(values, digits=1, signed=False):

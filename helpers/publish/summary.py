@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import nbformat
 
-from ..catalogue.parameters import checked_overrides
+from ..catalogue import experiments
 from ..errors import UsageError
 from ..files import (FIGURES, NOTEBOOKS, README, REPO_ROOT, RESULTS, VALIDATION, check_writable,
                      lock_folder, relative, stale_temporaries)
@@ -79,7 +79,7 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
     usage error in a notebook, 128 + a signal."""
     stream = stream or sys.stderr
     where = plan(results_dir, validation_dir, output, notebooks_dir)
-    overrides = checked_overrides(overrides)
+    overrides = tables.parsed_overrides(overrides)
     if os.environ.get("MNIST_ROOT"):  # the kernel works in another folder
         os.environ["MNIST_ROOT"] = str(Path(os.environ["MNIST_ROOT"]).resolve())
     made = []
@@ -102,9 +102,11 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
                 _tell_left_out(found, stream)
                 staged = {}
                 if where.readme is not None:
+                    heads = tables.published(records.load(where.validation,
+                                                          experiments.HEAD_STUDY), overrides)
                     staged[where.readme] = tables.readme_text(
                         where.readme.read_text(encoding="utf-8"),
-                        tables.readme_block(found, where.source / TEMPLATE))
+                        tables.readme_block(found, where.source / TEMPLATE, heads))
                 for source, notebook, page in where.pages:
                     nb = next(executed)
                     if isinstance(nb, NotebookFailed):
@@ -144,8 +146,9 @@ def _tell_left_out(found, stream):  # a line per damaged record, one per reason 
               f"`python -m helpers run` redoes it", file=stream)
     for why in dict.fromkeys(why for _, why in found.left_out):
         names = [name for name, reason in found.left_out if reason == why]
+        hint = "; a batch run with -p: pass the same -p" * why.startswith("made with")
         print(f"warning: left out, not their catalogue row's records ({why}): "
-              f"{', '.join(names[:3])}{f' and {len(names) - 3} more' * (len(names) > 3)}",
+              f"{', '.join(names[:3])}{f' and {len(names) - 3} more' * (len(names) > 3)}{hint}",
               file=stream)
 
 
@@ -272,8 +275,12 @@ def _html(nb, page, where):
     rewritten to work from the page (to the other pages for the published notebooks)."""
     from nbconvert import HTMLExporter
 
+    heading = next((line for cell in nb.cells if cell.cell_type == "markdown"
+                    for line in cell.source.splitlines() if line.startswith("# ")),
+                   "# " + page.stem)
     body, _ = HTMLExporter(raw_template=OFFLINE, exclude_input=True, exclude_input_prompt=True,
-                           exclude_output_prompt=True).from_notebook_node(nb)
+                           exclude_output_prompt=True).from_notebook_node(
+        nb, resources={"metadata": {"name": heading[2:].strip()}})  # the page's title
     pages = {notebook.name: html for _, notebook, html in where.pages}
 
     def link(match):

@@ -3,6 +3,8 @@ rows, budgets, numerics), and the README block. As in the report, an error % is 
 rounds, an SD counts errors; a gap is ours minus the report's (points). The catalogue says where
 a row goes (`report`, `beside`, groups `holdout` and `beyond`)."""
 
+import ast
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,12 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ..catalogue import experiments
-from ..catalogue.parameters import DEFAULTS, check, checked_overrides, differing
+from ..catalogue.parameters import DEFAULTS, check, checked_overrides, differing, reads
+from ..errors import UsageError
 from ..runs.records import Results
 from ..runs.runner import parse_seeds
+from ..science.losses import trains_digits
 from ..science.numerics import label as numerics_label
 from . import stats
-from .stats import number  # the tables' one format of a number
+from .stats import number, percent  # the tables' formats: a count, an error in percent
 
 README_START = "<!-- results: written by `python -m helpers summary` from results/; do not edit -->"
 README_END = "<!-- end of results -->"
@@ -33,10 +37,26 @@ class Published(Results):
     left_out: list = field(default_factory=list)
 
 
+def parsed_overrides(overrides):
+    """The -p of a batch as a dict: given as one (the command line), or as its text (a notebook
+    run by hand, papermill's `-p overrides '{"epochs": 1}'`)."""
+    for parse in (json.loads, ast.literal_eval) * isinstance(overrides, str):
+        try:
+            overrides = parse(overrides.strip() or "{}")
+            break
+        except (ValueError, SyntaxError):
+            continue
+    if not isinstance(overrides, (dict, type(None))):
+        raise UsageError(f"overrides {overrides!r} is not a dict of run parameters: give it as "
+                         f"{{\"epochs\": 1, \"n_pairs\": 100}}")
+    return checked_overrides(overrides)
+
+
 def published(found, overrides=None):
     """The records of `found` made with their row's parameters (with `overrides`, the -p of
-    their batch; run-only ones aside) and one of its seeds -> Published, naming the others."""
-    overrides, expected, kept, left_out = checked_overrides(overrides), {}, [], []
+    their batch, a dict or its text; run-only ones aside) and one of its seeds -> Published,
+    naming the others."""
+    overrides, expected, kept, left_out = parsed_overrides(overrides), {}, [], []
     for record in found.records:
         name = record["experiment"]
         row = experiments.EXPERIMENTS.get(name)
@@ -113,7 +133,8 @@ def report_table(found, table=None):
 def show_table(table, kinds=("test", "train")):
     """`report_table` laid out for reading, one unit per column."""
     unit = stats.error_unit(table[table["n_test"] > 0])
-    columns = {("", "report row"): [f"Table {t}, {label}" for t, label in
+    one = table["table"].nunique() == 1  # a table of its own: its rows need no "Table III"
+    columns = {("", "the report's row"): [label if one else f"Table {t}, {label}" for t, label in
                                     zip(table["table"], table["label"])],
                ("", "rounds"): [str(n) if n == expected else f"{n} of {expected}" for n, expected
                                 in zip(table["rounds"], table["expected_rounds"])]}
@@ -122,8 +143,9 @@ def show_table(table, kinds=("test", "train")):
                                ("report %", f"report_{kind}_pct"),
                                (f"report SD ({REPORT_UNIT})", f"report_{kind}_sd"),
                                ("gap (points)", f"{kind}_gap")):
-            columns[(f"{kind} error", column)] = [number(v, signed=column.startswith("gap"))
-                                                  for v in table[values]]
+            columns[(f"{kind} error", column)] = [
+                number(v) if column.startswith(("SD", "report SD")) else
+                percent(v, signed=column.startswith("gap")) for v in table[values]]
     columns[("", "far from the report")] = [far or "-" for far in table["far"]]
     return pd.DataFrame(columns, index=table.index)
 
@@ -144,11 +166,12 @@ def group_table(found, group):
 def budget_table(found, reference=experiments.EQ1):
     """Per configuration, from its records (their budget, counted when each was made): pairs,
     epochs, batch, steps, parameters, FLOPs, median seconds, and each against `reference`'s."""
-    rows = {}
+    rows, params_of = {}, {}
     for name in experiments.ordered({r["experiment"] for r in found.records}):
         runs = [r for r in found.records if r["experiment"] == name]
         first = min(runs, key=lambda r: r["seed"])
         params, budget = first["params"], first["budget"]
+        params_of[name] = params
         rows[name] = {"rounds": len(runs), "training pairs": params["n_pairs"],
                       "epochs": params["epochs"], "batch size": params["batch_size"],
                       "optimiser steps": budget["steps"], "parameters": first["n_parameters"],
@@ -160,7 +183,28 @@ def budget_table(found, reference=experiments.EQ1):
                           ("seconds per training (median)", "seconds")):
         if reference in table.index:
             table[f"{short} vs {reference} (x)"] = table[column] / table.loc[reference, column]
+    if reference in table.index:
+        table["keeps"] = [keeps(params_of[name], table.loc[name], table.loc[reference])
+                          for name in table.index]
     return table.round(2)
+
+
+def keeps(params, spends, reference):
+    """What of the report's budget a run with `params` keeps, in words: the terms of its Table
+    I, and no more parameters and training FLOPs than `reference` spends."""
+    kept = [name for name, value in experiments.REPORT_BUDGET.items() if params[name] == value]
+    table = ("all of Table I" if len(kept) == len(experiments.REPORT_BUDGET) else
+             "of Table I: " + ", ".join(BUDGET_WORDS[name] for name in kept))
+    return ", ".join([table] + [what for what, column in (("parameters", "parameters"), (
+        "FLOPs", "GFLOP per training")) if spends[column] <= reference[column]])
+
+
+# The report's Table I in words (experiments.REPORT_BUDGET names the run parameters)
+BUDGET_WORDS = {"optimizer": "SGD", "lr": "learning rate", "momentum": "no momentum",
+                "weight_decay": "no weight decay", "schedule": "constant rate",
+                "batch_size": "batch size", "epochs": "epochs", "n_pairs": "pairs",
+                "augment_shift": "no shifts", "augment_rotation": "no rotations",
+                "augment_scale": "no zoom"}
 
 
 def numerics_table(found):
@@ -174,21 +218,56 @@ def numerics_table(found):
     return table.sort_values(["records", "numerics"], ascending=[False, True]).set_index("numerics")
 
 
-def readme_block(found, template):
-    """The README's results block: `template` (Jinja2) rendered with the numbers of `found`."""
+def params(name):
+    """The parameters catalogue row `name` runs with, those its run reads."""
+    values = experiments.resolve(name)
+    return {key: values[key] for key in reads(values)}
+
+
+def discounted(names):
+    """Those of `names` whose weighting discounts the digit losses, eq. (2) or (3)."""
+    return [name for name in names if params(name)["weighting"].startswith(("eq2", "eq3"))]
+
+
+def computed(names):
+    """Those of `names` that compute the comparison from the two digit distributions."""
+    return [name for name in names if params(name).get("comparison") == "computed"]
+
+
+def changes(found, validation=None):
+    """What the reproduction changed, in the records' numbers: the auxiliary-loss rows against
+    the report and the first rebuild, the sizes, `same-budget`'s budget, the head study."""
+    table = report_table(found)
+    counted = table[table["rounds"] > 0]
+    ours, first = counted[counted["beside"] == ""], counted[counted["beside"] != ""]
+    aux = ours.loc[[name for name in ours.index if trains_digits(params(name))]]
+    rebuilt = aux[aux.index.isin(first["beside"])]
+    heads = validation.frame if validation is not None else pd.DataFrame()
+    return {"aux": aux, "below": aux[aux["test_gap"] < 0], "above": aux[aux["test_gap"] > 0],
+            "first": first[first["beside"].isin(aux.index)], "rebuilt": rebuilt,
+            "sizes": budget_table(found)["parameters"] if found.records else pd.Series(),
+            "cap": experiments.MAX_BUDGET_PARAMETERS, "budget": experiments.REPORT_BUDGET,
+            "heads": heads.groupby("experiment")["test_error_rate"].mean() if len(heads) else {},
+            "computed": computed(group_table(found, BEYOND).index), "params": params}
+
+
+def readme_block(found, template, validation=None):
+    """The README's results block: `template` (Jinja2) rendered with the numbers of `found`
+    (and of `validation`, the head study's records)."""
     import jinja2
 
     table = report_table(found)
+    paired = stats.paired_table(found.frame)
     numbers = {
-        "table": table, "paired": stats.paired_table(found.frame), "budget": budget_table(found),
+        "table": table, "paired": paired, "budget": budget_table(found),
         "holdout": group_table(found, HOLDOUT), "beyond": group_table(found, BEYOND),
-        "beside": {row["beside"]: name for name, row in table.iterrows() if row["beside"]},
-        "numerics": list(numerics_table(found).index), "unit": stats.error_unit(found.frame),
+        "changes": changes(found, validation), "numerics": list(numerics_table(found).index),
+        "unit": stats.error_unit(found.frame),
         "headline": [name for name in experiments.HEADLINE if table.loc[name, "rounds"]],
         "seeds": ", ".join(sorted({experiments.EXPERIMENTS[n]["seeds"] for n in table.index})),
-        "reference": experiments.EQ1, "far_points": FAR_POINTS, "far_sds": FAR_SDS,
-        "level": stats.LEVEL, "number": number, "judgement": stats.judgement,
-        "format_p": stats.format_p}
+        "reference": experiments.EQ1, "number": number, "percent": percent,
+        "verdicts": {word: paired[paired["verdict"] == word] for word in
+                     (stats.LOWER, stats.HIGHER, stats.NOT_DISTINGUISHABLE)}}
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
                                       lstrip_blocks=True)
     return environment.from_string(Path(template).read_text(encoding="utf-8")) \
@@ -199,3 +278,28 @@ def readme_text(text, block):
     """`text` (a README, markers checked) with `block` between its results markers."""
     head, rest = text.split(README_START, 1)
     return f"{head}{README_START}\n{block}\n{README_END}{rest.split(README_END, 1)[1]}"
+
+
+class ForPeople:
+    """A table as a page shows it (`for_people`): full text, no index column, '-' for NaN."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def _repr_html_(self):
+        with pd.option_context("display.max_colwidth", None):
+            return self.frame.to_html(index=False, na_rep="-")
+
+    def __repr__(self):
+        return self.frame.to_string(index=False, na_rep="-")
+
+
+def for_people(frame, index=True):
+    """`frame` for a page: its index as its first columns (a value repeated down one of them
+    shown once), one header row, no cell cut, a short cell on one line ('< 0.001')."""
+    shown = (frame.reset_index() if index else frame.copy()).map(
+        lambda v: v.replace(" ", "\u00a0") if isinstance(v, str) and len(v) <= 14 else v)
+    for i in reversed(range(frame.index.nlevels if index and frame.index.nlevels > 1 else 0)):
+        repeat = shown.iloc[:, :i + 1].eq(shown.iloc[:, :i + 1].shift()).all(axis=1)
+        shown[shown.columns[i]] = shown[shown.columns[i]].astype(object).where(~repeat, "")
+    return ForPeople(shown)
