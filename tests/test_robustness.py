@@ -211,13 +211,14 @@ def _owned_by_another(case, folder):
         return results, None, (f"error: results folder {results / 'ws'} is not writable "
                                f"(Permission denied): choose another with --results, or fix its "
                                f"permissions")
-    if case == "a lock file":
-        lock = results / ".lock"
-        lock.touch()
-        lock.chmod(0)
-        return results, None, (f"error: lock file {os.path.relpath(lock, REPO)} cannot be opened "
-                               f"(Permission denied): its owner can remove it (it holds no data), "
-                               f"or write these runs elsewhere with --results DIR")
+    if case == "a record":  # never retrained and replaced without a word
+        (results / "ws").mkdir()
+        record = results / "ws" / "seed-0.json"
+        record.write_text("{}")
+        record.chmod(0)
+        return results, None, (f"error: {os.path.relpath(record, REPO)} cannot be read by this "
+                               f"user (Permission denied): fix its permissions, write these runs "
+                               f"elsewhere with --results DIR, or replace it with --force")
     if case == "a parent folder":
         (folder / "private").mkdir()
         (folder / "private").chmod(0)
@@ -248,11 +249,11 @@ def _refused_unprivileged(case, folder, mnist_root, cwd=REPO):
     assert os.listdir(folder / "runs") == []
 
 
-@pytest.mark.parametrize("case", ["an experiment folder", "a lock file", "a parent folder",
+@pytest.mark.parametrize("case", ["an experiment folder", "a record", "a parent folder",
                                   "an MNIST file"])
 def test_what_this_user_cannot_use_is_refused_in_one_line(case, tmp_path, mnist_root):
-    """Another user's experiment folder or lock file, a folder on the way that cannot be
-    entered, an unreadable MNIST file: one line naming it and the fix."""
+    """Another user's experiment folder or record, a folder on the way that cannot be entered,
+    an unreadable MNIST file: one line naming it and the fix."""
     _refused_unprivileged(case, tmp_path, mnist_root)
 
 
@@ -367,7 +368,8 @@ def test_a_fifo_where_a_record_goes_is_refused_not_waited_on(folders, mnist_root
                    folders / "runs", mnist_root=mnist_root, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"error: {os.path.relpath(fifo, REPO)} is not a regular file (a FIFO): move it away"]
+        f"error: {os.path.relpath(fifo, REPO)} is not a regular file (a FIFO): move it away, "
+        f"write these runs elsewhere with --results DIR, or replace it with --force"]
     assert snapshot(folders) == before and not (folders / "runs").exists()
 
 
@@ -580,13 +582,11 @@ def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_p
 
 
 def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnist_root):
-    """A second runner on a folder another holds waits, saying who holds it (even when the lock
-    file says nothing readable), and decides only then: here a record of other parameters
+    """A second runner on a folder another holds waits, saying who holds it, and decides only
+    then: here a record of other parameters
     written meanwhile is refused, not skipped and not replaced."""
     results = _fixture_copy(tmp_path)
-    (results / ".lock").write_text('{"pid": "abc"}')  # what a broken holder left in it
-    held = os.open(results / ".lock", os.O_RDONLY)
-    fcntl.flock(held, fcntl.LOCK_EX)
+    held = lock_folder(results, "")  # as another runner holds it
     runner, err = start("run", "ws", "--seeds", "0-1", "--results", results, "--runs",
                         tmp_path / "runs", *FIXTURE_PARAMS, mnist_root=mnist_root,
                         log_dir=tmp_path)
@@ -598,8 +598,8 @@ def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnis
         record_path(results, "ws", 0).write_text(json.dumps(record))
     finally:
         os.close(held)
-    assert line == (f"waiting for {os.path.relpath(results, REPO)}/: locked by a process that "
-                    f"did not say which ({os.path.relpath(results / '.lock', REPO)})")
+    assert line.startswith(f"waiting for {os.path.relpath(results, REPO)}/: locked by pid "
+                           f"{os.getpid()} ("), line
     assert runner.wait(timeout=300) == 2, err.read_text()
     assert err.read_text().strip().splitlines()[-1].endswith(
         "seed-0.json was made with other parameters (lr 0.05 there, 0.1 asked): write these "

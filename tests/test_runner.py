@@ -29,10 +29,10 @@ from helpers.catalogue.experiments import EXPERIMENTS
 from helpers.catalogue.experiments import expand as expand_experiments
 from helpers.catalogue.seeds import parse_seeds, seed_list
 from helpers.cli import main
-from helpers.files import RESULTS, VALIDATION, notebook_path
+from helpers.files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, notebook_path
 from helpers.runs.execution import THREAD_VARIABLES
 from helpers.runs.records import read_record
-from helpers.runs.runner import plan
+from helpers.runs.runner import plan, staging
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,7 +86,12 @@ def test_each_row_runs_its_own_seeds_into_its_own_folder_by_default():
     assert {j.results for j in by_row["ws"]} == {RESULTS.resolve()}
     assert {j.results for j in by_row["val-ws-first"] + by_row["best-val"]} == {VALIDATION.resolve()}
     assert by_row["ws"][3].params == __import__("helpers").resolve("ws", seed=3)
-    assert by_row["ws"][3].parameters == {"experiment": "ws", "seed": 3, "results_dir": "../runs"}
+    # each records folder's runs stage in a folder of their own under runs/
+    assert by_row["ws"][3].parameters == {"experiment": "ws", "seed": 3, "results_dir":
+                                          notebook_path(staging(RUNS, RESULTS), NOTEBOOKS)}
+    assert by_row["ws"][3].output == staging(RUNS, RESULTS) / "ws" / "seed-3.ipynb"
+    assert staging(RUNS, RESULTS).parent == RUNS.resolve() and \
+        staging(RUNS, RESULTS) != staging(RUNS, VALIDATION)
 
 
 @pytest.mark.parametrize("args, fragment", [

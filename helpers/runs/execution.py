@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 
 from ..errors import UsageError
 from ..files import relative
@@ -55,11 +56,13 @@ def import_papermill():
 
 def execute_notebook(notebook, output, parameters, kernel):
     """Execute `notebook` by papermill into `output` (with the error where a cell failed) in
-    `kernel` (a prepared WarmKernel). NotebookFailed with the failing cell's exception (else
-    its first line), or why the kernel died."""
+    `kernel` (a prepared WarmKernel): written beside it, then renamed over whatever is there (a
+    FIFO is never waited on). NotebookFailed with the failing cell's exception (else its first
+    line), or why the kernel died."""
     papermill = import_papermill()
+    written = Path(output).with_name(f".{Path(output).stem}.{os.urandom(4).hex()}.tmp.ipynb")
     try:
-        papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
+        papermill.execute_notebook(str(notebook), str(written), parameters=parameters,
                                    kernel_name=KERNEL, progress_bar=False, engine_name="warm-kernel",
                                    request_save_on_cell_execute=False, km=kernel.km, kc=kernel.kc)
     except papermill.PapermillExecutionError as error:
@@ -68,6 +71,9 @@ def execute_notebook(notebook, output, parameters, kernel):
         raise NotebookFailed(line, usage=error.ename in USAGE_ERRORS) from None
     except Exception as error:  # the kernel died, an unreadable notebook
         raise NotebookFailed(f"{type(error).__name__}: {first_line(error)}") from None
+    finally:
+        if written.exists():
+            os.replace(written, output)
 
 
 class WarmKernel:
@@ -90,13 +96,14 @@ class WarmKernel:
 
         if self.killed:  # the batch is ending: a reset would wait its whole timeout for no answer
             raise RuntimeError("the kernel was killed: the batch is stopping")
-        if self.started_for != (str(cwd), environment):
+        if self.started_for != (str(cwd), environment) or not run_sync(self.km.is_alive)():
             # A kernel binds ports its manager found free: another process may take one between,
             # and the kernel dies starting (jupyter_client#154). One that died so starts once more.
             for attempt in range(2):
                 self._start(cwd, environment, log, append=bool(attempt))
                 try:
                     run_sync(self.kc.wait_for_ready)(timeout=KERNEL_START_TIMEOUT)
+                    os.unlink(self.km.connection_file)  # (its keys: read, and kept in memory)
                     break
                 except RuntimeError:  # died, or no answer in time (then no second start)
                     if attempt or self.killed or run_sync(self.km.is_alive)():
@@ -117,7 +124,7 @@ class WarmKernel:
         self.stop()
         self.km, self.log = AsyncKernelManager(kernel_name=KERNEL), log
         output = os.open(log or os.devnull, os.O_WRONLY | (
-            os.O_APPEND if append else os.O_CREAT | os.O_EXCL * bool(log)))
+            os.O_APPEND if append else os.O_CREAT | os.O_EXCL * bool(log)), 0o644)
         kept = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
         try:
             run_sync(self.km.start_kernel)(
@@ -204,7 +211,8 @@ def connect(scheduler=None, workers=None, wait=10):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if scheduler is None:
         return Client(processes=False, n_workers=1, threads_per_worker=workers or os.cpu_count(),
-                      dashboard_address=None, memory_limit=0)
+                      memory_limit=0, dashboard_address="127.0.0.1:0",  # (their HTTP servers:
+                      worker_dashboard_address="127.0.0.1:0")           # loopback only)
     try:
         client = Client(scheduler, timeout=10)
     except Exception as error:  # unreachable, a malformed address, tls:// without keys...
@@ -244,12 +252,23 @@ def ended(going, timeout):
     return outcomes
 
 
-def suspended(said):
-    """A line for each kernel here found suspended (SIGSTOP), unless `said` has its pid."""
+def suspended(said, kernels=KERNELS, client=None):
+    """A line for each of `kernels` found suspended (SIGSTOP), and for `client`'s scheduler if
+    it does not answer in 5 s, unless `said` has it (its pid, "scheduler")."""
     import psutil
 
     lines = []
-    for pid in {kernel.pid for kernel in KERNELS if kernel.pid} - said:
+    try:
+        client and client.sync(client.scheduler.identity, callback_timeout=5)
+        said.discard("scheduler")
+    except TimeoutError:
+        if "scheduler" not in said:
+            said.add("scheduler")
+            lines.append(f"waiting for the Dask scheduler at {client.scheduler.address}, which "
+                         f"does not answer (suspended? kill -CONT resumes it)")
+    except Exception:  # gone: `ended` says so
+        pass
+    for pid in {kernel.pid for kernel in kernels if kernel.pid} - said:
         try:
             if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
                 said.add(pid)

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..errors import TrainingDiverged
+from ..errors import TrainingDiverged, UsageError
 from . import PROGRESS_VARIABLE, numerics
 from .data import generate_pair_sets, generate_validation_sets, standardise
 from .losses import loss_terms, loss_weights
@@ -283,6 +283,9 @@ def run_experiment(params):
 
     # CPU results depend on the thread count (oneDNN splits reductions by thread), so it is a
     # run parameter: the same record comes out whatever process or worker layout runs it.
+    if params["threads"] > (os.cpu_count() or 1):  # (torch's thread pool would kill the process)
+        raise UsageError(f"threads {params['threads']} is more than the {os.cpu_count()} cores "
+                         f"here: give at most -p threads {os.cpu_count()}")
     threads_before = torch.get_num_threads()
     torch.set_num_threads(params["threads"])
     try:
