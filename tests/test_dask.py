@@ -27,6 +27,7 @@ from runner_tools import (
 
 from helpers.cli import main
 from helpers.runs.records import read_record
+from helpers.runs.runner import staging
 
 pytestmark = pytest.mark.slow  # every test here starts kernels on a cluster
 
@@ -78,7 +79,8 @@ def test_dask_run_writes_the_records_of_a_local_run_and_skips_them_after(
         for key in set(on_cluster) | set(here):
             if key != "seconds":
                 assert on_cluster[key] == here[key], key
-    assert (tmp_path / "dask" / "runs" / "ws-aux" / "seed-1.ipynb").is_file()
+    assert (staging(tmp_path / "dask" / "runs", tmp_path / "dask" / "results") / "ws-aux" /
+            "seed-1.ipynb").is_file()
 
     before = snapshot(tmp_path / "dask")
     again = _run("--scheduler", scheduler, mnist_root=mnist_root, folder=tmp_path / "dask")
@@ -167,7 +169,8 @@ def test_ctrl_c_cancels_the_tasks_and_what_they_finish_is_never_published(
     assert process.wait(timeout=120) == 130, stderr.read_text()
     assert "2 runs: 0 done, 2 not done" in stderr.read_text()
     gate.unlink()
-    wait_for(lambda: all((runs / "ws" / f"seed-{seed}.json").exists() for seed in (0, 1)),
+    wait_for(lambda: all((staging(runs, results) / "ws" / f"seed-{seed}.json").exists()
+                         for seed in (0, 1)),
              what="the cancelled tasks to finish")
     time.sleep(2)
     assert not record_files(results)

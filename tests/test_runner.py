@@ -143,10 +143,12 @@ def test_run_writes_valid_records_and_executed_notebooks(batch):
     for seed, path in enumerate(paths):
         record = read_record(path)
         assert (record["seed"], record["params"]["epochs"], record["n_train"]) == (seed, 1, 100)
-        executed = read_json(folder / "runs" / "ws-aux" / f"seed-{seed}.ipynb")
+        executed = read_json(staging(folder / "runs", folder / "results") / "ws-aux" /
+                             f"seed-{seed}.ipynb")
         assert executed["metadata"]["papermill"]["parameters"]["seed"] == seed
         # the notebook saved it beside its executed notebook; the runner published that one
-        assert read_record(folder / "runs" / "ws-aux" / f"seed-{seed}.json") == record
+        assert read_record(staging(folder / "runs", folder / "results") / "ws-aux" /
+                           f"seed-{seed}.json") == record
     assert not temporaries(folder)
 
 
@@ -218,7 +220,8 @@ def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root
     assert "Traceback" not in failed.stderr
     assert "2 runs: 1 done, 1 failed" in failed.stderr
     assert "failed: ws-aux seed 1: RuntimeError: injected failure" in failed.stderr
-    assert "seed-1.ipynb" in failed.stderr and (runs / "ws-aux" / "seed-1.ipynb").is_file()
+    assert "seed-1.ipynb" in failed.stderr and \
+        (staging(runs, results) / "ws-aux" / "seed-1.ipynb").is_file()
     assert [p.name for p in record_files(results)] == ["seed-0.json"]
     read_record(results / "ws-aux" / "seed-0.json")
 
@@ -234,7 +237,8 @@ def test_a_usage_error_inside_a_run_stops_the_batch(tmp_path, mnist_root):
     assert stopped.returncode == 2, stopped.stderr
     assert "2 runs: 0 done, 1 failed, 1 not done" in stopped.stderr
     assert stopped.stderr.strip().splitlines()[-1] == "stopped: DataError: injected data problem"
-    assert not (tmp_path / "runs" / "ws-aux" / "seed-1.ipynb").exists()
+    assert not (staging(tmp_path / "runs", tmp_path / "results") / "ws-aux" /
+                "seed-1.ipynb").exists()
 
 
 @pytest.mark.slow
@@ -255,7 +259,7 @@ def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_aft
     assert "failed: ws-aux seed 1: RuntimeError: injected failure" in done.stderr
 
     def kernel_pid(seed):
-        cells = read_json(runs / "ws-aux" / f"seed-{seed}.ipynb")["cells"]
+        cells = read_json(staging(runs, results) / "ws-aux" / f"seed-{seed}.ipynb")["cells"]
         text = "".join("".join(output.get("text", "")) for cell in cells
                        for output in cell.get("outputs", []))
         return text.split("kernel ", 1)[1].split()[0]
@@ -298,8 +302,9 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     notebooks = copy_notebooks(tmp_path / "notebooks",
                                cell="import os\nif seed == 1:\n    os._exit(3)")
     results, runs = tmp_path / "results", tmp_path / "runs"
-    (runs / "ws-aux").mkdir(parents=True)
-    (runs / "ws-aux" / "seed-1.ipynb").write_text("{}")  # an earlier batch's notebook
+    runs_of = staging(runs, results) / "ws-aux"
+    runs_of.mkdir(parents=True)
+    (runs_of / "seed-1.ipynb").write_text("{}")  # an earlier batch's notebook
     done = helpers("run", "ws-aux", "--seeds", "0-2", "--workers", "1", "--results", results,
                    "--runs", runs, "--notebooks", notebooks, *TINY, mnist_root=mnist_root)
     assert done.returncode == 1, done.stderr
@@ -307,8 +312,8 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     # the summary's line (the progress bar's, above it, has no pointer)
     failed = [line for line in done.stderr.splitlines() if "failed: ws-aux seed 1" in line][-1]
     assert "Traceback" not in done.stderr and "DeadKernelError" in failed, failed
-    assert failed.endswith(f"(kernel log: {os.path.relpath(runs / 'ws-aux' / 'seed-0.log', REPO)})")
-    assert not (runs / "ws-aux" / "seed-1.ipynb").exists()
+    assert failed.endswith(f"(kernel log: {os.path.relpath(runs_of / 'seed-0.log', REPO)})")
+    assert not (runs_of / "seed-1.ipynb").exists()
     assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
 
 

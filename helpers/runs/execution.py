@@ -272,7 +272,7 @@ def suspended(said, kernels=KERNELS, client=None):
         try:
             if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
                 said.add(pid)
-                lines.append(f"waiting for pid {pid} (a run's kernel), which is suspended: "
+                lines.append(f"waiting for pid {pid} (a notebook's kernel), which is suspended: "
                              f"kill -CONT {pid} resumes it")
         except psutil.Error:
             pass
