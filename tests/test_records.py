@@ -22,7 +22,7 @@ from helpers.runs.records import (
     NUMERICS,
     SCHEMA_VERSION,
     DamagedRecord,
-    NewerRecord,
+    KeptRecord,
     check_against_pairs,
     load,
     read_record,
@@ -209,12 +209,12 @@ def test_a_record_too_large_to_parse_is_damaged_not_a_crash(results, text, error
 def test_a_record_of_a_newer_schema_is_told_apart(results):
     """A newer version's record is not damaged for the runner to replace: it says so."""
     _rewrite(record_path(results, "ws", 0), lambda r: r.update(schema=SCHEMA_VERSION + 1))
-    with pytest.raises(NewerRecord, match=f"schema {SCHEMA_VERSION + 1}, this version reads"):
+    with pytest.raises(KeptRecord, match=f"schema {SCHEMA_VERSION + 1}, this version reads"):
         read_record(record_path(results, "ws", 0))
     _rewrite(record_path(results, "ws", 1), lambda r: r.update(schema=SCHEMA_VERSION - 1))
     with pytest.raises(DamagedRecord) as older:
         read_record(record_path(results, "ws", 1))
-    assert not isinstance(older.value, NewerRecord)
+    assert not isinstance(older.value, KeptRecord)
 
 
 def test_every_fixture_record_is_consistent_with_its_pairs():

@@ -899,8 +899,7 @@ def test_a_records_folder_that_fails_mid_batch_loses_nothing(how, tmp_path, mnis
     assert process.wait(timeout=300) == 1, stderr.read_text()
     err = stderr.read_text()
     assert "Traceback" not in err and "1 run: 0 done, 1 failed" in err, err
-    staged = os.path.relpath(staging(tmp_path / "runs", tmp_path / "results") / "ws" /
-                             "seed-0.json", REPO)
+    staged = os.path.relpath(staging(tmp_path / "runs", results) / "ws" / "seed-0.json", REPO)
     assert f"(its record stays in {staged})" in err, err
     if how == "read-only":
         results.chmod(0o755)

@@ -39,11 +39,8 @@ class DamagedRecord(Exception):
 
 
 class KeptRecord(DamagedRecord):
-    """A file no run replaces unasked: one this user cannot read, or that is no regular file."""
-
-
-class NewerRecord(KeptRecord):
-    """A newer version's record."""
+    """A file no run replaces unasked: a newer version's record, one this user cannot read, a
+    file that is no regular file."""
 
 
 def record_path(results_dir, experiment, seed):
@@ -58,10 +55,9 @@ def identity(path):
 
 
 def publish(record, results_dir, lock, before, fix):
-    """Write `record` into the records folder `results_dir` -> its path: the one way a run's
-    record gets there. Refused (UsageError, ending with `fix`): unless this process still locks
-    the folder (`lock`, lock_folder's; re-taken where the folder was made anew), or when its
-    place changed since it was looked at (`before`: `identity` then). DamagedRecord if invalid."""
+    """Write `record` into the records folder `results_dir` (the one way a run's record gets
+    there) -> its path; UsageError (ending with `fix`) unless this process still holds its `lock`
+    (lock_folder's) and the record's place is as it was (`before`: its `identity` then)."""
     still_locked(lock, results_dir, fix)
     path = record_path(results_dir, record["experiment"], record["seed"])
     if identity(path) != before:
@@ -110,28 +106,20 @@ def _has(mapping, keys, where):
              f"{', '.join(key for key in keys if key not in mapping)}")
 
 
-class _NotFinite(ValueError):
-    pass
-
-
-def _refuse(constant):  # json's hook for NaN, Infinity and -Infinity
-    raise _NotFinite(constant)
-
-
-def validate(record, finite=False):
+def validate(record):
     """DamagedRecord unless `record` holds all of the declaration, in this schema, each
-    parameter as `parameters.check` makes it, with numbers consistent with each other
-    (`finite`: its floats are known finite, as read_record parses them)."""
+    parameter as `parameters.check` makes it, with numbers consistent with each other and with
+    its params (its history's loss weights and losses, its budget's steps)."""
     _has(record, RECORD, "the record")
     for key, kind in RECORD.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
                  f"{key!r} has the wrong type")
     schema = f"schema {record['schema']}, this version reads {SCHEMA_VERSION}"
     if record["schema"] > SCHEMA_VERSION:
-        raise NewerRecord(f"was made by a newer version ({schema}): update helpers")
+        raise KeptRecord(f"was made by a newer version ({schema}): update helpers")
     _require(record["schema"] == SCHEMA_VERSION, schema)
     try:  # the C encoder finds a non-finite float at once; the walk only says where
-        finite or json.dumps(record, allow_nan=False)
+        json.dumps(record, allow_nan=False)
     except ValueError:
         raise DamagedRecord(f"{_not_finite(record)} is not a finite number") from None
     params, history = record["params"], record["history"]
@@ -236,16 +224,14 @@ def read_record(path):
             if not stat.S_ISREG(mode):
                 raise KeptRecord(f"is not a regular file ({kind or 'a device'}): move it away")
             text = handle.read().decode("utf-8")
-        record = json.loads(text, parse_constant=_refuse)
+        record = json.loads(text)
     except PermissionError as error:
         raise KeptRecord(f"cannot be read by this user ({error.strerror}): fix its "
                          f"permissions") from None
-    except _NotFinite:  # NaN or Infinity: where, for its message
-        raise DamagedRecord(f"{_not_finite(json.loads(text))} is not a finite number") from None
     except (OSError, ValueError, RecursionError) as error:  # (a 5000-digit number, deep nesting)
         raise DamagedRecord(f"unreadable ({type(error).__name__})") from None
     _require(isinstance(record, dict), "not a JSON object")
-    validate(record, finite=True)
+    validate(record)
     _require(Path(path) == record_path(Path(path).parent.parent, record["experiment"],
                                        record["seed"]),
              f"holds {record['experiment']} seed {record['seed']}, not what its file name says")
