@@ -5,7 +5,8 @@
 - `runs`: run records, and where runs execute (papermill, local workers or Dask);
 - `publish`: the tables, statistics, figures, notebooks and README block made from records.
 
-`notebook` is what the notebooks call, `cli` is `python -m helpers`, `bench` the benchmark.
+`notebook` is what the notebooks call, `kernel` where they execute (a warm Jupyter kernel),
+`cli` is `python -m helpers`, `bench` the benchmark.
 """
 
 import sys

@@ -355,6 +355,7 @@ def run_curves(record, monkeypatch):
     return shown[0]
 
 
+@pytest.mark.slow  # starts a process
 def test_a_runs_notebook_draws_its_curves_without_pandas_or_scipy():
     """A run's kernel imports what its notebook shows and draws, and no more: pandas,
     scipy.stats and statsmodels (the summary's) cost a second more at every kernel start."""

@@ -183,6 +183,7 @@ def _unprivileged(command):
     return [*_WITHOUT_ROOTS_RIGHTS, *command]
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("option", ["--results", "--runs"])
 def test_a_folder_that_cannot_be_written_is_refused(option, tmp_path, mnist_root):
     folder = tmp_path
@@ -253,6 +254,7 @@ def _refused_unprivileged(case, folder, mnist_root, cwd=REPO):
 
 @pytest.mark.parametrize("case", ["an experiment folder", "a record", "a parent folder",
                                   "an MNIST file"])
+@pytest.mark.slow  # starts a process
 def test_what_this_user_cannot_use_is_refused_in_one_line(case, tmp_path, mnist_root):
     """Another user's experiment folder or record, a folder on the way that cannot be entered,
     an unreadable MNIST file: one line naming it and the fix."""
@@ -306,6 +308,7 @@ def test_missing_or_damaged_data_root_is_refused(folders, capsys, monkeypatch, d
              "t10k-labels-idx1-ubyte is damaged or truncated (md5 mismatch)")
 
 
+@pytest.mark.slow  # starts a process
 def test_bad_input_through_a_real_process_has_no_traceback(folders, damaged_mnist):
     before = snapshot(folders)
     for args, root, fragment in [
@@ -350,6 +353,7 @@ def test_no_mnist_and_no_network_is_refused_before_anything(folders, capsys, mon
              f"downloaded (no network?): set MNIST_ROOT")
 
 
+@pytest.mark.slow  # starts a process
 def test_the_test_suite_without_mnist_stops_at_once_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/test_records.py"], cwd=REPO, capture_output=True, text=True,
@@ -362,6 +366,7 @@ def test_the_test_suite_without_mnist_stops_at_once_in_one_line(tmp_path):
     assert "passed" not in done.stdout
 
 
+@pytest.mark.slow  # starts a process
 def test_a_fifo_where_a_record_goes_is_refused_not_waited_on(folders, mnist_root):
     fifo = folders / "results" / "ws" / "seed-1.json"
     os.mkfifo(fifo)
@@ -396,6 +401,7 @@ def test_a_record_of_a_newer_version_is_never_replaced_without_force(tmp_path, c
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow  # starts a process
 def test_a_closed_stdout_ends_a_listing_quietly():
     """`python -m helpers list | head -1`: the reader leaves; no traceback, the exit code of a
     process ended by SIGPIPE."""
@@ -583,6 +589,7 @@ def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_p
     assert "2 runs: 0 done, 1 skipped (record already there), 1 failed" in err
 
 
+@pytest.mark.slow  # starts a process
 def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnist_root):
     """A second runner on a folder another holds waits, saying who holds it, and decides only
     then: here a record of other parameters
@@ -608,6 +615,7 @@ def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnis
         "runs elsewhere with --results DIR, or replace the records with --force")
 
 
+@pytest.mark.slow  # starts a process
 def test_ctrl_c_while_a_runner_waits_for_a_folder_ends_it_in_one_line(tmp_path, mnist_root):
     results = _fixture_copy(tmp_path)
     held = lock_folder(results, "")  # as another runner holds it
@@ -1153,7 +1161,7 @@ def test_a_summary_waiting_on_a_suspended_kernel_says_so(tmp_path, monkeypatch, 
 
     stopped = subprocess.Popen(["sleep", "60"])
     os.kill(stopped.pid, signal.SIGSTOP)
-    monkeypatch.setattr(FakeKernel, "pid", stopped.pid, raising=False)
+    monkeypatch.setattr(FakeKernel, "pid", stopped.pid)
     monkeypatch.setattr(execution, "WarmKernel", FakeKernel)
     monkeypatch.setattr(summary, "_html", lambda nb, page, where: "")
     seen = []

@@ -163,6 +163,7 @@ def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
     assert snapshot(folder) == before  # nothing executed, nothing rewritten
 
 
+@pytest.mark.slow  # starts a process
 def test_a_record_made_with_other_parameters_is_neither_skipped_nor_replaced(tmp_path,
                                                                            mnist_root):
     shutil.copytree(FIXTURE, tmp_path / "results")  # ws-aux, 2 epochs
@@ -317,6 +318,7 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
 
 
+@pytest.mark.slow  # starts a process
 def test_the_fixture_skips_without_a_kernel(tmp_path, mnist_root):
     """(The fast tests of waiting and locks rely on it.) A batch whose records are all there
     starts no worker: skipping them takes no kernel."""
@@ -330,6 +332,7 @@ def test_the_fixture_skips_without_a_kernel(tmp_path, mnist_root):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # starts a process
 def test_the_docs_examples_and_the_runners_own_files_leave_git_status_clean():
     """What the documented commands and the runner's defaults write (records folders of the
     examples and their summaries, the runs folder, the records folders' locks) is ignored by

@@ -70,7 +70,7 @@ def fake_papermill(calls, fail=None, meanwhile=None):
 
 class FakeKernel:
     """Stands in for the warm kernel: the fake papermill needs none, only its folder."""
-    cwd = None
+    cwd = pid = None
 
     def prepare(self, cwd, environment, log=None):
         self.cwd = cwd
@@ -259,6 +259,7 @@ def test_a_readme_without_markers_or_a_missing_template_is_refused(project, call
     assert calls == []
 
 
+@pytest.mark.slow  # starts a process
 def test_a_runner_writing_the_records_is_refused(project, calls, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from helpers.files import "
                                "lock_folder; lock_folder(sys.argv[1], ''); print(flush=True); "
