@@ -1241,3 +1241,32 @@ def test_ctrl_c_while_the_command_starts_is_one_line(module, tmp_path):
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip().splitlines() == [
         "interrupted: nothing was lost; run the same command again"]
+
+
+@pytest.mark.parametrize("text", ['{"seed": ' + "9" * 5000 + "}", "[" * 200_000],
+                         ids=["a 5000-digit number", "200000 brackets"])
+def test_a_record_too_large_to_parse_is_redone_by_the_runner(text, tmp_path):
+    """Such a record used to stop `run` with a traceback naming no file."""
+    results = _fixture_copy(tmp_path)
+    record_path(results, "ws", 1).write_text(text)
+    jobs = plan(["ws"], "0-1", {"epochs": 2, "n_pairs": 100}, results_dir=results,
+                runs_dir=tmp_path / "runs")
+    assert [job.seed for job in _sort_out(jobs, False, BatchResult(), sys.stderr)] == [1]
+
+
+@pytest.mark.slow  # trains
+def test_two_batches_at_once_never_share_a_staged_file(tmp_path, mnist_root):
+    """The same run into two records folders at once, both staging in a --runs folder that
+    holds records: each batch's record is its own (one used to fail with "its record is another
+    run's", its training lost) and the records under --runs stay as they were."""
+    runs = _fixture_copy(tmp_path)  # --runs over a folder of records
+    kept = snapshot(runs)
+    batches = [start("run", "ws", "--seeds", "0", "--results", tmp_path / name, "--runs", runs,
+                     "-p", "epochs", str(epochs), "-p", "n_pairs", "100", mnist_root=mnist_root,
+                     log_dir=tmp_path) for name, epochs in (("a", 2), ("b", 1))]
+    for process, stderr in batches:
+        assert process.wait(timeout=300) == 0, stderr.read_text()
+        assert "1 run: 1 done" in stderr.read_text()
+    assert [read_record(record_path(tmp_path / name, "ws", 0))["params"]["epochs"]
+            for name in ("a", "b")] == [2, 1]
+    assert {name: stamp for name, stamp in snapshot(runs).items() if name in kept} == kept

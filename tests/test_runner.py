@@ -137,6 +137,7 @@ def test_run_writes_valid_records_and_executed_notebooks(batch):
     folder, done = batch
     assert done.returncode == 0, done.stderr
     assert "2 runs: 2 done" in done.stderr
+    assert "%|" not in done.stderr  # no progress bar's frames where no terminal watches
     paths = record_files(folder / "results")
     assert [p.relative_to(folder / "results").as_posix() for p in paths] == \
         ["ws-aux/seed-0.json", "ws-aux/seed-1.json"]

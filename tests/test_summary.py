@@ -233,6 +233,35 @@ def test_a_record_that_is_not_its_rows_is_named_and_changes_nothing(project, cal
     assert snapshot(project)[Path("README.md")] == before[Path("README.md")]
 
 
+def test_records_the_runner_would_redo_are_named_and_never_published(project, calls, capsys):
+    """Test errors set to 0 with their rate and last epoch (its predictions on its pairs say
+    otherwise: the summary used to publish it and change a verdict), a number too long to
+    parse: each named in one line and left out of every output."""
+    path = project / "results" / "ws" / "seed-1.json"
+    record = json.loads(path.read_text())
+    record.update(test_errors=0, test_error_rate=0.0)
+    record["history"][-1]["test_errors"] = 0
+    path.write_text(json.dumps(record))
+    (project / "results" / "ws-aux" / "seed-1.json").write_text('{"seed": ' + "9" * 5000 + "}")
+    assert main(["summary", *TINY_ARGS]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: damaged record results/ws/seed-1.json (test_errors 0 is not the count of "
+            "its wrong test_predictions (") in err
+    assert ("warning: damaged record results/ws-aux/seed-1.json (unreadable (ValueError)) is left "
+            "out") in err
+    assert "summary: 13 records published" in err
+
+
+def test_the_summary_reads_the_projects_records_from_any_folder(project, calls, tmp_path,
+                                                              monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "results").mkdir(parents=True)  # not these
+    monkeypatch.chdir(elsewhere)
+    assert main(["summary", *TINY_ARGS]) == 0
+    assert "summary: 15 records published" in capsys.readouterr().err
+    assert calls[0][1]["results_dir"] == "../results"  # the project's, from its notebooks
+
+
 # --- bad input: one line, exit 2, nothing executed or written ----------------------------------
 @pytest.mark.parametrize("argv, fragment", [
     (["--results", "missing"], "does not exist: run experiments first"),
