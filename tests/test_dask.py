@@ -203,3 +203,26 @@ def test_a_scheduler_killed_mid_batch_ends_it_with_runs_not_done(then, own_clust
     gate.unlink()
     time.sleep(5)
     assert not record_files(results)
+
+
+def test_a_suspended_scheduler_is_named_not_waited_on_silently(own_cluster, tmp_path,
+                                                               mnist_root):
+    """The scheduler suspended (SIGSTOP) while a run goes: the runner says what it waits for
+    (it used to print nothing for minutes); resumed, the batch ends as usual."""
+    scheduler, address, _ = own_cluster(1)
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    process, stderr = start("run", "ws", "--seeds", "0", "--scheduler", address, "--results",
+                            tmp_path / "results", "--runs", tmp_path / "runs", "--notebooks",
+                            notebooks, *TINY, mnist_root=mnist_root, log_dir=tmp_path)
+    started(markers)
+    scheduler.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: "does not answer" in stderr.read_text(), timeout=120,
+                 what="the runner to name the scheduler")
+    finally:
+        scheduler.send_signal(signal.SIGCONT)
+    gate.unlink()
+    assert process.wait(timeout=180) == 0, stderr.read_text()
+    assert (f"waiting for the Dask scheduler at {address}, which does not answer (suspended? "
+            f"kill -CONT resumes it)") in stderr.read_text()
+    assert [p.name for p in record_files(tmp_path / "results")] == ["seed-0.json"]
