@@ -277,8 +277,8 @@ def build_parser():
 
 
 def _open_streams():
-    """stdin, stdout and stderr open even where the caller closed them (`2>&-`): /dev/null in
-    their place, so that no file opened later takes their numbers; stderr's writes never fail."""
+    """/dev/null for stdin, stdout or stderr where the caller closed them (`2>&-`): no file
+    opened later takes their numbers. Writes to stderr never fail."""
     from .files import Output
 
     for fd, name in enumerate(("stdin", "stdout", "stderr")):

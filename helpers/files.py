@@ -80,9 +80,6 @@ def check_writable(folder, what, option):
         raise UsageError(f"{what} folder {folder} cannot be reached: {blocked} cannot be "
                          f"entered (Permission denied); choose another with {option}, or fix "
                          f"its permissions") from None
-    except OSError as error:  # a name too long, a loop of links...
-        raise UsageError(f"{what} folder {folder} cannot be used ({error.strerror}): choose "
-                         f"another with {option}") from None
     if not existing.is_dir():
         raise UsageError(f"{what} folder {folder} cannot be created: {existing} is a file, "
                          f"not a folder; choose another with {option}")
@@ -170,18 +167,13 @@ class Output:
     that is gone they do nothing. Flushed at each write."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream, self.flush = stream, lambda: None
 
     def write(self, text):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             self.stream.write(text)
             self.stream.flush()
-        return len(text)
-
-    def flush(self):
-        pass
 
     def isatty(self):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             return self.stream.isatty()
-        return False

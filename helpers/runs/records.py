@@ -50,8 +50,7 @@ def record_path(results_dir, experiment, seed):
 def identity(path):
     """What is at `path` now (None: nothing), to tell whether it changed since."""
     with contextlib.suppress(OSError):
-        found = os.stat(path, follow_symlinks=False)
-        return found.st_ino, found.st_mtime_ns, found.st_size
+        return (found := os.stat(path, follow_symlinks=False)).st_ino, found.st_mtime_ns
 
 
 def publish(record, results_dir, lock, before, fix):
@@ -137,8 +136,7 @@ def validate(record):
                  f"its params say {key} {params[key]!r}, the record {record[key]!r}")
     _has(record["numerics"], NUMERICS, "numerics")
     _has(record["budget"], BUDGET, "budget")
-    budget, steps = record["budget"], math.ceil(params["n_pairs"] / params["batch_size"]) * \
-        params["epochs"]
+    budget, steps = record["budget"], -(-params["n_pairs"] // params["batch_size"]) * params["epochs"]
     _require(_counts([budget[key] for key in BUDGET], math.inf) and budget["steps"] == steps and
              budget["training_flops"] % steps == 0 < budget["training_flops"] and
              budget["evaluation_flops"] % params["epochs"] == 0 < budget["evaluation_flops"],

@@ -2,12 +2,12 @@
 record in the runs folder; the runner, holding the records folder's lock, publishes it."""
 
 import contextlib
-import hashlib
 import os
 import signal
 import sys
 from collections import deque
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
 from .. import catalogue
@@ -29,7 +29,7 @@ class Job:
     params: dict        # complete and checked: catalogue.resolve's
     notebook: Path
     cwd: Path           # the kernel's working folder: the notebooks folder
-    output: Path        # the executed notebook: runs/<records folder>-<hash>/<experiment>/seed-<k>.ipynb
+    output: Path        # the executed notebook: <its staging>/<experiment>/seed-<k>.ipynb
     results: Path       # the records folder it is published in
     parameters: dict    # what papermill injects
     environment: dict   # set in its kernel
@@ -83,8 +83,7 @@ def staging(runs_dir, results):
     """Where the runs for the records folder `results` stage: a folder of their own under
     `runs_dir` (one batch at a time holds that records folder, hence it)."""
     results = Path(results).resolve()
-    digest = hashlib.sha256(str(results).encode()).hexdigest()[:8]
-    return Path(runs_dir).resolve() / f"{results.name}-{digest}"
+    return Path(runs_dir).resolve() / f"{results.name}-{sha256(bytes(results)).hexdigest()[:8]}"
 
 
 @dataclass
