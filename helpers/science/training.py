@@ -269,6 +269,9 @@ def run_experiment(params):
     Same seed, same machine: the same pairs, initialisation, batch order and numbers. The
     caller's global random state is left as it was.
     """
+    if params["threads"] > (os.cpu_count() or 1):  # (torch's thread pool would kill the process)
+        raise UsageError(f"threads {params['threads']} is more than the {os.cpu_count()} cores "
+                         f"here: give at most -p threads {os.cpu_count()}")
     device = resolve_device(params["device"])
     keep_freed_memory()
     seed = params["seed"]
@@ -283,9 +286,6 @@ def run_experiment(params):
 
     # CPU results depend on the thread count (oneDNN splits reductions by thread), so it is a
     # run parameter: the same record comes out whatever process or worker layout runs it.
-    if params["threads"] > (os.cpu_count() or 1):  # (torch's thread pool would kill the process)
-        raise UsageError(f"threads {params['threads']} is more than the {os.cpu_count()} cores "
-                         f"here: give at most -p threads {os.cpu_count()}")
     threads_before = torch.get_num_threads()
     torch.set_num_threads(params["threads"])
     try:
