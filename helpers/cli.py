@@ -4,6 +4,7 @@ User mistakes print one line on stderr and exit with 2; no traceback.
 """
 
 import argparse
+import errno
 import os
 import shlex
 import signal
@@ -72,16 +73,25 @@ def positive_int(text):
     return value
 
 
+def overrides(args):
+    """The -p NAME VALUE pairs given -> {name: value}: each once, none naming the runs."""
+    given = {}
+    for name, value in args.p or []:
+        if name in given:
+            raise UsageError(f"-p {name} is given twice: give each parameter once")
+        if name in ("experiment", "seed"):
+            raise UsageError(f"-p {name} is not allowed here: run names experiments as "
+                             f"arguments and seeds with --seeds; summary takes each row's seeds")
+        given[name] = value
+    return given
+
+
 def cmd_run(args):
     from .catalogue.seeds import seed_list
     from .files import relative
     from .runs import runner
 
-    overrides = {}
-    for name, value in args.p or []:
-        if name in overrides:
-            raise UsageError(f"-p {name} is given twice: give each parameter once")
-        overrides[name] = value
+    overrides_ = overrides(args)
     if args.scheduler is not None and not args.scheduler.strip():  # not "run locally"
         raise UsageError("--scheduler is empty: give the Dask scheduler's address, e.g. "
                          "--scheduler tcp://host:8786, or leave the option out to run here")
@@ -96,10 +106,10 @@ def cmd_run(args):
              *[word for name, value in args.p or [] for word in ("-p", name, value)],
              *(["--scheduler", args.scheduler] if args.scheduler else []),
              *(["--notebooks", args.notebooks] if args.notebooks else [])]
-    out = runner.Output(sys.stderr)
+    out = sys.stderr
     batch = runner.run_batch(
         args.experiments, seeds=args.seeds, workers=args.workers, results_dir=args.results,
-        runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides,
+        runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides_,
         notebooks_dir=args.notebooks, scheduler=args.scheduler, stream=out)
     parts = [f"{len(batch.done)} done"] + [f"{len(jobs)} {what}" for jobs, what in (
         (batch.skipped, "skipped (record already there)"), (batch.failed, "failed"),
@@ -137,11 +147,11 @@ def cmd_notebooks(args):
 
 
 def cmd_summary(args):
-    from .publish.summary import summary
+    from .publish import summary
 
-    return summary(results_dir=args.results, validation_dir=args.validation,
-                   output=args.output, notebooks_dir=args.notebooks,
-                   overrides=dict(args.p or []))
+    return summary.summary(results_dir=args.results or summary.RESULTS, output=args.output,
+                           validation_dir=args.validation, notebooks_dir=args.notebooks,
+                           overrides=overrides(args))
 
 
 def cmd_bench(args):
@@ -232,7 +242,8 @@ def build_parser():
                     "F-report/ (or --output) and no project file changes. Outputs are replaced "
                     "only once all are made. Exit codes: 0 done, 1 a notebook failed, 2 usage "
                     "error, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (nothing replaced).")
-    summary.add_argument("--results", default="results", help="records folder (default results)")
+    summary.add_argument("--results", default=None,
+                         help="records folder (default: the project's results)")
     summary.add_argument("--validation", default=None, metavar="FOLDER",
                          help="records on validation pairs (default the project's validation)")
     summary.add_argument("--output", default=None, metavar="FOLDER",
@@ -269,9 +280,25 @@ def build_parser():
     return parser
 
 
+def _open_streams():
+    """/dev/null for stdin, stdout or stderr where the caller closed them (`2>&-`): no file
+    opened later takes their numbers. Writes to stderr never fail."""
+    from .files import Output
+
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # (the lowest free number: this one)
+            setattr(sys, name, open(null, "r" if fd == 0 else "w", encoding="utf-8"))
+    sys.stderr = Output(sys.stderr)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    stderr = sys.stderr
     try:
+        _open_streams()
         args = build_parser().parse_args(argv)
         args.argv = argv
         code = args.func(args)
@@ -286,3 +313,11 @@ def main(argv=None):
     except BrokenPipeError:  # the reader of stdout left (`... | head -1`): nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 128 + signal.SIGPIPE
+    except OSError as error:  # a path given that is too long for the system
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"error: a name in {error.filename or 'a path given'} is too long "
+              f"({error.strerror}): choose a shorter one", file=sys.stderr)
+        return UsageError.exit_code
+    finally:
+        sys.stderr = stderr if stderr is not None else sys.stderr

@@ -6,10 +6,9 @@ complete content or its new one, whatever stops the process (Ctrl-C, SIGKILL, a 
 the text goes to a temporary file beside it, is flushed to disk, then renamed over the target.
 """
 
+import contextlib
 import fcntl
-import json
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -106,44 +105,41 @@ def describe(pid):
                                         if stopped else ""))
 
 
-def _holder(path):
-    """Who holds the lock at `path`, in words, from what the holder wrote into it."""
-    try:
-        holder = json.loads(Path(path).read_text())
-        if holder["host"] != socket.gethostname():
-            return f"pid {int(holder['pid'])} on {holder['host']}"
-        return describe(int(holder["pid"]))
-    except (OSError, ValueError, TypeError, KeyError):
-        return f"a process that did not say which ({relative(path)})"
+def _holder(fd):
+    """Who holds the flock on `fd`'s file, in words, from the kernel's table (Linux)."""
+    found = os.fstat(fd)
+    key = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for fields in map(str.split, Path("/proc/locks").read_text().splitlines()):
+            if fields[1] == "FLOCK" and fields[5] == key:
+                return describe(int(fields[4]))
+    return "another process (on another machine?)"
 
 
 def lock_folder(folder, fix, waiting=None, patience=0.0):
-    """Hold the lock of `folder` (the file `.lock` in it, created with the folder if missing)
-    -> its file descriptor; closing it releases the lock. flock: the OS drops a lock when its
-    holder ends, so none outlives a killed process. While another process holds it, call
-    `waiting(holder)` (who, in words) whenever the holder changes, and wait; without
-    `waiting`, raise UsageError once it has been held `patience` seconds (another save's
-    lock lasts milliseconds; a runner's, its batch). `fix` ends the messages."""
-    path = Path(folder) / ".lock"
+    """Hold the lock of `folder` (created if missing) -> a file descriptor; closing it releases
+    the lock. It is flock on the folder itself, opened without following a link: no lock file to
+    fake with a link or to lose to `git clean`, and the OS drops it when its holder ends. While
+    another process holds it, call `waiting(holder)` (who, in words) whenever the holder
+    changes, and wait; without `waiting`, raise UsageError once it has been held `patience`
+    seconds (another save's lock lasts milliseconds; a runner's, its batch). `fix` ends the
+    messages."""
+    folder = Path(folder).resolve()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:  # another user's lock file locks as well read-only
-            fd = os.open(path, os.O_RDONLY)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as error:
-        raise UsageError(f"lock file {relative(path)} cannot be opened ({error.strerror}): its "
-                         f"owner can remove it (it holds no data), or {fix}") from None
+        raise UsageError(f"{relative(folder)} cannot be locked ({error.strerror}): {fix}") from None
     said, refused_at = None, time.monotonic() + patience
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            return fd
         except BlockingIOError:
             if waiting is None and time.monotonic() < refused_at:
                 time.sleep(0.05)
                 continue
-            holder = _holder(path)
+            holder = _holder(fd)
             if waiting is None:
                 os.close(fd)
                 raise UsageError(f"{relative(folder)} is being written by {holder}: wait until "
@@ -152,9 +148,32 @@ def lock_folder(folder, fix, waiting=None, patience=0.0):
                 waiting(holder)
                 said = holder
             time.sleep(0.2)
-    try:  # who holds it, for those who wait (not on a read-only lock file, nor a full disk)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
-    except OSError:
-        pass
-    return fd
+
+
+def still_locked(fd, folder, fix):
+    """Make sure `fd` (lock_folder's) locks the folder now at `folder`: one removed and made
+    again meanwhile (`git clean`) is locked afresh under the same descriptor, or UsageError if
+    another process holds it."""
+    with contextlib.suppress(OSError):
+        if os.path.samestat(os.fstat(fd), os.stat(folder)):
+            return
+    fresh = lock_folder(folder, fix)
+    os.dup2(fresh, fd)
+    os.close(fresh)
+
+
+class Output:
+    """A text stream whose writes never fail: to a closed pipe (`... 2>&1 | head`) or a stream
+    that is gone they do nothing. Flushed at each write."""
+
+    def __init__(self, stream):
+        self.stream, self.flush = stream, lambda: None
+
+    def write(self, text):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self.stream.write(text)
+            self.stream.flush()
+
+    def isatty(self):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            return self.stream.isatty()

@@ -254,16 +254,19 @@ def save(record, results_dir, replace=False):
     lock = lock_folder(results_dir, fix, patience=2)  # runs saving at once into runs/
     try:
         path = records.record_path(results_dir, record["experiment"], record["seed"])
+        before, why = records.identity(path), ""
         try:
             differ = [] if replace is True else records.parameter_differences(
                 records.read_record(path)["params"], record["params"])
+            why = differ and f"was made with other parameters ({'; '.join(differ[:3])})"
+        except records.KeptRecord as kept:  # (a newer version's, one this user cannot read)
+            why = not replace and str(kept)
         except records.DamagedRecord:  # none there, or nothing to keep
-            differ = []
-        if differ:
-            raise UsageError(f"{relative(path)} was made with other parameters "
-                             f"({'; '.join(differ[:3])}): {fix}, or set replace = True to "
+            pass
+        if why:
+            raise UsageError(f"{relative(path)} {why}: {fix}, or set replace = True to "
                              f"replace it")
-        print("record written to", records.write_record(record, results_dir))
+        print("record written to", records.publish(record, results_dir, lock, before, fix))
     finally:
         os.close(lock)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from helpers.catalogue import experiments
 from helpers.publish import tables
-from helpers.runs.records import load, record_path, write_record
+from helpers.runs.records import _n_parameters, _test_targets, load, record_path, write_record
+from helpers.science.losses import WEIGHTINGS
+from helpers.science.training import training_budget
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
 TINY = {"n_pairs": 100, "epochs": 2}  # what the fixture records were made with
@@ -35,6 +37,35 @@ def template(experiment):
     record["experiment"] = experiment
     record["params"] = experiments.resolve(experiment, **TINY)
     record.pop("schema", None)
+    return consistent(record)
+
+
+def round_of(record, seed, test_errors=None):
+    """`record` made round `seed`'s, with `test_errors` (else its own count): its own history,
+    its predictions wrong on exactly that many of the seed's test pairs."""
+    record["seed"] = record["params"]["seed"] = seed
+    errors = record["test_errors"] if test_errors is None else int(round(test_errors))
+    record["test_errors"] = record["history"][-1]["test_errors"] = errors
+    record["test_error_rate"] = 100 * errors / record["n_test"]
+    record["history"][0]["train_errors_running"] = seed % 100
+    targets = _test_targets(record["n_test"], seed, record["params"]["evaluate_on"] ==
+                            "validation", None)
+    record["test_predictions"] = [t if i >= errors else 1 - t for i, t in enumerate(targets)]
+    return record
+
+
+def consistent(record):
+    """`record` made what its params would make where a record is checked against them: its
+    history's loss weights and loss, its parameter count, its budget (as a run computes them)."""
+    p = record["params"]
+    for epoch, row in enumerate(record["history"]):
+        w = WEIGHTINGS[p["weighting"]].weights(epoch, p["epochs"], p["alpha"])
+        row["weight_comparison"], row["weight_digits"] = w
+        row["loss"] = w[0] * row["loss_comparison"] + w[1] * (
+            row.get("loss_digit_first", 0) + row.get("loss_digit_second", 0))
+    shapes = {key: value for key, value in p.items() if key not in ("experiment", "seed")}
+    record["n_parameters"] = _n_parameters(json.dumps(shapes, sort_keys=True))
+    record["budget"] = training_budget(p)
     return record
 
 
@@ -49,12 +80,7 @@ def write_records(results_dir, test_errors, train_errors=None, first_seed=None):
         start = first_seed if first_seed is not None else \
             int(experiments.EXPERIMENTS[name]["seeds"].split("-")[0])
         for seed, count in enumerate(errors, start=start):
-            record = template(name)
-            record["seed"] = record["params"]["seed"] = seed
-            record["test_errors"] = int(round(count))
-            record["test_error_rate"] = 100 * record["test_errors"] / record["n_test"]
-            record["history"][-1]["test_errors"] = record["test_errors"]
-            record["history"][0]["loss"] += seed * 1e-9  # each round its own history
+            record = round_of(template(name), seed, count)
             if train_errors and name in train_errors:
                 record["train_errors"] = int(train_errors[name][seed - start])
                 record["train_error_rate"] = 100 * record["train_errors"] / record["n_train"]

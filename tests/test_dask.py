@@ -27,6 +27,7 @@ from runner_tools import (
 
 from helpers.cli import main
 from helpers.runs.records import read_record
+from helpers.runs.runner import staging
 
 pytestmark = pytest.mark.slow  # every test here starts kernels on a cluster
 
@@ -78,7 +79,8 @@ def test_dask_run_writes_the_records_of_a_local_run_and_skips_them_after(
         for key in set(on_cluster) | set(here):
             if key != "seconds":
                 assert on_cluster[key] == here[key], key
-    assert (tmp_path / "dask" / "runs" / "ws-aux" / "seed-1.ipynb").is_file()
+    assert (staging(tmp_path / "dask" / "runs", tmp_path / "dask" / "results") / "ws-aux" /
+            "seed-1.ipynb").is_file()
 
     before = snapshot(tmp_path / "dask")
     again = _run("--scheduler", scheduler, mnist_root=mnist_root, folder=tmp_path / "dask")
@@ -167,7 +169,8 @@ def test_ctrl_c_cancels_the_tasks_and_what_they_finish_is_never_published(
     assert process.wait(timeout=120) == 130, stderr.read_text()
     assert "2 runs: 0 done, 2 not done" in stderr.read_text()
     gate.unlink()
-    wait_for(lambda: all((runs / "ws" / f"seed-{seed}.json").exists() for seed in (0, 1)),
+    wait_for(lambda: all((staging(runs, results) / "ws" / f"seed-{seed}.json").exists()
+                         for seed in (0, 1)),
              what="the cancelled tasks to finish")
     time.sleep(2)
     assert not record_files(results)
@@ -200,3 +203,26 @@ def test_a_scheduler_killed_mid_batch_ends_it_with_runs_not_done(then, own_clust
     gate.unlink()
     time.sleep(5)
     assert not record_files(results)
+
+
+def test_a_suspended_scheduler_is_named_not_waited_on_silently(own_cluster, tmp_path,
+                                                               mnist_root):
+    """The scheduler suspended (SIGSTOP) while a run goes: the runner says what it waits for
+    (it used to print nothing for minutes); resumed, the batch ends as usual."""
+    scheduler, address, _ = own_cluster(1)
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    process, stderr = start("run", "ws", "--seeds", "0", "--scheduler", address, "--results",
+                            tmp_path / "results", "--runs", tmp_path / "runs", "--notebooks",
+                            notebooks, *TINY, mnist_root=mnist_root, log_dir=tmp_path)
+    started(markers)
+    scheduler.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: "does not answer" in stderr.read_text(), timeout=120,
+                 what="the runner to name the scheduler")
+    finally:
+        scheduler.send_signal(signal.SIGCONT)
+    gate.unlink()
+    assert process.wait(timeout=180) == 0, stderr.read_text()
+    assert (f"waiting for the Dask scheduler at {address}, which does not answer (suspended? "
+            f"kill -CONT resumes it)") in stderr.read_text()
+    assert [p.name for p in record_files(tmp_path / "results")] == ["seed-0.json"]

@@ -191,6 +191,7 @@ def _shift_counts(text):
     return re.sub(r"error +(\d+\.\d+)% \((\d+) of 1000 pairs\)", shifted, text)
 
 
+@pytest.mark.slow  # starts a process
 def test_the_numerics_page_shows_what_the_benchmark_measured():
     # docs/numerics.md shows the output of benchmarks/cross_numerics.py --report (from the
     # committed data, no training) as it is, and links the committed cost measurement.

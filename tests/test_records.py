@@ -22,7 +22,7 @@ from helpers.runs.records import (
     NUMERICS,
     SCHEMA_VERSION,
     DamagedRecord,
-    NewerRecord,
+    KeptRecord,
     check_against_pairs,
     load,
     read_record,
@@ -98,6 +98,20 @@ IMPOSSIBLE = [
      "the record lacks test_digit_predictions"),
     ("null digit predictions of a network with digits", lambda r: r.update(
         test_digit_predictions=None), "test_digit_predictions is not n_test pairs of digits"),
+    ("relabelled: eq2's alpha 0.5 over eq1's weights", lambda r: r["params"].update(
+        weighting="eq2", alpha=0.5), "history[0]'s loss weights are not weighting eq2's (1.0, 0.5)"),
+    ("weight_digits 7 under weighting none", lambda r: r["history"][1].update(weight_digits=7),
+     "history[1]'s loss weights are not weighting none's (1.0, 0.0)"),
+    ("a loss of -1e300", lambda r: r["history"][1].update(loss=-1e300),
+     "history[1].loss is not its weighted loss terms"),
+    ("a loss that is not its terms'", lambda r: r["history"][0].update(loss=r["history"][0][
+        "loss"] * 1.01), "history[0].loss is not its weighted loss terms"),
+    ("a loss as text", lambda r: r["history"][0].update(loss="0.5"),
+     "history[0].loss is not its weighted loss terms"),
+    ("a zeroed budget", lambda r: r["budget"].update(steps=0, training_flops=0,
+                                                     evaluation_flops=0),
+     "budget is not 2 steps of its params"),
+    ("a budget of other steps", lambda r: r["budget"].update(steps=3), "budget is not 2 steps"),
 ]
 
 
@@ -130,7 +144,7 @@ def test_a_copy_of_a_record_under_another_seed_is_named_and_left_out(results):
     read_record(record_path(results, "ws", 7))
     found = load(results)
     assert [(p.name, why) for p, why in found.damaged] == [
-        ("seed-7.json", "a copy of seed 0's record (its history and predictions)")]
+        ("seed-7.json", "a copy of seed 0's record (its history)")]
     assert sorted(r["seed"] for r in found.records if r["experiment"] == "ws") == [0, 1]
 
 
@@ -147,15 +161,60 @@ def test_a_record_whose_errors_are_not_its_predictions_on_its_pairs_is_damaged(r
         check_against_pairs(record)
 
 
+@pytest.mark.parametrize("change, reason", [
+    (lambda r: r.update(n_parameters=1), "n_parameters 1 is not its network's"),
+    (lambda r: r.update(n_parameters=r["n_parameters"] + 1), "n_parameters \\d+ is not its"),
+    (lambda r: (r.update(test_errors=0, test_error_rate=0.0), r["history"][-1].update(
+        test_errors=0)), "test_errors 0 is not the count of its wrong test_predictions"),
+    (lambda r: r["test_predictions"].__setitem__(0, 1 - r["test_predictions"][0]),
+     "test_errors \\d+ is not the count of its wrong test_predictions"),
+], ids=["one parameter", "one parameter more", "test errors 0 with all that says them",
+        "a prediction flipped"])
+def test_a_record_its_parameters_would_not_make_is_damaged_for_every_reader(results, change,
+                                                                            reason):
+    """Consistent on paper, but not what its parameters make: its network's parameter count,
+    the count of its predictions that are wrong on its pairs (made again). `load`, what the
+    runner skips and what the summary and the notebooks count, names it and leaves it out."""
+    path = record_path(results, "ws-aux", 1)
+    _rewrite(path, change)
+    read_record(path)
+    found = load(results)
+    assert [p.name for p, _ in found.damaged] == ["seed-1.json"]
+    assert re.match(reason, found.damaged[0][1]), found.damaged[0][1]
+    assert [r["seed"] for r in found.records if r["experiment"] == "ws-aux"] == [0]
+
+
+def test_a_copy_under_another_seed_with_its_own_history_is_named_by_its_predictions(results):
+    """seed 0's record saved as seed 7 with its history edited (its predictions seed 0's)."""
+    copy = json.loads(record_path(results, "ws", 0).read_text())
+    copy["seed"] = copy["params"]["seed"] = 7
+    copy["history"][0]["train_errors_running"] += 1
+    record_path(results, "ws", 7).write_text(json.dumps(copy))
+    assert [(p.name, why) for p, why in load(results).damaged] == [
+        ("seed-7.json", "a copy of seed 0's record (its predictions)")]
+
+
+@pytest.mark.parametrize("text, error", [
+    ('{"seed": ' + "9" * 5000 + "}", "ValueError"), ("[" * 200_000, "RecursionError"),
+    ('{"a": ' * 5000 + "1" + "}" * 5000, "RecursionError")],
+    ids=["a 5000-digit number", "200000 brackets", "5000 nested objects"])
+def test_a_record_too_large_to_parse_is_damaged_not_a_crash(results, text, error):
+    record_path(results, "ws", 1).write_text(text)
+    with pytest.raises(DamagedRecord, match=f"^unreadable \\({error}\\)$"):
+        read_record(record_path(results, "ws", 1))
+    assert [(p.name, why) for p, why in load(results).damaged] == [
+        ("seed-1.json", f"unreadable ({error})")]
+
+
 def test_a_record_of_a_newer_schema_is_told_apart(results):
     """A newer version's record is not damaged for the runner to replace: it says so."""
     _rewrite(record_path(results, "ws", 0), lambda r: r.update(schema=SCHEMA_VERSION + 1))
-    with pytest.raises(NewerRecord, match=f"schema {SCHEMA_VERSION + 1}, this version reads"):
+    with pytest.raises(KeptRecord, match=f"schema {SCHEMA_VERSION + 1}, this version reads"):
         read_record(record_path(results, "ws", 0))
     _rewrite(record_path(results, "ws", 1), lambda r: r.update(schema=SCHEMA_VERSION - 1))
     with pytest.raises(DamagedRecord) as older:
         read_record(record_path(results, "ws", 1))
-    assert not isinstance(older.value, NewerRecord)
+    assert not isinstance(older.value, KeptRecord)
 
 
 def test_every_fixture_record_is_consistent_with_its_pairs():
@@ -235,7 +294,7 @@ def test_a_fifo_where_a_record_is_is_named_not_read(results):
     reader.join(60)  # reading a FIFO waits for a writer forever: this fails, not hangs
     assert not reader.is_alive(), "load() hangs on a FIFO"
     assert [(p.name, why) for p, why in found["results"].damaged] == \
-        [("seed-1.json", "not a regular file (a FIFO)")]
+        [("seed-1.json", "is not a regular file (a FIFO): move it away")]
 
 
 @pytest.mark.slow  # trains

@@ -53,7 +53,9 @@ from helpers.files import RESULTS, lock_folder
 from helpers.notebook import parameters, save
 from helpers.runs import execution
 from helpers.runs.execution import NotebookFailed
-from helpers.runs.records import SCHEMA_VERSION, read_record, record_path
+from helpers.runs.records import (SCHEMA_VERSION, identity, publish, read_record, record_path,
+                                  write_record)
+from helpers.runs.runner import BatchResult, _sort_out, plan, staging
 from helpers.science import mnist
 from helpers.science.mnist import MNIST_MD5
 
@@ -181,6 +183,7 @@ def _unprivileged(command):
     return [*_WITHOUT_ROOTS_RIGHTS, *command]
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("option", ["--results", "--runs"])
 def test_a_folder_that_cannot_be_written_is_refused(option, tmp_path, mnist_root):
     folder = tmp_path
@@ -211,13 +214,14 @@ def _owned_by_another(case, folder):
         return results, None, (f"error: results folder {results / 'ws'} is not writable "
                                f"(Permission denied): choose another with --results, or fix its "
                                f"permissions")
-    if case == "a lock file":
-        lock = results / ".lock"
-        lock.touch()
-        lock.chmod(0)
-        return results, None, (f"error: lock file {os.path.relpath(lock, REPO)} cannot be opened "
-                               f"(Permission denied): its owner can remove it (it holds no data), "
-                               f"or write these runs elsewhere with --results DIR")
+    if case == "a record":  # never retrained and replaced without a word
+        (results / "ws").mkdir()
+        record = results / "ws" / "seed-0.json"
+        record.write_text("{}")
+        record.chmod(0)
+        return results, None, (f"error: {os.path.relpath(record, REPO)} cannot be read by this "
+                               f"user (Permission denied): fix its permissions, write these runs "
+                               f"elsewhere with --results DIR, or replace it with --force")
     if case == "a parent folder":
         (folder / "private").mkdir()
         (folder / "private").chmod(0)
@@ -248,11 +252,12 @@ def _refused_unprivileged(case, folder, mnist_root, cwd=REPO):
     assert os.listdir(folder / "runs") == []
 
 
-@pytest.mark.parametrize("case", ["an experiment folder", "a lock file", "a parent folder",
+@pytest.mark.parametrize("case", ["an experiment folder", "a record", "a parent folder",
                                   "an MNIST file"])
+@pytest.mark.slow  # starts a process
 def test_what_this_user_cannot_use_is_refused_in_one_line(case, tmp_path, mnist_root):
-    """Another user's experiment folder or lock file, a folder on the way that cannot be
-    entered, an unreadable MNIST file: one line naming it and the fix."""
+    """Another user's experiment folder or record, a folder on the way that cannot be entered,
+    an unreadable MNIST file: one line naming it and the fix."""
     _refused_unprivileged(case, tmp_path, mnist_root)
 
 
@@ -303,6 +308,7 @@ def test_missing_or_damaged_data_root_is_refused(folders, capsys, monkeypatch, d
              "t10k-labels-idx1-ubyte is damaged or truncated (md5 mismatch)")
 
 
+@pytest.mark.slow  # starts a process
 def test_bad_input_through_a_real_process_has_no_traceback(folders, damaged_mnist):
     before = snapshot(folders)
     for args, root, fragment in [
@@ -347,6 +353,7 @@ def test_no_mnist_and_no_network_is_refused_before_anything(folders, capsys, mon
              f"downloaded (no network?): set MNIST_ROOT")
 
 
+@pytest.mark.slow  # starts a process
 def test_the_test_suite_without_mnist_stops_at_once_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/test_records.py"], cwd=REPO, capture_output=True, text=True,
@@ -359,6 +366,7 @@ def test_the_test_suite_without_mnist_stops_at_once_in_one_line(tmp_path):
     assert "passed" not in done.stdout
 
 
+@pytest.mark.slow  # starts a process
 def test_a_fifo_where_a_record_goes_is_refused_not_waited_on(folders, mnist_root):
     fifo = folders / "results" / "ws" / "seed-1.json"
     os.mkfifo(fifo)
@@ -367,7 +375,8 @@ def test_a_fifo_where_a_record_goes_is_refused_not_waited_on(folders, mnist_root
                    folders / "runs", mnist_root=mnist_root, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"error: {os.path.relpath(fifo, REPO)} is not a regular file (a FIFO): move it away"]
+        f"error: {os.path.relpath(fifo, REPO)} is not a regular file (a FIFO): move it away, "
+        f"write these runs elsewhere with --results DIR, or replace it with --force"]
     assert snapshot(folders) == before and not (folders / "runs").exists()
 
 
@@ -392,6 +401,7 @@ def test_a_record_of_a_newer_version_is_never_replaced_without_force(tmp_path, c
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow  # starts a process
 def test_a_closed_stdout_ends_a_listing_quietly():
     """`python -m helpers list | head -1`: the reader leaves; no traceback, the exit code of a
     process ended by SIGPIPE."""
@@ -579,14 +589,13 @@ def test_an_incomplete_edited_or_copied_record_is_redone_not_skipped(edit, tmp_p
     assert "2 runs: 0 done, 1 skipped (record already there), 1 failed" in err
 
 
+@pytest.mark.slow  # starts a process
 def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnist_root):
-    """A second runner on a folder another holds waits, saying who holds it (even when the lock
-    file says nothing readable), and decides only then: here a record of other parameters
+    """A second runner on a folder another holds waits, saying who holds it, and decides only
+    then: here a record of other parameters
     written meanwhile is refused, not skipped and not replaced."""
     results = _fixture_copy(tmp_path)
-    (results / ".lock").write_text('{"pid": "abc"}')  # what a broken holder left in it
-    held = os.open(results / ".lock", os.O_RDONLY)
-    fcntl.flock(held, fcntl.LOCK_EX)
+    held = lock_folder(results, "")  # as another runner holds it
     runner, err = start("run", "ws", "--seeds", "0-1", "--results", results, "--runs",
                         tmp_path / "runs", *FIXTURE_PARAMS, mnist_root=mnist_root,
                         log_dir=tmp_path)
@@ -598,14 +607,15 @@ def test_a_runner_waits_for_the_folder_it_writes_and_then_decides(tmp_path, mnis
         record_path(results, "ws", 0).write_text(json.dumps(record))
     finally:
         os.close(held)
-    assert line == (f"waiting for {os.path.relpath(results, REPO)}/: locked by a process that "
-                    f"did not say which ({os.path.relpath(results / '.lock', REPO)})")
+    assert line.startswith(f"waiting for {os.path.relpath(results, REPO)}/: locked by pid "
+                           f"{os.getpid()} ("), line
     assert runner.wait(timeout=300) == 2, err.read_text()
     assert err.read_text().strip().splitlines()[-1].endswith(
         "seed-0.json was made with other parameters (lr 0.05 there, 0.1 asked): write these "
         "runs elsewhere with --results DIR, or replace the records with --force")
 
 
+@pytest.mark.slow  # starts a process
 def test_ctrl_c_while_a_runner_waits_for_a_folder_ends_it_in_one_line(tmp_path, mnist_root):
     results = _fixture_copy(tmp_path)
     held = lock_folder(results, "")  # as another runner holds it
@@ -827,7 +837,7 @@ def test_a_suspended_kernel_is_named_not_waited_on_silently(tmp_path, mnist_root
                         timeout=60, what="the notice")[0]
     finally:
         kernel.resume()
-    assert line.endswith(f"waiting for pid {kernel.pid} (a run's kernel), which is suspended: "
+    assert line.endswith(f"waiting for pid {kernel.pid} (a notebook's kernel), which is suspended: "
                          f"kill -CONT {kernel.pid} resumes it"), line
     gate.unlink()
     assert process.wait(timeout=300) == 0, stderr.read_text()
@@ -838,7 +848,7 @@ def test_fifos_where_a_run_writes_its_log_notebook_and_record_are_replaced_not_w
         tmp_path, mnist_root):
     """A FIFO where a run's log goes (a worker used to block on it, silently), or its executed
     notebook or record in the runs folder: each run replaces what is there."""
-    runs = tmp_path / "runs" / "ws"
+    runs = staging(tmp_path / "runs", tmp_path / "results") / "ws"
     runs.mkdir(parents=True)
     for name in ("seed-0.log", "seed-0.ipynb", "seed-0.json", "seed-1.log"):
         os.mkfifo(runs / name)
@@ -897,7 +907,7 @@ def test_a_records_folder_that_fails_mid_batch_loses_nothing(how, tmp_path, mnis
     assert process.wait(timeout=300) == 1, stderr.read_text()
     err = stderr.read_text()
     assert "Traceback" not in err and "1 run: 0 done, 1 failed" in err, err
-    staged = os.path.relpath(tmp_path / "runs" / "ws" / "seed-0.json", REPO)
+    staged = os.path.relpath(staging(tmp_path / "runs", results) / "ws" / "seed-0.json", REPO)
     assert f"(its record stays in {staged})" in err, err
     if how == "read-only":
         results.chmod(0o755)
@@ -966,3 +976,297 @@ def test_a_diverging_run_fails_in_one_line_and_writes_no_record(tmp_path, mnist_
     assert ("  failed: ws seed 0: TrainingDiverged: the loss became nan at epoch 1 of ws seed 0 "
             "(lr 100): lower lr") in done.stderr
     assert not record_files(results) and not temporaries(results)
+
+
+# --------------------------------------------------------------------------------------------
+# A records folder is written only by publish(): under its lock, never through a link, never
+# over what another process wrote, never as another folder's staging
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("runs, results", [
+    ("{project}/results", "{tmp}/results"), ("{tmp}/same", "{tmp}/same"),
+    ("{tmp}/results/runs", "{tmp}/results"), ("{tmp}/runs", "{tmp}/runs/results")],
+    ids=["--runs results/", "--runs = --results", "--runs inside --results",
+         "--results inside --runs"])
+def test_a_runs_folder_that_overlaps_a_records_folder_is_refused(runs, results, tmp_path,
+                                                                 capsys):
+    """--runs R stages the runs' records in R: where R is (or holds, or lies in) a records
+    folder, a staged record could replace a published one (the project's results/ lost a
+    committed record so)."""
+    runs, results = (Path(x.format(project=REPO, tmp=tmp_path)) for x in (runs, results))
+    committed = snapshot(RESULTS)
+    assert main(["run", "ws", "--seeds", "0", "--results", str(results), "--runs", str(runs),
+                 *TINY]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --runs {os.path.relpath(runs)} and the records folder ")
+    assert line.endswith(" overlap: give them folders apart")
+    assert snapshot(RESULTS) == committed and not runs.exists() or runs == RESULTS
+
+
+def test_each_records_folder_stages_its_runs_apart():
+    """Two batches writing other records folders (make report beside --results scratch/long,
+    or --runs over a folder of records) never share a staged file."""
+    report = plan(["ws-aux"], "0")
+    long = plan(["ws-aux"], "0", {"epochs": 40}, results_dir=REPO / "scratch" / "long")
+    assert report[0].output != long[0].output and report[0].staged != long[0].staged
+    kept = plan(["ws"], "0", results_dir=REPO / "scratch" / "x", runs_dir=REPO / "scratch" / "keep")
+    assert kept[0].staged.parent.parent.parent == REPO / "scratch" / "keep"  # keep/<its own>/ws
+
+
+def test_a_lock_is_no_file_a_link_could_fake(tmp_path, capsys):
+    """`.lock` a link to a file (or any file by that name): saves and the summary's lock
+    neither write through it nor depend on it."""
+    results = _fixture_copy(tmp_path)
+    target = tmp_path / "target.txt"
+    target.write_text("precious\n")
+    (results / ".lock").symlink_to(target)
+    record = read_record(record_path(results, "ws", 0))
+    save({**record, "seconds": 1.0}, str(tmp_path / "saved"))
+    (tmp_path / "saved" / ".lock").symlink_to(target)
+    save({**record, "seconds": 2.0}, str(tmp_path / "saved"))
+    os.close(lock_folder(results, ""))
+    assert target.read_text() == "precious\n"
+    assert read_record(record_path(tmp_path / "saved", "ws", 0))["seconds"] == 2.0
+
+
+def test_a_folder_cleaned_away_while_locked_is_locked_again_before_a_publish(tmp_path):
+    """`git clean -fdX` removes an ignored records folder (scratch/x) mid-batch, and a second
+    runner makes it anew: the first one's publish is refused while the second holds it, and
+    takes the new folder's lock once free (the lock goes with the folder, not a file in it)."""
+    results = _fixture_copy(tmp_path)
+    record = read_record(record_path(results, "ws", 0))
+    held = lock_folder(results, "")
+    shutil.rmtree(results)
+    second = lock_folder(results, "")  # the second runner
+    with pytest.raises(UsageError, match=f"is being written by pid {os.getpid()} .*: wait until "
+                                         f"it ends, or fix"):
+        publish(record, results, held, None, "fix")
+    assert not (results / "ws").exists()
+    os.close(second)
+    assert publish(record, results, held, None, "fix") == record_path(results, "ws", 0)
+    with pytest.raises(UsageError, match=f"is being written by pid {os.getpid()}"):
+        lock_folder(results, "")  # held (again) by the first
+    os.close(held)
+
+
+def test_a_record_written_meanwhile_is_never_replaced_by_a_publish(tmp_path):
+    """A runner decided to run ws seed 0 (nothing there); another process wrote that record
+    meanwhile (a lock lost some other way, a hand-made file): refused, nothing replaced."""
+    results = tmp_path / "results"
+    record = read_record(record_path(FIXTURE, "ws", 0))
+    held = lock_folder(results, "")
+    before = identity(record_path(results, "ws", 0))
+    write_record({**record, "seconds": 7.0}, results)
+    with pytest.raises(UsageError, match="ws/seed-0.json was written by another process "
+                                         "meanwhile: fix"):
+        publish(record, results, held, before, "fix")
+    os.close(held)
+    assert read_record(record_path(results, "ws", 0))["seconds"] == 7.0
+
+
+def test_the_runner_redoes_a_copy_it_used_to_skip(tmp_path, capsys):
+    """seed 1's record copied as seed 7 with its own history (identical predictions): what the
+    runner decides to run includes seed 7 (it is not done)."""
+    results = _fixture_copy(tmp_path)
+    copy = read_json(record_path(results, "ws", 1))
+    copy["seed"] = copy["params"]["seed"] = 7
+    copy["history"][0]["train_errors_running"] += 1
+    record_path(results, "ws", 7).write_text(json.dumps(copy))
+    jobs = plan(["ws"], "0,1,7", {"epochs": 2, "n_pairs": 100}, results_dir=results,
+                runs_dir=tmp_path / "runs")
+    todo = _sort_out(jobs, False, BatchResult(), sys.stderr)
+    assert [job.seed for job in todo] == [7]
+
+
+# --------------------------------------------------------------------------------------------
+# No server beyond loopback; no key or log left open to others
+# --------------------------------------------------------------------------------------------
+def test_the_local_cluster_listens_on_loopback_only():
+    """The runner's own Dask cluster (threads of this process): its HTTP servers (those of the
+    scheduler and the worker, which `dashboard_address=None` did not stop) are on loopback."""
+    def listening():
+        return {c.laddr for c in psutil.Process().net_connections("inet")
+                if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    client = execution.connect(workers=1)
+    try:
+        opened = listening() - before
+    finally:
+        client.close()
+    assert opened and all(address.ip in ("127.0.0.1", "::1") for address in opened), opened
+
+
+@pytest.mark.slow  # starts a kernel
+def test_a_kernels_connection_file_is_gone_once_it_runs_and_its_log_is_not_executable(tmp_path):
+    """The HMAC key of a kernel's connection file is kept in memory only once the kernel
+    answers: a runner killed by SIGKILL leaves no key behind. Its log: rw-r--r--."""
+    kernel = execution.WarmKernel()
+    try:
+        kernel.prepare(tmp_path, {}, tmp_path / "kernel.log")
+        assert not Path(kernel.km.connection_file).exists()
+        assert (tmp_path / "kernel.log").stat().st_mode & 0o777 == 0o644
+        kernel.prepare(tmp_path, {}, tmp_path / "kernel.log")  # a reset needs no file
+    finally:
+        kernel.kill()
+
+
+@pytest.mark.slow  # starts a kernel
+def test_a_kernel_killed_between_runs_is_started_anew_for_the_next(tmp_path):
+    """A warm kernel killed while no run uses it (the OOM killer, kill -9): the next run gets
+    a new kernel and its own log at once; it used to wait 20 s for a reset and fail with a
+    TimeoutError naming the earlier run's log."""
+    kernel = execution.WarmKernel()
+    try:
+        kernel.prepare(tmp_path, {}, tmp_path / "first.log")
+        first = psutil.Process(kernel.pid)
+        first.kill()
+        first.wait(timeout=30)
+        kernel.prepare(tmp_path, {}, tmp_path / "second.log")
+        assert kernel.pid != first.pid and kernel.log == tmp_path / "second.log"
+        from jupyter_core.utils import run_sync
+        reply = run_sync(kernel.kc.execute_interactive)("1 + 1", timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        kernel.kill()
+
+
+# --------------------------------------------------------------------------------------------
+# Never a silent wait
+# --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # trains
+def test_a_fifo_made_where_the_executed_notebook_goes_while_it_runs_is_replaced(tmp_path,
+                                                                                mnist_root):
+    """A FIFO made at the executed notebook's place while the run goes: papermill's write used
+    to block on it, and the finished run to count as not done."""
+    notebooks, markers, gate = gated_notebooks(tmp_path)
+    results = tmp_path / "results"
+    process, stderr = start("run", "ws", "--seeds", "0", "--results", results, "--runs",
+                            tmp_path / "runs", "--notebooks", notebooks, *TINY,
+                            mnist_root=mnist_root, log_dir=tmp_path)
+    started(markers)
+    executed = staging(tmp_path / "runs", results) / "ws" / "seed-0.ipynb"
+    os.mkfifo(executed)
+    gate.unlink()
+    assert process.wait(timeout=300) == 0, stderr.read_text()
+    assert "1 run: 1 done" in stderr.read_text() and executed.is_file()
+    assert read_json(executed)["cells"]
+
+
+@pytest.mark.slow  # a stand-in for a summary's kernel: a suspended process
+def test_a_summary_waiting_on_a_suspended_kernel_says_so(tmp_path, monkeypatch, capsys):
+    """The summary's kernels suspended (SIGSTOP): it used to print nothing for minutes."""
+    from test_summary import FakeKernel, fake_papermill
+
+    from helpers.publish import summary
+
+    stopped = subprocess.Popen(["sleep", "60"])
+    os.kill(stopped.pid, signal.SIGSTOP)
+    monkeypatch.setattr(FakeKernel, "pid", stopped.pid)
+    monkeypatch.setattr(execution, "WarmKernel", FakeKernel)
+    monkeypatch.setattr(summary, "_html", lambda nb, page, where: "")
+    seen = []
+    monkeypatch.setattr(summary, "execute_notebook", fake_papermill([], meanwhile=lambda: (
+        wait_for(lambda: "suspended" in capsys.readouterr().err and seen.append(1) or seen,
+                 timeout=30, what="the summary to say a kernel is suspended"))))
+    try:
+        assert main(["summary", "--results", str(_fixture_copy(tmp_path)), "-p", "epochs",
+                     "2", "-p", "n_pairs", "100"]) == 0
+    finally:
+        stopped.kill()
+    assert seen
+
+
+# --------------------------------------------------------------------------------------------
+# One line, the right exit code, never a traceback
+# --------------------------------------------------------------------------------------------
+LONG = "x" * 300
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "ws", "--results", f"scratch/{LONG}"], ["run", "ws", "--runs", f"scratch/{LONG}"],
+    ["run", "ws", "-p", "data_root", f"scratch/{LONG}"], ["summary", "--results", f"scratch/{LONG}"],
+    ["summary", "--output", f"scratch/{LONG}"]], ids=lambda argv: " ".join(argv[:3])[:30])
+def test_a_name_too_long_is_one_line(argv, capsys):
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "too long" in line, line
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["summary", "-p", "seed", "3"], "-p seed is not allowed here"),
+    (["summary", "-p", "experiment", "ws"], "-p experiment is not allowed here"),
+    (["summary", "-p", "epochs", "2", "-p", "epochs", "3"], "-p epochs is given twice")])
+def test_summary_refuses_what_it_would_ignore(argv, fragment, capsys):
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert fragment in line
+
+
+def test_more_threads_than_cores_is_refused_before_training():
+    """-p threads 100000: torch's thread pool killed the kernel (an empty log, SIGSEGV)."""
+    with pytest.raises(UsageError, match=f"threads 100000 is more than the {os.cpu_count()} "
+                                         f"cores here: give at most -p threads"):
+        __import__("helpers").train("ws", threads=100000, epochs=1, n_pairs=100)
+
+
+@pytest.mark.slow  # starts processes (and trains)
+@pytest.mark.parametrize("command, closed", [("list all", ">&-"), ("list all", ">&- 2>&-"),
+                                             ("run", "2>&-")])
+def test_closed_standard_streams_fail_nothing(command, closed, tmp_path, mnist_root):
+    """`python -m helpers list >&-`, `run ... 2>&-`: the command does its work, exit 0 (a
+    closed stderr used to stop a batch before any run, a closed stdout to end in a
+    traceback), and no file it opens takes a closed stream's number."""
+    if command == "run":
+        command = shlex.join(["run", "ws", "--seeds", "0", "--results", str(tmp_path / "results"),
+                              "--runs", str(tmp_path / "runs"), *TINY])
+    done = subprocess.run(["bash", "-c", f"{shlex.quote(sys.executable)} -m helpers {command} "
+                           f"{closed}"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=environment(mnist_root))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    if "run" in command:
+        assert [p.name for p in record_files(tmp_path / "results")] == ["seed-0.json"]
+
+
+@pytest.mark.slow  # starts processes
+@pytest.mark.parametrize("module", ["argparse", "dataclasses"])
+def test_ctrl_c_while_the_command_starts_is_one_line(module, tmp_path):
+    """Ctrl-C while `python -m helpers` imports its code (here when it imports `module`): one
+    line and exit 130, as later; it used to be a KeyboardInterrupt traceback."""
+    (tmp_path / f"{module}.py").write_text("import os, signal, time\n"
+                                           "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n")
+    done = subprocess.run([sys.executable, "-m", "helpers", "list"], cwd=REPO, text=True,
+                          capture_output=True, timeout=60, env={
+                              **os.environ, "PYTHONPATH": f"{tmp_path}:{REPO}"})
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "interrupted: nothing was lost; run the same command again"]
+
+
+@pytest.mark.parametrize("text", ['{"seed": ' + "9" * 5000 + "}", "[" * 200_000],
+                         ids=["a 5000-digit number", "200000 brackets"])
+def test_a_record_too_large_to_parse_is_redone_by_the_runner(text, tmp_path):
+    """Such a record used to stop `run` with a traceback naming no file."""
+    results = _fixture_copy(tmp_path)
+    record_path(results, "ws", 1).write_text(text)
+    jobs = plan(["ws"], "0-1", {"epochs": 2, "n_pairs": 100}, results_dir=results,
+                runs_dir=tmp_path / "runs")
+    assert [job.seed for job in _sort_out(jobs, False, BatchResult(), sys.stderr)] == [1]
+
+
+@pytest.mark.slow  # trains
+def test_two_batches_at_once_never_share_a_staged_file(tmp_path, mnist_root):
+    """The same run into two records folders at once, both staging in a --runs folder that
+    holds records: each batch's record is its own (one used to fail with "its record is another
+    run's", its training lost) and the records under --runs stay as they were."""
+    runs = _fixture_copy(tmp_path)  # --runs over a folder of records
+    kept = snapshot(runs)
+    batches = [start("run", "ws", "--seeds", "0", "--results", tmp_path / name, "--runs", runs,
+                     "-p", "epochs", str(epochs), "-p", "n_pairs", "100", mnist_root=mnist_root,
+                     log_dir=tmp_path) for name, epochs in (("a", 2), ("b", 1))]
+    for process, stderr in batches:
+        assert process.wait(timeout=300) == 0, stderr.read_text()
+        assert "1 run: 1 done" in stderr.read_text()
+    assert [read_record(record_path(tmp_path / name, "ws", 0))["params"]["epochs"]
+            for name in ("a", "b")] == [2, 1]
+    assert {name: stamp for name, stamp in snapshot(runs).items() if name in kept} == kept

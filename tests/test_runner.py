@@ -29,10 +29,10 @@ from helpers.catalogue.experiments import EXPERIMENTS
 from helpers.catalogue.experiments import expand as expand_experiments
 from helpers.catalogue.seeds import parse_seeds, seed_list
 from helpers.cli import main
-from helpers.files import RESULTS, VALIDATION, notebook_path
+from helpers.files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, notebook_path
 from helpers.runs.execution import THREAD_VARIABLES
 from helpers.runs.records import read_record
-from helpers.runs.runner import plan
+from helpers.runs.runner import plan, staging
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,7 +86,12 @@ def test_each_row_runs_its_own_seeds_into_its_own_folder_by_default():
     assert {j.results for j in by_row["ws"]} == {RESULTS.resolve()}
     assert {j.results for j in by_row["val-ws-first"] + by_row["best-val"]} == {VALIDATION.resolve()}
     assert by_row["ws"][3].params == __import__("helpers").resolve("ws", seed=3)
-    assert by_row["ws"][3].parameters == {"experiment": "ws", "seed": 3, "results_dir": "../runs"}
+    # each records folder's runs stage in a folder of their own under runs/
+    assert by_row["ws"][3].parameters == {"experiment": "ws", "seed": 3, "results_dir":
+                                          notebook_path(staging(RUNS, RESULTS), NOTEBOOKS)}
+    assert by_row["ws"][3].output == staging(RUNS, RESULTS) / "ws" / "seed-3.ipynb"
+    assert staging(RUNS, RESULTS).parent == RUNS.resolve() and \
+        staging(RUNS, RESULTS) != staging(RUNS, VALIDATION)
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -132,16 +137,19 @@ def test_run_writes_valid_records_and_executed_notebooks(batch):
     folder, done = batch
     assert done.returncode == 0, done.stderr
     assert "2 runs: 2 done" in done.stderr
+    assert "%|" not in done.stderr  # no progress bar's frames where no terminal watches
     paths = record_files(folder / "results")
     assert [p.relative_to(folder / "results").as_posix() for p in paths] == \
         ["ws-aux/seed-0.json", "ws-aux/seed-1.json"]
     for seed, path in enumerate(paths):
         record = read_record(path)
         assert (record["seed"], record["params"]["epochs"], record["n_train"]) == (seed, 1, 100)
-        executed = read_json(folder / "runs" / "ws-aux" / f"seed-{seed}.ipynb")
+        executed = read_json(staging(folder / "runs", folder / "results") / "ws-aux" /
+                             f"seed-{seed}.ipynb")
         assert executed["metadata"]["papermill"]["parameters"]["seed"] == seed
         # the notebook saved it beside its executed notebook; the runner published that one
-        assert read_record(folder / "runs" / "ws-aux" / f"seed-{seed}.json") == record
+        assert read_record(staging(folder / "runs", folder / "results") / "ws-aux" /
+                           f"seed-{seed}.json") == record
     assert not temporaries(folder)
 
 
@@ -156,6 +164,7 @@ def test_rerun_skips_finished_runs(batch, tmp_path, mnist_root):
     assert snapshot(folder) == before  # nothing executed, nothing rewritten
 
 
+@pytest.mark.slow  # starts a process
 def test_a_record_made_with_other_parameters_is_neither_skipped_nor_replaced(tmp_path,
                                                                            mnist_root):
     shutil.copytree(FIXTURE, tmp_path / "results")  # ws-aux, 2 epochs
@@ -213,7 +222,8 @@ def test_a_failing_run_leaves_the_others_done_and_is_listed(tmp_path, mnist_root
     assert "Traceback" not in failed.stderr
     assert "2 runs: 1 done, 1 failed" in failed.stderr
     assert "failed: ws-aux seed 1: RuntimeError: injected failure" in failed.stderr
-    assert "seed-1.ipynb" in failed.stderr and (runs / "ws-aux" / "seed-1.ipynb").is_file()
+    assert "seed-1.ipynb" in failed.stderr and \
+        (staging(runs, results) / "ws-aux" / "seed-1.ipynb").is_file()
     assert [p.name for p in record_files(results)] == ["seed-0.json"]
     read_record(results / "ws-aux" / "seed-0.json")
 
@@ -229,7 +239,8 @@ def test_a_usage_error_inside_a_run_stops_the_batch(tmp_path, mnist_root):
     assert stopped.returncode == 2, stopped.stderr
     assert "2 runs: 0 done, 1 failed, 1 not done" in stopped.stderr
     assert stopped.stderr.strip().splitlines()[-1] == "stopped: DataError: injected data problem"
-    assert not (tmp_path / "runs" / "ws-aux" / "seed-1.ipynb").exists()
+    assert not (staging(tmp_path / "runs", tmp_path / "results") / "ws-aux" /
+                "seed-1.ipynb").exists()
 
 
 @pytest.mark.slow
@@ -250,7 +261,7 @@ def test_one_worker_reuses_its_kernel_with_a_clean_namespace_and_restarts_it_aft
     assert "failed: ws-aux seed 1: RuntimeError: injected failure" in done.stderr
 
     def kernel_pid(seed):
-        cells = read_json(runs / "ws-aux" / f"seed-{seed}.ipynb")["cells"]
+        cells = read_json(staging(runs, results) / "ws-aux" / f"seed-{seed}.ipynb")["cells"]
         text = "".join("".join(output.get("text", "")) for cell in cells
                        for output in cell.get("outputs", []))
         return text.split("kernel ", 1)[1].split()[0]
@@ -293,8 +304,9 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     notebooks = copy_notebooks(tmp_path / "notebooks",
                                cell="import os\nif seed == 1:\n    os._exit(3)")
     results, runs = tmp_path / "results", tmp_path / "runs"
-    (runs / "ws-aux").mkdir(parents=True)
-    (runs / "ws-aux" / "seed-1.ipynb").write_text("{}")  # an earlier batch's notebook
+    runs_of = staging(runs, results) / "ws-aux"
+    runs_of.mkdir(parents=True)
+    (runs_of / "seed-1.ipynb").write_text("{}")  # an earlier batch's notebook
     done = helpers("run", "ws-aux", "--seeds", "0-2", "--workers", "1", "--results", results,
                    "--runs", runs, "--notebooks", notebooks, *TINY, mnist_root=mnist_root)
     assert done.returncode == 1, done.stderr
@@ -302,11 +314,12 @@ def test_a_kernel_that_dies_fails_its_run_and_points_to_its_log(tmp_path, mnist_
     # the summary's line (the progress bar's, above it, has no pointer)
     failed = [line for line in done.stderr.splitlines() if "failed: ws-aux seed 1" in line][-1]
     assert "Traceback" not in done.stderr and "DeadKernelError" in failed, failed
-    assert failed.endswith(f"(kernel log: {os.path.relpath(runs / 'ws-aux' / 'seed-0.log', REPO)})")
-    assert not (runs / "ws-aux" / "seed-1.ipynb").exists()
+    assert failed.endswith(f"(kernel log: {os.path.relpath(runs_of / 'seed-0.log', REPO)})")
+    assert not (runs_of / "seed-1.ipynb").exists()
     assert [read_record(p)["seed"] for p in record_files(results)] == [0, 2]
 
 
+@pytest.mark.slow  # starts a process
 def test_the_fixture_skips_without_a_kernel(tmp_path, mnist_root):
     """(The fast tests of waiting and locks rely on it.) A batch whose records are all there
     starts no worker: skipping them takes no kernel."""
@@ -320,6 +333,7 @@ def test_the_fixture_skips_without_a_kernel(tmp_path, mnist_root):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # starts a process
 def test_the_docs_examples_and_the_runners_own_files_leave_git_status_clean():
     """What the documented commands and the runner's defaults write (records folders of the
     examples and their summaries, the runs folder, the records folders' locks) is ignored by

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from publish_tools import FIXTURE, TINY, template, write_records
+from publish_tools import FIXTURE, TINY, consistent, round_of, template, write_records
 
 from helpers import UsageError
 from helpers.cli import main
@@ -70,7 +70,7 @@ def fake_papermill(calls, fail=None, meanwhile=None):
 
 class FakeKernel:
     """Stands in for the warm kernel: the fake papermill needs none, only its folder."""
-    cwd = None
+    cwd = pid = None
 
     def prepare(self, cwd, environment, log=None):
         self.cwd = cwd
@@ -222,10 +222,9 @@ def test_the_executed_notebook_is_cleaned(project, calls):
 def test_a_record_that_is_not_its_rows_is_named_and_changes_nothing(project, calls, capsys):
     assert main(["summary", *TINY_ARGS]) == 0
     before = snapshot(project)
-    other = template("ws-aux-c0.5") | {"seed": 42}  # `run ws-aux-c0.5 --seeds 42 -p alpha 0.6`
-    other["params"] |= {"seed": 42, "alpha": 0.6}
-    other["history"][0]["loss"] += 1e-6  # not a copy of seed 0's (that would be damaged)
-    write_record(other, project / "results")
+    other = template("ws-aux-c0.5")  # `run ws-aux-c0.5 --seeds 42 -p alpha 0.6`
+    other["params"] |= {"alpha": 0.6}
+    write_record(round_of(consistent(other), 42), project / "results")
     capsys.readouterr()
     assert main(["summary", *TINY_ARGS]) == 0
     err = capsys.readouterr().err
@@ -246,6 +245,35 @@ def test_a_batch_summarised_without_its_p_is_named_with_how_to_count_it(project,
 def test_overrides_given_as_text_are_the_dict_they_write(project, calls):
     assert summary.summary(overrides=json.dumps(TINY)) == 0
     assert all(parameters["overrides"] == TINY for _, parameters, _ in calls)
+
+
+def test_records_the_runner_would_redo_are_named_and_never_published(project, calls, capsys):
+    """Test errors set to 0 with their rate and last epoch (its predictions on its pairs say
+    otherwise: the summary used to publish it and change a verdict), a number too long to
+    parse: each named in one line and left out of every output."""
+    path = project / "results" / "ws" / "seed-1.json"
+    record = json.loads(path.read_text())
+    record.update(test_errors=0, test_error_rate=0.0)
+    record["history"][-1]["test_errors"] = 0
+    path.write_text(json.dumps(record))
+    (project / "results" / "ws-aux" / "seed-1.json").write_text('{"seed": ' + "9" * 5000 + "}")
+    assert main(["summary", *TINY_ARGS]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: damaged record results/ws/seed-1.json (test_errors 0 is not the count of "
+            "its wrong test_predictions (") in err
+    assert ("warning: damaged record results/ws-aux/seed-1.json (unreadable (ValueError)) is left "
+            "out") in err
+    assert "summary: 13 records published" in err
+
+
+def test_the_summary_reads_the_projects_records_from_any_folder(project, calls, tmp_path,
+                                                              monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "results").mkdir(parents=True)  # not these
+    monkeypatch.chdir(elsewhere)
+    assert main(["summary", *TINY_ARGS]) == 0
+    assert "summary: 15 records published" in capsys.readouterr().err
+    assert calls[0][1]["results_dir"] == "../results"  # the project's, from its notebooks
 
 
 # --- bad input: one line, exit 2, nothing executed or written ----------------------------------
@@ -274,6 +302,7 @@ def test_a_readme_without_markers_or_a_missing_template_is_refused(project, call
     assert calls == []
 
 
+@pytest.mark.slow  # starts a process
 def test_a_runner_writing_the_records_is_refused(project, calls, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from helpers.files import "
                                "lock_folder; lock_folder(sys.argv[1], ''); print(flush=True); "

@@ -175,9 +175,9 @@ def _executing(jobs, cwd, staging):
     NotebookFailed that stops them), executed in threads with a warm kernel each (one per core;
     reset between notebooks): the main thread meanwhile makes the pages and gets the signals
     (nbclient sets no handler outside it). Stopped early, the kernels are killed."""
-    from ..runs.execution import WarmKernel, import_papermill  # only where notebooks run
+    from ..runs.execution import WarmKernel, import_papermill, suspended  # where notebooks run
 
-    kernels, here = [], threading.local()
+    kernels, here, said = [], threading.local(), set()
 
     def execute(source, parameters):
         if not hasattr(here, "kernel"):
@@ -194,6 +194,8 @@ def _executing(jobs, cwd, staging):
         for future in futures:
             while not future.done():  # short waits: a signal reaches the main thread at once
                 wait([future], timeout=0.2)
+                for line in suspended(said, kernels):  # a kernel stopped: said, not waited on
+                    print(line, file=sys.stderr)
             error = future.exception()
             yield error if isinstance(error, NotebookFailed) else NotebookFailed(
                 f"{type(error).__name__}: {error}") if error else future.result()

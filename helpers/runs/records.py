@@ -1,6 +1,7 @@
 """Run records, `<results>/<experiment>/seed-<k>.json`: what one holds, declared once (any
 reader may read any of it, so `validate` requires all of it); written atomically; loaded."""
 
+import contextlib
 import json
 import math
 import os
@@ -14,7 +15,8 @@ from ..catalogue.experiments import get, resolve
 from ..catalogue.parameters import PARAMETERS, check, differing, has_digit_outputs
 from ..catalogue.seeds import parse_seeds
 from ..errors import UsageError
-from ..files import RESULTS, VALIDATION, atomic_write, relative
+from ..files import RESULTS, VALIDATION, atomic_write, relative, still_locked
+from ..science.losses import WEIGHTINGS
 
 SCHEMA_VERSION = 3  # 2: `numerics` (science/numerics.py) replaces `versions`; 3: `budget`
 NUMBER = (int, float)
@@ -38,8 +40,9 @@ class DamagedRecord(Exception):
     """A record file that cannot be used (unreadable, incomplete, impossible numbers)."""
 
 
-class NewerRecord(DamagedRecord):
-    """A newer version's record, never replaced by this one unasked."""
+class KeptRecord(DamagedRecord):
+    """A file no run replaces unasked: a newer version's record, one this user cannot read, a
+    file that is no regular file."""
 
 
 def record_path(results_dir, experiment, seed):
@@ -70,6 +73,23 @@ def check_own_run(params, folder, fix):
         raise UsageError(f"{name} seed {seed} is not catalogue row {name}'s own run "
                          f"({'; '.join(problems[:3])}): {relative(folder)}/ holds only the "
                          f"catalogue's rows at their seeds; {fix}")
+
+
+def identity(path):
+    """What is at `path` now (None: nothing), to tell whether it changed since."""
+    with contextlib.suppress(OSError):
+        return (found := os.stat(path, follow_symlinks=False)).st_ino, found.st_mtime_ns
+
+
+def publish(record, results_dir, lock, before, fix):
+    """Write `record` into the records folder `results_dir` (the one way a run's record gets
+    there) -> its path; UsageError (ending with `fix`) unless this process still holds its `lock`
+    (lock_folder's) and the record's place is as it was (`before`: its `identity` then)."""
+    still_locked(lock, results_dir, fix)
+    path = record_path(results_dir, record["experiment"], record["seed"])
+    if identity(path) != before:
+        raise UsageError(f"{relative(path)} was written by another process meanwhile: {fix}")
+    return write_record(record, results_dir)
 
 
 def write_record(record, results_dir):
@@ -113,23 +133,20 @@ def _has(mapping, keys, where):
              f"{', '.join(key for key in keys if key not in mapping)}")
 
 
-def _refuse(constant):  # json's hook for NaN, Infinity and -Infinity
-    raise ValueError(constant)
-
-
-def validate(record, finite=False):
+def validate(record):
     """DamagedRecord unless `record` holds all of the declaration, in this schema, each
-    parameter as `parameters.check` makes it, with numbers consistent with each other
-    (`finite`: its floats are known finite, as read_record parses them)."""
+    parameter as `parameters.check` makes it, with numbers consistent with each other and with
+    its params (its history's loss weights and losses, its budget's steps)."""
     _has(record, RECORD, "the record")
     for key, kind in RECORD.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
                  f"{key!r} has the wrong type")
-    if record["schema"] != SCHEMA_VERSION:
-        raise (NewerRecord if record["schema"] > SCHEMA_VERSION else DamagedRecord)(
-            f"schema {record['schema']}, this version reads {SCHEMA_VERSION}")
+    schema = f"schema {record['schema']}, this version reads {SCHEMA_VERSION}"
+    if record["schema"] > SCHEMA_VERSION:
+        raise KeptRecord(f"was made by a newer version ({schema}): update helpers")
+    _require(record["schema"] == SCHEMA_VERSION, schema)
     try:  # the C encoder finds a non-finite float at once; the walk only says where
-        finite or json.dumps(record, allow_nan=False)
+        json.dumps(record, allow_nan=False)
     except ValueError:
         raise DamagedRecord(f"{_not_finite(record)} is not a finite number") from None
     params, history = record["params"], record["history"]
@@ -147,8 +164,11 @@ def validate(record, finite=False):
                  f"its params say {key} {params[key]!r}, the record {record[key]!r}")
     _has(record["numerics"], NUMERICS, "numerics")
     _has(record["budget"], BUDGET, "budget")
-    _require(_counts([record["budget"][key] for key in BUDGET], math.inf),
-             "budget holds a negative or non-integer count")
+    budget, steps = record["budget"], -(-params["n_pairs"] // params["batch_size"]) * params["epochs"]
+    _require(_counts([budget[key] for key in BUDGET], math.inf) and budget["steps"] == steps and
+             budget["training_flops"] % steps == 0 < budget["training_flops"] and
+             budget["evaluation_flops"] % params["epochs"] == 0 < budget["evaluation_flops"],
+             f"budget is not {steps} steps of its params with their FLOPs")
     for split in ("train", "test"):
         n, errors, rate = (record[f"n_{split}"], record[f"{split}_errors"],
                            record[f"{split}_error_rate"])
@@ -162,12 +182,21 @@ def validate(record, finite=False):
              "negative seconds or no parameters")
     _require(len(history) == params["epochs"],
              f"{len(history)} epochs in its history, {params['epochs']} in its params")
-    for epoch, row in enumerate(history, 1):
-        _require(isinstance(row, dict), f"history[{epoch - 1}] is not an epoch's row")
-        _has(row, HISTORY + DIGIT_LOSSES * has_digit_outputs(params), f"history[{epoch - 1}]")
-        _require(row["epoch"] == epoch and _counts([row["test_errors"]], record["n_test"])
+    weights = WEIGHTINGS[params["weighting"]].weights
+    for epoch, row in enumerate(history):
+        _require(isinstance(row, dict), f"history[{epoch}] is not an epoch's row")
+        losses = HISTORY[3:5] + DIGIT_LOSSES * has_digit_outputs(params)
+        _has(row, HISTORY + losses[2:], f"history[{epoch}]")
+        _require(row["epoch"] == epoch + 1 and _counts([row["test_errors"]], record["n_test"])
                  and _counts([row["train_errors_running"]], record["n_train"]),
-                 f"history[{epoch - 1}] is not epoch {epoch}'s counts")
+                 f"history[{epoch}] is not epoch {epoch + 1}'s counts")
+        w = weights(epoch, params["epochs"], params["alpha"])
+        _require((row["weight_comparison"], row["weight_digits"]) == w, f"history[{epoch}]'s loss "
+                 f"weights are not weighting {params['weighting']}'s {w} (alpha {params['alpha']})")
+        loss, *terms = [row[key] for key in losses]
+        _require(all(type(t) in NUMBER and t >= 0 for t in [loss, *terms]) and math.isclose(
+            loss, w[0] * terms[0] + w[1] * sum(terms[1:]), rel_tol=1e-6, abs_tol=1e-12),
+            f"history[{epoch}].loss is not its weighted loss terms")
     _require(record["test_errors"] == history[-1]["test_errors"], f"test_errors "
              f"{record['test_errors']} is not its last epoch's ({history[-1]['test_errors']})")
     predictions, digits = record["test_predictions"], record["test_digit_predictions"]
@@ -187,9 +216,24 @@ def _test_targets(n_pairs, seed, validation, data_root):
     return tuple(sets[4].tolist())
 
 
+@lru_cache(maxsize=256)
+def _n_parameters(shapes):
+    import torch
+
+    from ..science.models import build_model, count_parameters
+
+    with torch.random.fork_rng(devices=[]):  # (the caller's random state stays as it was)
+        return count_parameters(build_model(json.loads(shapes)))
+
+
 def check_against_pairs(record, data_root=None):
-    """DamagedRecord unless its test errors are its predictions' on its pairs (made again)."""
+    """DamagedRecord unless (valid) `record` is what its params make: its test errors its
+    predictions' on its pairs (made again), its parameter count its network's."""
     p = record["params"]
+    shapes = {key: value for key, value in p.items() if key not in ("experiment", "seed")}
+    count = _n_parameters(json.dumps(shapes, sort_keys=True))
+    _require(record["n_parameters"] == count, f"n_parameters {record['n_parameters']} is not its "
+                                              f"network's ({count})")
     targets = _test_targets(p["n_pairs"], p["seed"], p["evaluate_on"] == "validation", data_root)
     wrong = sum(a != b for a, b in zip(record["test_predictions"], targets))
     _require(wrong == record["test_errors"], f"test_errors {record['test_errors']} is not the "
@@ -197,20 +241,23 @@ def check_against_pairs(record, data_root=None):
 
 
 def read_record(path):
-    """The record at `path`, or DamagedRecord; a FIFO there is refused, never waited on."""
+    """The record at `path`, or DamagedRecord (KeptRecord: a file not to replace unasked); a
+    FIFO there is refused, never waited on."""
     try:
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             kind = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO"}.get(stat.S_IFMT(mode))
-            _require(stat.S_ISREG(mode), f"not a regular file ({kind or 'a device'})")
+            if not stat.S_ISREG(mode):
+                raise KeptRecord(f"is not a regular file ({kind or 'a device'}): move it away")
             text = handle.read().decode("utf-8")
-        record = json.loads(text, parse_constant=_refuse)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        record = json.loads(text)
+    except PermissionError as error:
+        raise KeptRecord(f"cannot be read by this user ({error.strerror}): fix its "
+                         f"permissions") from None
+    except (OSError, ValueError, RecursionError) as error:  # (a 5000-digit number, deep nesting)
         raise DamagedRecord(f"unreadable ({type(error).__name__})") from None
-    except ValueError:  # NaN or Infinity: where, for its message
-        raise DamagedRecord(f"{_not_finite(json.loads(text))} is not a finite number") from None
     _require(isinstance(record, dict), "not a JSON object")
-    validate(record, finite=True)
+    validate(record)
     _require(Path(path) == record_path(Path(path).parent.parent, record["experiment"],
                                        record["seed"]),
              f"holds {record['experiment']} seed {record['seed']}, not what its file name says")
@@ -228,20 +275,23 @@ class Results:
         return records_table(self.records)
 
 
-def load(results_dir, experiments=None):
+def load(results_dir, experiments=None, data_root=None):
     """Every record under `results_dir` (a missing folder reads as an empty one), or those of
-    `experiments` only. One whose history and predictions are another seed's of its experiment
-    (a copy) is damaged."""
+    `experiments` only, each checked (`read_record`, `check_against_pairs`): what the runner
+    skips and what the publication counts. One whose history, or whose (varied) predictions,
+    are another seed's of its experiment is a copy: damaged."""
     found, first = Results(str(results_dir)), {}
     for path in sorted((path for name in experiments or ["*"]
                         for path in Path(results_dir).glob(f"{name}/seed-*.json")),
                        key=lambda p: (p.parent.name, p.stem[5:].zfill(20))):
         try:
             record = read_record(path)
-            seed = first.setdefault((record["experiment"], json.dumps(record["history"]),
-                                     str(record["test_predictions"])), record["seed"])
-            _require(seed == record["seed"], f"a copy of seed {seed}'s record (its history and "
-                                             f"predictions)")
+            predictions = record["test_predictions"], record["test_digit_predictions"]
+            for what, key in (("history", record["history"]), ("predictions", predictions)):
+                seed = first.setdefault((record["experiment"], json.dumps(key)), record["seed"])
+                _require(seed == record["seed"] or len(set(predictions[0])) < 2 * (
+                    what == "predictions"), f"a copy of seed {seed}'s record (its {what})")
+            check_against_pairs(record, data_root)
             found.records.append(record)
         except DamagedRecord as why:
             found.damaged.append((path, str(why)))

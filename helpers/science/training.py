@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..errors import TrainingDiverged
+from ..errors import TrainingDiverged, UsageError
 from . import PROGRESS_VARIABLE, numerics
 from .data import generate_pair_sets, generate_validation_sets, standardise
 from .losses import loss_terms, loss_weights
@@ -269,6 +269,9 @@ def run_experiment(params):
     Same seed, same machine: the same pairs, initialisation, batch order and numbers. The
     caller's global random state is left as it was.
     """
+    if params["threads"] > (os.cpu_count() or 1):  # (torch's thread pool would kill the process)
+        raise UsageError(f"threads {params['threads']} is more than the {os.cpu_count()} cores "
+                         f"here: give at most -p threads {os.cpu_count()}")
     device = resolve_device(params["device"])
     keep_freed_memory()
     seed = params["seed"]
