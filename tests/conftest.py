@@ -45,6 +45,16 @@ def _mode_line(config):
             f"(tests/test_portability.py)")
 
 
+def pytest_sessionstart(session):
+    """The tests send Ctrl-C (SIGINT) to the commands they start: a shell that runs the suite in
+    the background (`make test &`) starts it with SIGINT ignored, which every child would
+    inherit. Its default handling is restored first, as in a terminal."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_configure(config):
     """Choose how nbval compares the committed notebooks' outputs with a fresh run: exactly on
     a machine with the committed records' numerics, with the training notebooks' error counts

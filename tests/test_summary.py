@@ -463,7 +463,7 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
     assert snapshot(out) == made
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results-mine", "results-mine-report",
                                                           "validation"]  # no staging left
-    for name in ("summary", "analysis", "readings"):
+    for name in ("summary", "analysis", "readings", "searches"):
         text = (out / f"{name}.ipynb").read_text()
         nb = nbformat.reads(text, as_version=4)
         committed = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
@@ -475,7 +475,7 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
                          outputs(nbformat.read(out / "analysis.ipynb", as_version=4)))
     # the head study's verdict, and the same records' in best's ablation: each names its family
     assert "Over the 1 test of this section (Holm): `best-val-linear-head`" in analysis
-    assert "within its ablation, a family of 1 test: `best-val-linear-head`" in analysis
+    assert "within best's ablation, a family of 1 test: `best-val-linear-head`" in analysis
     readings = "\n".join(json.dumps(o.get("data", o.get("text"))) for o in
                          outputs(nbformat.read(out / "readings.ipynb", as_version=4)))
     for raw in ("metric_pct", "vs_first", "NaN", ">True<", ">False<", "in_metric"):
