@@ -162,13 +162,6 @@ def show_network(params):
 
 # What a training spends that counts as kept when it is no more than the reference's.
 AT_MOST = ("optimiser steps", "trainable parameters", "GFLOP per training")
-# The report's Table I in words (the run parameters `experiments.REPORT_BUDGET` names)
-BUDGET_TERMS = {"optimizer": "optimiser", "lr": "learning rate", "momentum": "momentum",
-                "weight_decay": "weight decay", "schedule": "learning-rate schedule",
-                "batch_size": "mini-batch (pairs)", "epochs": "epochs", "n_pairs": "training pairs",
-                "augment_shift": "augmentation: shift (pixels)",
-                "augment_rotation": "augmentation: rotation (degrees)",
-                "augment_scale": "augmentation: zoom (fraction)"}
 
 
 def training_cost(params):
@@ -177,7 +170,7 @@ def training_cost(params):
     from .science.training import training_budget
 
     budget = training_budget(params)
-    return {**{BUDGET_TERMS[name]: params[name] for name in experiments.REPORT_BUDGET},
+    return {**{words: params[name] for name, words in experiments.REPORT_BUDGET.items()},
             "optimiser steps": budget["steps"],
             "trainable parameters": count_parameters(build_model(params)),
             "GFLOP per training": round(budget["training_flops"] / 1e9, 1)}

@@ -279,3 +279,13 @@ def test_the_same_records_in_two_families_get_two_verdicts():
     other = ablation.set_index("experiment").loc["best-val-hidden-head"]
     assert one["p_value"] == other["p_value"] and (one["family"], other["family"]) == (2, 6)
     assert one["verdict"] == stats.HIGHER and other["verdict"] == stats.NOT_DISTINGUISHABLE
+
+
+def test_digits_wrong_counts_each_image_against_its_class(monkeypatch):
+    """Two pairs, four digits, one recognised wrong: 25%."""
+    monkeypatch.setattr(diagnosis, "truth_of", lambda record, data_root=None: (
+        None, np.array([1, 0]), np.array([[3, 5], [7, 2]])))
+    record = {"test_digit_predictions": [[3, 5], [7, 9]], "n_test": 2}
+    assert diagnosis.digits_wrong([record]) == 25.0
+    assert diagnosis.digits_wrong([record, {**record, "test_digit_predictions": [[3, 5], [7, 2]]}]) \
+        == 12.5

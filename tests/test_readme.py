@@ -5,7 +5,7 @@ from pathlib import Path
 
 from publish_tools import fixture
 
-from helpers.catalogue import experiments
+from helpers.catalogue import DEFAULTS, experiments
 from helpers.publish import summary, tables
 from helpers.runs.records import load
 from helpers.runs.runner import parse_seeds
@@ -116,10 +116,10 @@ def record_numbers():
     for name in experiments.HEAD_STUDY:
         said.add(f"{mean('validation', name, 'test_error_rate'):.2f}")
     said |= {f"{experiments.MAX_BUDGET_PARAMETERS:,}", str(len(experiments.COMPARISONS)),
-             str(len(aux)), f"{experiments.REPORT_BUDGET['n_pairs']:,}"}
+             str(len(aux)), f"{DEFAULTS['n_pairs']:,}"}
     said |= {str(v) for name in ("ws-aux", "same-budget", "ws")
              for v in experiments.resolve(name).values()}
-    said |= {str(v) for v in experiments.REPORT_BUDGET.values()}
+    said |= {str(DEFAULTS[name]) for name in experiments.REPORT_BUDGET}
     said |= {str(n) for n in range(len(experiments.COMPARISONS) + 1)}  # counts of verdicts
     return said
 

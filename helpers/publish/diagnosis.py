@@ -32,6 +32,13 @@ def _pairs(seed, n_pairs, evaluate_on, data_root):
     return tuple(t.numpy() for t in sets(n_pairs, seed, data_root)[3:])
 
 
+def digits_wrong(records, data_root=None):
+    """The share (%) of the digits of `records`' held-out pairs that their runs recognised wrong."""
+    wrong = sum(int((truth_of(r, data_root)[2] != np.asarray(r["test_digit_predictions"])).sum())
+                for r in records)
+    return 100 * wrong / (2 * sum(r["n_test"] for r in records))
+
+
 def confusion_matrix(true_digits, predicted_digits):
     """10 x 10 counts: row = true digit, column = predicted digit."""
     counts = np.bincount(10 * np.ravel(true_digits) + np.ravel(predicted_digits), minlength=100)

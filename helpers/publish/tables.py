@@ -192,19 +192,13 @@ def budget_table(found, reference=experiments.EQ1):
 def keeps(params, spends, reference):
     """What of the report's budget a run with `params` keeps, in words: the terms of its Table
     I, and no more parameters and training FLOPs than `reference` spends."""
-    kept = [name for name, value in experiments.REPORT_BUDGET.items() if params[name] == value]
+    kept = [words for name, words in experiments.REPORT_BUDGET.items()
+            if params[name] == DEFAULTS[name]]
     table = ("all of Table I" if len(kept) == len(experiments.REPORT_BUDGET) else
-             "of Table I: " + ", ".join(BUDGET_WORDS[name] for name in kept))
+             "of Table I: " + ", ".join(kept))
     return ", ".join([table] + [what for what, column in (("parameters", "parameters"), (
         "FLOPs", "GFLOP per training")) if spends[column] <= reference[column]])
 
-
-# The report's Table I in words (experiments.REPORT_BUDGET names the run parameters)
-BUDGET_WORDS = {"optimizer": "SGD", "lr": "learning rate", "momentum": "no momentum",
-                "weight_decay": "no weight decay", "schedule": "constant rate",
-                "batch_size": "batch size", "epochs": "epochs", "n_pairs": "pairs",
-                "augment_shift": "no shifts", "augment_rotation": "no rotations",
-                "augment_scale": "no zoom"}
 
 
 def numerics_table(found):
@@ -246,7 +240,8 @@ def changes(found, validation=None):
     return {"aux": aux, "below": aux[aux["test_gap"] < 0], "above": aux[aux["test_gap"] > 0],
             "first": first[first["beside"].isin(aux.index)], "rebuilt": rebuilt,
             "sizes": budget_table(found)["parameters"] if found.records else pd.Series(),
-            "cap": experiments.MAX_BUDGET_PARAMETERS, "budget": experiments.REPORT_BUDGET,
+            "cap": experiments.MAX_BUDGET_PARAMETERS,
+            "budget": {name: DEFAULTS[name] for name in experiments.REPORT_BUDGET},
             "heads": heads.groupby("experiment")["test_error_rate"].mean() if len(heads) else {},
             "computed": computed(group_table(found, BEYOND).index), "params": params}
 
