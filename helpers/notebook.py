@@ -146,8 +146,8 @@ def show_code(params, part):
 
     from .science.losses import WEIGHTINGS
 
+    weighting = WEIGHTINGS[params["weighting"]]
     for item in run_code(params)[part]:
-        weighting = WEIGHTINGS.get(params["weighting"])
         if item is weighting.weights:
             display(Markdown(f"`weighting = {params['weighting']}`: $${weighting.formula}$$"))
         display(Code(inspect.getsource(item), language="python"))
