@@ -111,7 +111,8 @@ def cmd_run(args):
         args.experiments, seeds=args.seeds, workers=args.workers, results_dir=args.results,
         runs_dir=args.runs or runner.RUNS, force=args.force, overrides=overrides_,
         notebooks_dir=args.notebooks, scheduler=args.scheduler, stream=out)
-    parts = [f"{len(batch.done)} done"] + [f"{len(jobs)} {what}" for jobs, what in (
+    parts = [f"{len(batch.done)} done" + f" ({len(batch.diverged)} diverged)" * bool(
+        batch.diverged)] + [f"{len(jobs)} {what}" for jobs, what in (
         (batch.skipped, "skipped (record already there)"), (batch.failed, "failed"),
         (batch.not_done, "not done")) if jobs]
     out.write(f"{batch.total} run{'s' * (batch.total != 1)}: {', '.join(parts)}\n")

@@ -2,8 +2,8 @@
 
 A `UsageError` is a mistake in what was asked (a parameter, a name, a folder): exit code 2.
 A `DataError` is a problem with the MNIST files on disk: also exit code 2, since the fix is
-the user's (point MNIST_ROOT at good files). A `TrainingDiverged` run is a failed run (exit 1),
-told in one line. Anything else is a bug and keeps its traceback.
+the user's (point MNIST_ROOT at good files). A training whose loss diverged is neither: it is an
+outcome, recorded as such (`TrainingDiverged`). Anything else is a bug and keeps its traceback.
 """
 
 
@@ -18,5 +18,10 @@ class DataError(UsageError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss of a training stopped being a finite number: a failed run (exit code 1), not a
-    user's mistake, though the message suggests the usual fix (a lower learning rate)."""
+    """The loss of a training stopped being a finite number: where (`diverged`: its epoch, step
+    and loss) and the epochs before (`history`), which the run records as its outcome. The
+    message suggests the usual fix (a lower learning rate)."""
+
+    def __init__(self, message, diverged, history):
+        super().__init__(message)
+        self.diverged, self.history = diverged, history

@@ -176,13 +176,23 @@ def training_cost(params):
             "GFLOP per training": round(budget["training_flops"] / 1e9, 1)}
 
 
+def diverged(record):
+    """'diverged at epoch E of N (step S, loss nan)' for a training that diverged, else ''."""
+    where = record.get("diverged")
+    return where and (f"diverged at epoch {where['epoch']} of {record['params']['epochs']} "
+                      f"(step {where['step']}, loss {where['loss']})")
+
+
 def run_curves(record):
-    """Show the loss terms (left) and the train and test error (right) per epoch of one run."""
+    """Show the loss terms (left) and the train and test error (right) per epoch of one run
+    (of a diverged one, the epochs before)."""
     from matplotlib.ticker import MaxNLocator
 
     from .publish.figures import marker, show, subplots
 
     history = record["history"]
+    if not history:
+        return print(f"no epoch to show: {diverged(record)}")
     epochs = [row["epoch"] for row in history]
     figure, (losses, errors) = subplots(1, 2, figsize=(11, 3.8))
     for key, label in (("loss", "total (weighted)"), ("loss_comparison", "comparison"),
@@ -198,7 +208,8 @@ def run_curves(record):
     for axis in (losses, errors):
         axis.legend()
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.suptitle(f"{record['experiment']}, seed {record['seed']}")
+    figure.suptitle(f"{record['experiment']}, seed {record['seed']}"
+                    + (f": {diverged(record)}" if diverged(record) else ""))
     show(figure)
 
 
@@ -208,6 +219,8 @@ def loss_weights(record):
     from .science.losses import WEIGHTINGS
 
     epochs = [row["epoch"] for row in record["history"]]
+    if not epochs:
+        return print(f"no epoch to show: {diverged(record)}")
     figure, axes = subplots(figsize=(6, 3))
     weights = {key: [row[key] for row in record["history"]]
                for key in ("weight_comparison", "weight_digits")}
@@ -225,6 +238,9 @@ def loss_weights(record):
 
 def print_final_errors(record):
     """The run's final error rates and counts (the numbers the report's tables average)."""
+    if diverged(record):
+        return print(f"{record['experiment']}, seed {record['seed']}: {diverged(record)}; no "
+                     f"final errors (recorded as diverged: a lower lr may train)")
     print(f"{record['experiment']}, seed {record['seed']}, {record['params']['epochs']} epochs:")
     for split in ("train", "test"):
         errors, total = record[f"{split}_errors"], record[f"n_{split}"]

@@ -124,22 +124,44 @@ def test_the_same_values_are_accepted_where_they_are_read():
 
 
 @pytest.fixture(scope="module")
-def validation_frame():
-    """The committed validation records, as one table."""
+def validation():
+    """The committed validation records (those of trainings that diverged among them)."""
     from pathlib import Path
 
     from helpers.runs import records
 
-    return records.load(Path(__file__).resolve().parent.parent / "validation").frame
+    return records.load(Path(__file__).resolve().parent.parent / "validation")
+
+
+@pytest.fixture(scope="module")
+def validation_frame(validation):
+    """The committed validation records of trainings that ended, as one table."""
+    return validation.frame
+
+
+def test_every_round_of_the_readings_study_is_recorded_diverged_or_not(validation):
+    """A training that diverged is an outcome of the study: each reading row of both rounds has
+    a record for each of its rounds, and only those that diverged make a reading ineligible."""
+    from helpers.publish import readings
+
+    for round2 in (False, True):
+        table = readings.readings_table(validation.frame, round2, validation.diverged)
+        assert ((table["rounds"] + table["diverged"]) == 10).all(), table
+        assert set(table.loc[table["diverged"] > 0, "reading"]) == {"kaiming"}
+        metrics = readings.point_metrics(table)
+        kaiming = metrics[metrics["reading"] == "kaiming"]
+        assert len(kaiming) == 1 and kaiming["metric_pct"].isna().all()
+    assert {r["experiment"] for r in validation.diverged} == {
+        "val-ws-plain-kaiming", "val-ws-plain-hidden512-kaiming"}
 
 
 def test_round_1_taken_readings_are_the_rules_outcome_over_the_committed_records(
-        validation_frame):
+        validation_frame, validation):
     """The catalogue's round-2 rows start from what the rule takes over round 1's records."""
     from helpers.catalogue import experiments
     from helpers.publish import readings
 
-    metrics = readings.point_metrics(readings.readings_table(validation_frame))
+    metrics = readings.point_metrics(readings.readings_table(validation_frame, diverged=validation.diverged))
     taken = {point: reading for point, reading in readings.taken(metrics).items()
              if reading != "first"}
     assert taken == readings.ROUND1_TAKEN
@@ -181,14 +203,14 @@ def test_each_reading_row_is_its_first_rebuild_row_with_the_readings_parameters(
                           readings.READINGS.values())
 
 
-def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
+def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame, validation):
     """B is the combination of round 1's readings if its metric is lower than the best single
     change's, else that change alone (docs/readings.md, rule 4)."""
     from helpers.catalogue import experiments
     from helpers.publish import readings
 
     frame = validation_frame
-    metrics = readings.point_metrics(readings.readings_table(frame))
+    metrics = readings.point_metrics(readings.readings_table(frame, diverged=validation.diverged))
     changes = metrics[metrics["taken"] & (metrics["reading"] != "first")]
     best = changes.sort_values("vs_first").iloc[0]
     combined = readings.combined_metric(frame)
@@ -197,24 +219,26 @@ def test_round_2_base_is_the_rules_outcome_of_step_a(validation_frame):
     assert readings.ROUND2_BASE == expected
 
 
-def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame):
+def test_round_2_changes_are_the_rules_outcome_of_step_b(validation_frame, validation):
     from helpers.catalogue import experiments
     from helpers.publish import readings
 
-    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
+    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True,
+                                                             diverged=validation.diverged))
     taken = readings.taken(metrics)
     changes = {point: reading for point, reading in taken.items()
                if reading != readings.ROUND2_BASE.get(point, "first")}
     assert changes == readings.ROUND2_TAKEN
 
 
-def test_round_2_combination_is_the_rules_outcome_of_step_c(validation_frame):
+def test_round_2_combination_is_the_rules_outcome_of_step_c(validation_frame, validation):
     """(c): the combination of (b)'s changes is taken when its metric over ws-plain, ws and
     ws-aux is lower than the best single change of (b)'s; else that change alone."""
     from helpers.catalogue import experiments
     from helpers.publish import readings
 
-    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True))
+    metrics = readings.point_metrics(readings.readings_table(validation_frame, round2=True,
+                                                             diverged=validation.diverged))
     changes = metrics[metrics["taken"] & metrics.apply(
         lambda m: m["reading"] != readings.ROUND2_BASE.get(m["point"], "first"), axis=1)]
     best = changes.sort_values("vs_first").iloc[0]

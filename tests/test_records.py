@@ -16,9 +16,9 @@ import pytest
 import helpers
 from helpers import DataError, UsageError
 from helpers.catalogue.parameters import MODEL_NAMES, PARAMETERS
-from helpers.errors import TrainingDiverged
 from helpers.catalogue.parameters import has_digit_outputs
 from helpers.runs.records import (
+    FINAL,
     NUMERICS,
     SCHEMA_VERSION,
     DamagedRecord,
@@ -298,12 +298,51 @@ def test_a_fifo_where_a_record_is_is_named_not_read(results):
 
 
 @pytest.mark.slow  # trains
-def test_a_diverging_training_fails_in_one_line(mnist_root):
-    # lr 100 with mini-batches of 10: the loss is NaN within the first epoch
-    with pytest.raises(TrainingDiverged) as diverged:
-        helpers.train("ws", 0, epochs=2, n_pairs=100, batch_size=10, lr=100, data_root=mnist_root)
-    assert str(diverged.value) == "the loss became nan at epoch 1 of ws seed 0 (lr 100): lower lr"
-    assert not isinstance(diverged.value, UsageError)  # a failed run, exit code 1
+def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path):
+    """A loss that stops being finite ends the training; the run's record says where, in place
+    of final errors: an outcome, read back as one."""
+    # lr 100 with mini-batches of 10: the loss is NaN within the first epoch, at its 5th step
+    record = helpers.train("ws", 0, epochs=2, n_pairs=100, batch_size=10, lr=100,
+                           data_root=mnist_root)
+    assert record["diverged"] == {"epoch": 1, "step": 5, "loss": "nan"}
+    assert record["history"] == [] and "test_errors" not in record
+    path = write_record(record, tmp_path)
+    assert read_record(path)["diverged"] == record["diverged"]
+    found = load(tmp_path)
+    assert (found.records, found.damaged, [r["seed"] for r in found.diverged]) == ([], [], [0])
+
+
+def _diverged_at_epoch_2(record):
+    """A fixture record (2 epochs of 1 step) made into the one of a training that diverged at
+    its second step: its first epoch's history, where it diverged, no final keys."""
+    for key in FINAL:
+        del record[key]
+    record.update(history=record["history"][:1], diverged={"epoch": 2, "step": 2, "loss": "inf"})
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda r: None, None),
+    (lambda r: r["diverged"].update(step=1), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].update(epoch=3, step=3), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].update(loss="0.5"), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].pop("loss"), "diverged lacks loss"),
+    (lambda r: r["history"].pop(), "0 epochs in its history, not 1 (the epochs before it"),
+    (lambda r: r.pop("budget"), "the record lacks budget"),
+    (lambda r: r.update(n_parameters=1), "n_parameters 1 is not its network's"),
+], ids=["valid", "a step of another epoch", "an epoch beyond its epochs", "a finite loss",
+        "no loss", "a history short of the epochs before", "no budget", "one parameter"])
+def test_a_diverged_record_is_checked_as_any_other(results, change, reason):
+    """A diverged training's record is valid only as consistent as a trained one's: where it
+    diverged within its budget, the epochs before in its history, its network's size."""
+    path = record_path(results, "ws", 1)
+    _rewrite(path, lambda r: (_diverged_at_epoch_2(r), change(r)))
+    found = load(results)
+    assert [r["seed"] for r in found.records if r["experiment"] == "ws"] == [0]
+    if reason is None:
+        assert [r["seed"] for r in found.diverged] == [1] and not found.damaged
+    else:
+        assert not found.diverged and [p.name for p, _ in found.damaged] == ["seed-1.json"]
+        assert found.damaged[0][1].startswith(reason), found.damaged[0][1]
 
 
 # --- MNIST, checked before anything starts ---------------------------------------------------

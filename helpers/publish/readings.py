@@ -1,7 +1,9 @@
 """The readings study (docs/readings.md): a point's metric is the mean validation error of the
 rows it affects; the reading with the lowest is taken, the first rebuild's on a tie to the
-second decimal; a reading with a row short of rounds (diverged runs leave no record) gets none.
+second decimal; a reading with a row short of rounds (one diverged, say) gets none.
 SHOWN_WITH_READINGS rows enter no metric."""
+
+from collections import Counter
 
 import pandas as pd
 
@@ -60,11 +62,12 @@ def round2_name(base, point=None, reading=None):
     return f"val-{base}-{ROUND2_TAG}-{reading}"
 
 
-def readings_table(frame, round2=False):
-    """Per (point, reading, row) with records: rounds, seeds, mean validation error %, SD of
-    the error count, `in_metric`, and `base`: the reading each point is varied from (the first
-    rebuild's in round 1; B's in round 2, which leaves P6 out)."""
-    rows = []
+def readings_table(frame, round2=False, diverged=()):
+    """Per (point, reading, row) with records (`frame`'s, or among `diverged`, the records of
+    trainings that diverged): rounds that trained, seeds, mean validation error %, SD of the
+    error count, rounds that `diverged`, `in_metric`, and `base`: the reading each point is
+    varied from (the first rebuild's in round 1; B's in round 2, which leaves P6 out)."""
+    rows, gone = [], Counter(record["experiment"] for record in diverged)
     for point, (what, bases, readings) in READINGS.items():
         if round2 and point not in ROUND2_POINTS:
             continue
@@ -75,22 +78,23 @@ def readings_table(frame, round2=False):
                 name = (round2_name(base, point, reading) if round2
                         else f"val-{base}-{reading}")
                 these = frame[frame["experiment"] == name] if len(frame) else frame
-                if these.empty:
+                if these.empty and not gone[name]:
                     continue
                 rows.append({"point": point, "open": what, "reading": reading, "row": base,
                              "in_metric": base in bases, "base": reading == own,
                              "rounds": len(these),
                              "seeds": ",".join(map(str, sorted(these["seed"]))),
                              "validation_pct": these["test_error_rate"].mean(),
-                             "sd_errors": these["test_errors"].std()})
+                             "sd_errors": these["test_errors"].std(), "diverged": gone[name]})
     return pd.DataFrame(rows, columns=["point", "open", "reading", "row", "in_metric", "base",
-                                       "rounds", "seeds", "validation_pct", "sd_errors"])
+                                       "rounds", "seeds", "validation_pct", "sd_errors",
+                                       "diverged"])
 
 
 def point_metrics(table):
     """Per point and reading: its metric (or NaN), against the first rebuild's, `taken`."""
     rows, table = [], table[table["in_metric"].astype(bool)]
-    full = int(table["rounds"].max()) if len(table) else 0
+    full = int((table["rounds"] + table["diverged"]).max()) if len(table) else 0
     for point, (_, bases, options) in READINGS.items():
         these = table[table["point"] == point]
         if these.empty:

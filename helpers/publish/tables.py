@@ -55,9 +55,9 @@ def parsed_overrides(overrides):
 def published(found, overrides=None):
     """The records of `found` made with their row's parameters (with `overrides`, the -p of
     their batch, a dict or its text; run-only ones aside) and one of its seeds -> Published,
-    naming the others."""
-    overrides, expected, kept, left_out = parsed_overrides(overrides), {}, [], []
-    for record in found.records:
+    naming the others (those of trainings that diverged are kept apart, as `found` has them)."""
+    overrides, expected, kept, left_out = parsed_overrides(overrides), {}, ([], []), []
+    for record in found.records + found.diverged:
         name = record["experiment"]
         row = experiments.EXPERIMENTS.get(name)
         if row and name not in expected:
@@ -72,8 +72,8 @@ def published(found, overrides=None):
         if why:
             left_out.append((f"{name}/seed-{record['seed']}.json", why))
         else:
-            kept.append(record)
-    return Published(found.folder, kept, found.damaged, left_out)
+            kept["diverged" in record].append(record)
+    return Published(found.folder, kept[0], found.damaged, kept[1], left_out)
 
 
 def expected_rounds(name):  # the rounds catalogue row `name` is published with: its seeds

@@ -1,5 +1,6 @@
 """Run records, `<results>/<experiment>/seed-<k>.json`: what one holds, declared once (any
-reader may read any of it, so `validate` requires all of it); written atomically; loaded."""
+reader may read any of it, so `validate` requires all of it); written atomically; loaded. A
+training that diverged is recorded too: an outcome of its parameters, not a run to redo."""
 
 import contextlib
 import json
@@ -26,6 +27,12 @@ RECORD = {  # key -> type(s)
     "history": list, "n_parameters": int, "seconds": NUMBER, "device": str, "numerics": dict,
     "budget": dict, "test_predictions": list, "test_digit_predictions": (list, type(None)),
 }
+# A diverged training's record has, in place of its FINAL keys, `diverged`: the epoch, the step
+# (counted from 1 over the whole training) and the loss (its text: nan, inf or -inf) where the
+# loss stopped being finite; its history holds the epochs before.
+FINAL = ("train_errors", "test_errors", "train_error_rate", "test_error_rate",
+         "test_predictions", "test_digit_predictions")
+DIVERGED = ("epoch", "step", "loss")
 # The keys of science.numerics.describe (tested), of training.training_budget, of an epoch of
 # the history, and the digit losses of the networks with digit outputs (all but the baseline).
 NUMERICS = ("python", "torch", "torchvision", "device", "gpu", "cudnn", "machine", "cpu",
@@ -134,11 +141,14 @@ def _has(mapping, keys, where):
 
 
 def validate(record):
-    """DamagedRecord unless `record` holds all of the declaration, in this schema, each
-    parameter as `parameters.check` makes it, with numbers consistent with each other and with
-    its params (its history's loss weights and losses, its budget's steps)."""
-    _has(record, RECORD, "the record")
-    for key, kind in RECORD.items():
+    """DamagedRecord unless `record` holds all of the declaration (a diverged one's), in this
+    schema, each parameter as `parameters.check` makes it, with numbers consistent with each
+    other and with its params (its history's loss weights and losses, its budget's steps)."""
+    diverged = record.get("diverged") if isinstance(record, dict) else None
+    declared = {key: kind for key, kind in RECORD.items() if not (diverged and key in FINAL)} | (
+        {"diverged": dict} if diverged else {})
+    _has(record, declared, "the record")
+    for key, kind in declared.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
                  f"{key!r} has the wrong type")
     schema = f"schema {record['schema']}, this version reads {SCHEMA_VERSION}"
@@ -169,19 +179,29 @@ def validate(record):
              budget["training_flops"] % steps == 0 < budget["training_flops"] and
              budget["evaluation_flops"] % params["epochs"] == 0 < budget["evaluation_flops"],
              f"budget is not {steps} steps of its params with their FLOPs")
+    if diverged:
+        _has(diverged, DIVERGED, "diverged")
+        epoch, step, per_epoch = diverged["epoch"], diverged["step"], steps // params["epochs"]
+        _require(_counts([epoch], params["epochs"]) and _counts([step], steps) and epoch >= 1
+                 and (epoch - 1) * per_epoch < step <= epoch * per_epoch and diverged["loss"] in
+                 ("nan", "inf", "-inf"), "diverged is not an epoch, a step of it and a loss "
+                                         "that is not finite")
     for split in ("train", "test"):
-        n, errors, rate = (record[f"n_{split}"], record[f"{split}_errors"],
-                           record[f"{split}_error_rate"])
+        n = record[f"n_{split}"]
         _require(n == params["n_pairs"], f"n_{split} {n} is not its params' n_pairs "
                                          f"({params['n_pairs']})")
+        if diverged:
+            continue
+        errors, rate = record[f"{split}_errors"], record[f"{split}_error_rate"]
         _require(_counts([errors], n), f"{split}_errors {errors} is not a count from 0 to n_{split} "
                                     f"({n})")
         _require(abs(rate - 100 * errors / n) < 1e-9, f"{split}_error_rate {rate:g} is not 100 "
                                                       f"* {split}_errors / n_{split}")
     _require(record["seconds"] >= 0 and record["n_parameters"] >= 1,
              "negative seconds or no parameters")
-    _require(len(history) == params["epochs"],
-             f"{len(history)} epochs in its history, {params['epochs']} in its params")
+    epochs = diverged["epoch"] - 1 if diverged else params["epochs"]
+    _require(len(history) == epochs, f"{len(history)} epochs in its history, not "
+             f"{epochs} ({'the epochs before it diverged' if diverged else 'its params'})")
     weights = WEIGHTINGS[params["weighting"]].weights
     for epoch, row in enumerate(history):
         _require(isinstance(row, dict), f"history[{epoch}] is not an epoch's row")
@@ -197,6 +217,8 @@ def validate(record):
         _require(all(type(t) in NUMBER and t >= 0 for t in [loss, *terms]) and math.isclose(
             loss, w[0] * terms[0] + w[1] * sum(terms[1:]), rel_tol=1e-6, abs_tol=1e-12),
             f"history[{epoch}].loss is not its weighted loss terms")
+    if diverged:
+        return
     _require(record["test_errors"] == history[-1]["test_errors"], f"test_errors "
              f"{record['test_errors']} is not its last epoch's ({history[-1]['test_errors']})")
     predictions, digits = record["test_predictions"], record["test_digit_predictions"]
@@ -228,12 +250,15 @@ def _n_parameters(shapes):
 
 def check_against_pairs(record, data_root=None):
     """DamagedRecord unless (valid) `record` is what its params make: its test errors its
-    predictions' on its pairs (made again), its parameter count its network's."""
+    predictions' on its pairs (made again; a diverged one has none), its parameter count its
+    network's."""
     p = record["params"]
     shapes = {key: value for key, value in p.items() if key not in ("experiment", "seed")}
     count = _n_parameters(json.dumps(shapes, sort_keys=True))
     _require(record["n_parameters"] == count, f"n_parameters {record['n_parameters']} is not its "
                                               f"network's ({count})")
+    if "diverged" in record:
+        return
     targets = _test_targets(p["n_pairs"], p["seed"], p["evaluate_on"] == "validation", data_root)
     wrong = sum(a != b for a, b in zip(record["test_predictions"], targets))
     _require(wrong == record["test_errors"], f"test_errors {record['test_errors']} is not the "
@@ -267,8 +292,9 @@ def read_record(path):
 @dataclass
 class Results:
     folder: str
-    records: list = field(default_factory=list)  # the valid ones
+    records: list = field(default_factory=list)  # the valid ones of trainings that ended
     damaged: list = field(default_factory=list)  # (path, why) of each other file
+    diverged: list = field(default_factory=list)  # the valid ones of trainings that diverged
 
     @cached_property
     def frame(self):
@@ -279,20 +305,23 @@ def load(results_dir, experiments=None, data_root=None):
     """Every record under `results_dir` (a missing folder reads as an empty one), or those of
     `experiments` only, each checked (`read_record`, `check_against_pairs`): what the runner
     skips and what the publication counts. One whose history, or whose (varied) predictions,
-    are another seed's of its experiment is a copy: damaged."""
+    are another seed's of its experiment is a copy: damaged (trainings that diverged in their
+    first epoch have the same empty history)."""
     found, first = Results(str(results_dir)), {}
     for path in sorted((path for name in experiments or ["*"]
                         for path in Path(results_dir).glob(f"{name}/seed-*.json")),
                        key=lambda p: (p.parent.name, p.stem[5:].zfill(20))):
         try:
             record = read_record(path)
-            predictions = record["test_predictions"], record["test_digit_predictions"]
+            predictions = record.get("test_predictions"), record.get("test_digit_predictions")
             for what, key in (("history", record["history"]), ("predictions", predictions)):
+                if not (key if what == "history" else key[0]):  # (a diverged training's)
+                    continue
                 seed = first.setdefault((record["experiment"], json.dumps(key)), record["seed"])
                 _require(seed == record["seed"] or len(set(predictions[0])) < 2 * (
                     what == "predictions"), f"a copy of seed {seed}'s record (its {what})")
             check_against_pairs(record, data_root)
-            found.records.append(record)
+            (found.diverged if "diverged" in record else found.records).append(record)
         except DamagedRecord as why:
             found.damaged.append((path, str(why)))
     return found

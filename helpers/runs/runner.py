@@ -90,6 +90,7 @@ def staging(runs_dir, results):
 class BatchResult:
     total: int = 0
     done: list = field(default_factory=list)      # published by this batch
+    diverged: list = field(default_factory=list)  # of those, trainings that diverged
     skipped: list = field(default_factory=list)   # their valid record already there
     failed: list = field(default_factory=list)    # (job, the line that says why)
     not_done: list = field(default_factory=list)  # stopped: for the rerun
@@ -108,7 +109,8 @@ def _sort_out(jobs, force, batch, out):
     UsageError for a record another run made, or one not to replace unasked."""
     found = {folder: records.load(folder, {job.experiment for job in jobs}, jobs[0].params[
         "data_root"]) for folder in {job.results for job in jobs}}
-    valid = {(r["experiment"], r["seed"], f): r for f in found for r in found[f].records}
+    valid = {(r["experiment"], r["seed"], f): r for f in found
+             for r in found[f].records + found[f].diverged}  # (diverging is an outcome)
     todo = {}
     for job in jobs:
         for path in stale_temporaries(job.record):  # a killed write's; no one else writes now
@@ -202,6 +204,12 @@ def _execute(todo, workers, client, batch, out, stop, locks):
                             f"else wrote {relative(job.staged)} meanwhile")
                     records.publish(record, job.results, locks[job.results], todo[job], ELSEWHERE)
                     batch.done.append(job)
+                    if "diverged" in record:
+                        batch.diverged.append(job)
+                        where = record["diverged"]
+                        bar.write(f"diverged: {job.name}: the loss became {where['loss']} at "
+                                  f"epoch {where['epoch']} (step {where['step']}): recorded as "
+                                  f"its outcome; a lower lr may train", file=out)
                     if failure:
                         bar.write(f"warning: {job.name}: its record was written, then the run "
                                   f"failed ({failure.message}): the record is kept, the "

@@ -143,7 +143,7 @@ def count_errors(model, pairs, target):
 def train(model, params, train_set, test_set, generator):
     """Train `model` in place -> (the per-epoch history: loss terms, train and test errors;
     the predictions of the last epoch's evaluation of the test pairs, as `predict` returns them).
-    TrainingDiverged as soon as the loss is not a finite number (a NaN would end in the record).
+    TrainingDiverged as soon as the loss is not a finite number (no NaN ends in a history).
 
     `train_set`/`test_set` are (input, target, classes) on the model's device. The test pairs
     are only measured, never used for any decision.
@@ -182,7 +182,9 @@ def train(model, params, train_set, test_set, generator):
             if not math.isfinite(loss_value):  # reads the loss only: no number of a run changes
                 raise TrainingDiverged(
                     f"the loss became {loss_value} at epoch {epoch + 1} of {params['experiment']} "
-                    f"seed {params['seed']} (lr {params['lr']:g}): lower lr")
+                    f"seed {params['seed']} (lr {params['lr']:g}): lower lr",
+                    {"epoch": epoch + 1, "step": epoch * -(-n // batch_size) + start // batch_size
+                     + 1, "loss": str(loss_value)}, history)
             sums["loss"] += loss_value * size
             for name, value in terms.items():
                 sums[name] += value.item() * size
@@ -264,7 +266,8 @@ def _progress_bar(params):
 
 
 def run_experiment(params):
-    """Data, network, training and evaluation for one checked parameter dict -> run record.
+    """Data, network, training and evaluation for one checked parameter dict -> run record
+    (a diverged training's says where it diverged, in place of final errors and predictions).
 
     Same seed, same machine: the same pairs, initialisation, batch order and numbers. The
     caller's global random state is left as it was.
@@ -297,10 +300,14 @@ def run_experiment(params):
             torch.manual_seed(seed)  # initialisation and dropout masks
             model = to_device(build_model(params), device)
             batch_order = torch.Generator().manual_seed(seed)
-            history, (predicted, predicted_digits) = train(model, params, train_set, test_set,
-                                                           batch_order)
+            try:
+                history, (predicted, predicted_digits) = train(model, params, train_set,
+                                                               test_set, batch_order)
+                diverged = None
+            except TrainingDiverged as error:  # an outcome of these parameters: recorded
+                history, diverged = error.history, error.diverged
         seconds = time.perf_counter() - started
-        train_errors = count_errors(model, *train_set[:2])
+        train_errors = None if diverged else count_errors(model, *train_set[:2])
     finally:
         torch.set_num_threads(threads_before)
 
@@ -310,19 +317,21 @@ def run_experiment(params):
         "params": dict(params),
         "n_train": int(train_target.numel()),
         "n_test": int(test_target.numel()),
-        "train_errors": train_errors,
-        "test_errors": history[-1]["test_errors"],
+        **({} if diverged else {"train_errors": train_errors,
+                                "test_errors": history[-1]["test_errors"]}),
         "n_parameters": count_parameters(model),
         "budget": training_budget(params),
         "seconds": round(seconds, 3),
         "device": str(device),
         "numerics": numerics.describe(device, params["threads"]),
         "history": history,
-        # predictions on the test pairs, for error analysis without retraining
-        "test_predictions": predicted.cpu().tolist(),
-        "test_digit_predictions": (predicted_digits.cpu().tolist()
-                                   if predicted_digits is not None else None),
     }
+    if diverged:  # no final errors nor predictions: where it diverged instead
+        return {**record, "diverged": diverged}
+    # predictions on the test pairs, for error analysis without retraining
+    record["test_predictions"] = predicted.cpu().tolist()
+    record["test_digit_predictions"] = (predicted_digits.cpu().tolist()
+                                        if predicted_digits is not None else None)
     record["train_error_rate"] = 100.0 * record["train_errors"] / record["n_train"]
     record["test_error_rate"] = 100.0 * record["test_errors"] / record["n_test"]
     return record
