@@ -13,7 +13,8 @@ from pathlib import Path
 
 from helpers.catalogue import experiments
 from helpers.publish import tables
-from helpers.runs.records import _n_parameters, _test_targets, load, record_path, write_record
+from helpers.runs.records import (FINAL, _n_parameters, _test_targets, load, record_path,
+                                  write_record)
 from helpers.science.losses import WEIGHTINGS
 from helpers.science.training import training_budget
 
@@ -86,3 +87,12 @@ def write_records(results_dir, test_errors, train_errors=None, first_seed=None):
                 record["train_error_rate"] = 100 * record["train_errors"] / record["n_train"]
             write_record(record, results_dir)
     return results_dir
+
+
+def diverged_at_epoch_2(record):
+    """A fixture record (2 epochs of 1 step) made into the one of a training that diverged at
+    its second step: its first epoch's history, where it diverged, no final keys."""
+    for key in FINAL:
+        del record[key]
+    record.update(history=record["history"][:1], diverged={"epoch": 2, "step": 2, "loss": "inf"})
+    return record

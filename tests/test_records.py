@@ -12,13 +12,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from publish_tools import diverged_at_epoch_2
 
 import helpers
 from helpers import DataError, UsageError
 from helpers.catalogue.parameters import MODEL_NAMES, PARAMETERS
 from helpers.catalogue.parameters import has_digit_outputs
 from helpers.runs.records import (
-    FINAL,
     NUMERICS,
     SCHEMA_VERSION,
     DamagedRecord,
@@ -312,14 +312,6 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     assert (found.records, found.damaged, [r["seed"] for r in found.diverged]) == ([], [], [0])
 
 
-def _diverged_at_epoch_2(record):
-    """A fixture record (2 epochs of 1 step) made into the one of a training that diverged at
-    its second step: its first epoch's history, where it diverged, no final keys."""
-    for key in FINAL:
-        del record[key]
-    record.update(history=record["history"][:1], diverged={"epoch": 2, "step": 2, "loss": "inf"})
-
-
 @pytest.mark.parametrize("change, reason", [
     (lambda r: None, None),
     (lambda r: r["diverged"].update(step=1), "diverged is not an epoch, a step of it"),
@@ -335,7 +327,7 @@ def test_a_diverged_record_is_checked_as_any_other(results, change, reason):
     """A diverged training's record is valid only as consistent as a trained one's: where it
     diverged within its budget, the epochs before in its history, its network's size."""
     path = record_path(results, "ws", 1)
-    _rewrite(path, lambda r: (_diverged_at_epoch_2(r), change(r)))
+    _rewrite(path, lambda r: (diverged_at_epoch_2(r), change(r)))
     found = load(results)
     assert [r["seed"] for r in found.records if r["experiment"] == "ws"] == [0]
     if reason is None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from publish_tools import FIXTURE, TINY, consistent, round_of, template, write_records
+from publish_tools import (FIXTURE, TINY, consistent, diverged_at_epoch_2, round_of, template,
+                           write_records)
 
 from helpers import UsageError
 from helpers.cli import main
@@ -448,6 +449,8 @@ def outputs(nb):
 def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path, mnist_root):
     results = tmp_path / "results-mine"
     shutil.copytree(FIXTURE, results)
+    diverged = results / "ws-plain" / "seed-1.json"  # an outcome: named, in no mean
+    diverged.write_text(json.dumps(diverged_at_epoch_2(json.loads(diverged.read_text()))))
     validation = readings_records(tmp_path / "validation")
     argv = [sys.executable, "-m", "helpers", "summary", "--results", str(results),
             "--validation", str(validation), *TINY_ARGS]
@@ -456,7 +459,7 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
     first = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     # no kernel log, no warning, no traceback: the two lines of a summary
-    assert first.stderr.startswith("summary: 15 records published;"), first.stderr
+    assert first.stderr.startswith("summary: 14 records published;"), first.stderr
     assert len(first.stderr.splitlines()) == 1, first.stderr
     made = snapshot(out)
     assert subprocess.run(argv, env=env, capture_output=True, text=True).returncode == 0
@@ -482,6 +485,9 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
         assert raw not in readings, raw
     assert not [o for o in outputs(nbformat.read(out / "readings.ipynb", as_version=4))
                 if o.output_type == "stream" and "`" in o.text]
+    report = (out / "report.html").read_text()
+    assert ("Diverged (the loss stopped being finite; recorded, in no mean): <code>ws-plain</code> "
+            "seed 1.") in report
     for page in PAGES:
         html = (out / page).read_text()
         assert not re.search(r"<script[^>]+src=", html)
