@@ -85,18 +85,10 @@ def training_step(model, optimizer, batch):
     benchmark counts and `benchmarks/layer_times.py` times."""
     import torch
 
-    from .science.losses import loss_terms
+    from .science import training
 
-    pairs = torch.randn(batch, 2, 14, 14)
-    target, classes = torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2))
-
-    def step():
-        loss, _ = loss_terms(model(pairs), target, classes, weights=(1.0, 1.0))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return training.training_step(model, optimizer, torch.randn(batch, 2, 14, 14),
+                                  torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch, 2)))
 
 
 def training_flops(params):

@@ -230,12 +230,12 @@ def build_parser():
     notebooks.set_defaults(func=cmd_notebooks)
 
     summary = commands.add_parser(
-        "summary", help="publish the records: the summary, analysis and readings notebooks "
-                        "executed, their HTML, the figures, the README's results",
-        description="Execute notebooks/summary.ipynb, analysis.ipynb and readings.ipynb over "
-                    "the records of --results and --validation (never training), export each "
-                    "to HTML without its code (report.html, analysis.html, readings.html) and "
-                    "keep their figures. A record counts only when it is its catalogue row's "
+        "summary", help="publish the records: the report's notebooks executed, their HTML, the "
+                        "figures, the README's results",
+        description="Execute the report's notebooks (summary, analysis, readings, searches) over "
+                    "the records of --results and --validation (never training), export each to "
+                    "HTML without its code (report.html, ...) and keep their figures. A record "
+                    "counts only when it is its catalogue row's "
                     "(the row's parameters, one of its seeds); the others are named and left "
                     "out. Over the project's results/, the notebooks are replaced in place, "
                     "the figures go to figures/, the HTML to the project's root and README.md's "

@@ -176,11 +176,9 @@ def training_cost(params):
             "GFLOP per training": round(budget["training_flops"] / 1e9, 1)}
 
 
-def diverged(record):
-    """'diverged at epoch E of N (step S, loss nan)' for a training that diverged, else ''."""
-    where = record.get("diverged")
-    return where and (f"diverged at epoch {where['epoch']} of {record['params']['epochs']} "
-                      f"(step {where['step']}, loss {where['loss']})")
+def diverged(record):  # where a training that diverged did so, in words ({} if it ended)
+    at = record.get("diverged", {})
+    return at and f"diverged at epoch {at['epoch']} (step {at['step']}, loss {at['loss']})"
 
 
 def run_curves(record):
@@ -209,7 +207,7 @@ def run_curves(record):
         axis.legend()
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(f"{record['experiment']}, seed {record['seed']}"
-                    + (f": {diverged(record)}" if diverged(record) else ""))
+                    + f": {diverged(record)}" * bool(diverged(record)))
     show(figure)
 
 

@@ -52,7 +52,7 @@ from helpers.cli import main
 from helpers.files import RESULTS, lock_folder
 from helpers.notebook import parameters, save
 from helpers.runs import execution
-from helpers.runs.execution import NotebookFailed
+from helpers.kernel import NotebookFailed
 from helpers.runs.records import (SCHEMA_VERSION, identity, publish, read_record, record_path,
                                   write_record)
 from helpers.runs.runner import BatchResult, _sort_out, plan, staging
@@ -1176,7 +1176,7 @@ def test_a_summary_waiting_on_a_suspended_kernel_says_so(tmp_path, monkeypatch, 
     stopped = subprocess.Popen(["sleep", "60"])
     os.kill(stopped.pid, signal.SIGSTOP)
     monkeypatch.setattr(FakeKernel, "pid", stopped.pid)
-    monkeypatch.setattr(execution, "WarmKernel", FakeKernel)
+    monkeypatch.setattr(summary, "WarmKernel", FakeKernel)
     monkeypatch.setattr(summary, "_html", lambda nb, page, where: "")
     seen = []
     monkeypatch.setattr(summary, "execute_notebook", fake_papermill([], meanwhile=lambda: (

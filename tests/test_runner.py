@@ -30,7 +30,7 @@ from helpers.catalogue.experiments import expand as expand_experiments
 from helpers.catalogue.seeds import parse_seeds, seed_list
 from helpers.cli import main
 from helpers.files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, notebook_path
-from helpers.runs.execution import THREAD_VARIABLES
+from helpers.kernel import THREAD_VARIABLES
 from helpers.runs.records import read_record
 from helpers.runs.runner import plan, staging
 

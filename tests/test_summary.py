@@ -27,8 +27,7 @@ from helpers import UsageError
 from helpers.cli import main
 from helpers.publish import summary, tables
 from helpers.files import lock_folder
-from helpers.runs import execution
-from helpers.runs.execution import NotebookFailed
+from helpers.kernel import NotebookFailed
 from helpers.runs.records import write_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +86,7 @@ class FakeKernel:
 def calls(monkeypatch):
     made = []
     monkeypatch.setattr(summary, "execute_notebook", fake_papermill(made))
-    monkeypatch.setattr(execution, "WarmKernel", FakeKernel)
+    monkeypatch.setattr(summary, "WarmKernel", FakeKernel)
     # the pages themselves: test_pages_link_to_each_other_and_load_nothing_from_the_network
     monkeypatch.setattr(summary, "_html", lambda nb, page, where: nbformat.writes(nb))
     return made

@@ -3,8 +3,6 @@ rows it affects; the reading with the lowest is taken, the first rebuild's on a 
 second decimal; a reading with a row short of rounds (one diverged, say) gets none.
 SHOWN_WITH_READINGS rows enter no metric."""
 
-from collections import Counter
-
 import pandas as pd
 
 from ..catalogue import experiments
@@ -67,7 +65,7 @@ def readings_table(frame, round2=False, diverged=()):
     trainings that diverged): rounds that trained, seeds, mean validation error %, SD of the
     error count, rounds that `diverged`, `in_metric`, and `base`: the reading each point is
     varied from (the first rebuild's in round 1; B's in round 2, which leaves P6 out)."""
-    rows, gone = [], Counter(record["experiment"] for record in diverged)
+    rows = []
     for point, (what, bases, readings) in READINGS.items():
         if round2 and point not in ROUND2_POINTS:
             continue
@@ -78,14 +76,15 @@ def readings_table(frame, round2=False, diverged=()):
                 name = (round2_name(base, point, reading) if round2
                         else f"val-{base}-{reading}")
                 these = frame[frame["experiment"] == name] if len(frame) else frame
-                if these.empty and not gone[name]:
+                gone = sum(record["experiment"] == name for record in diverged)
+                if these.empty and not gone:
                     continue
                 rows.append({"point": point, "open": what, "reading": reading, "row": base,
                              "in_metric": base in bases, "base": reading == own,
                              "rounds": len(these),
                              "seeds": ",".join(map(str, sorted(these["seed"]))),
                              "validation_pct": these["test_error_rate"].mean(),
-                             "sd_errors": these["test_errors"].std(), "diverged": gone[name]})
+                             "sd_errors": these["test_errors"].std(), "diverged": gone})
     return pd.DataFrame(rows, columns=["point", "open", "reading", "row", "in_metric", "base",
                                        "rounds", "seeds", "validation_pct", "sd_errors",
                                        "diverged"])

@@ -1,8 +1,8 @@
-"""`python -m helpers summary` (and `notebooks`): the summary, analysis and readings notebooks
-executed over the records (papermill, one kernel), their HTML without code (nbconvert), their
-figures, the README block from its template: in place for the project's results/, in F-report/
-(or --output) for another folder F. All is made in a staging folder outside the project and put
-in place once all is made: a failing notebook or a signal leaves the tree as it was."""
+"""`python -m helpers summary` (and `notebooks`): the report's notebooks (PAGES) executed over
+the records (papermill, one kernel), their HTML without code (nbconvert), their figures, the
+README block from its template: in place for the project's results/, in F-report/ (or --output)
+for another folder F. All is made in a staging folder outside the project and put in place once
+all is made: a failing notebook or a signal leaves the tree as it was."""
 
 import json
 import logging
@@ -25,7 +25,7 @@ from ..errors import UsageError
 from ..files import (FIGURES, NOTEBOOKS, README, REPO_ROOT, RESULTS, VALIDATION, check_writable,
                      lock_folder, relative, stale_temporaries)
 from ..runs import records
-from ..runs.execution import NotebookFailed, execute_notebook
+from ..kernel import NotebookFailed, WarmKernel, execute_notebook, import_papermill
 from ..runs.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from . import tables
 
@@ -175,7 +175,7 @@ def _executing(jobs, cwd, staging):
     NotebookFailed that stops them), executed in threads with a warm kernel each (one per core;
     reset between notebooks): the main thread meanwhile makes the pages and gets the signals
     (nbclient sets no handler outside it). Stopped early, the kernels are killed."""
-    from ..runs.execution import WarmKernel, import_papermill, suspended  # where notebooks run
+    from ..runs.execution import suspended  # (a kernel's suspension said as the runner does)
 
     kernels, here, said = [], threading.local(), set()
 

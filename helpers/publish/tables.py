@@ -200,7 +200,6 @@ def keeps(params, spends, reference):
         "FLOPs", "GFLOP per training")) if spends[column] <= reference[column]])
 
 
-
 def numerics_table(found):
     """Per numerics (software, processor, threads) of `found`: records, configurations."""
     made = {}

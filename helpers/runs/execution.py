@@ -8,8 +8,7 @@ import threading
 
 from ..errors import UsageError
 from ..files import relative
-from ..kernel import (THREAD_VARIABLES, NotebookFailed, WarmKernel,  # noqa: F401 (its users'
-                      execute_notebook, first_line, import_papermill)  # names, kept here)
+from ..kernel import NotebookFailed, WarmKernel, execute_notebook, first_line
 from . import records
 
 KERNELS = []  # the warm kernels of this process, killed when a batch ends

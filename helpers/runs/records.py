@@ -32,7 +32,7 @@ RECORD = {  # key -> type(s)
 # loss stopped being finite; its history holds the epochs before.
 FINAL = ("train_errors", "test_errors", "train_error_rate", "test_error_rate",
          "test_predictions", "test_digit_predictions")
-DIVERGED = ("epoch", "step", "loss")
+DIVERGED = {**{key: kind for key, kind in RECORD.items() if key not in FINAL}, "diverged": dict}
 # The keys of science.numerics.describe (tested), of training.training_budget, of an epoch of
 # the history, and the digit losses of the networks with digit outputs (all but the baseline).
 NUMERICS = ("python", "torch", "torchvision", "device", "gpu", "cudnn", "machine", "cpu",
@@ -144,9 +144,8 @@ def validate(record):
     """DamagedRecord unless `record` holds all of the declaration (a diverged one's), in this
     schema, each parameter as `parameters.check` makes it, with numbers consistent with each
     other and with its params (its history's loss weights and losses, its budget's steps)."""
-    diverged = record.get("diverged") if isinstance(record, dict) else None
-    declared = {key: kind for key, kind in RECORD.items() if not (diverged and key in FINAL)} | (
-        {"diverged": dict} if diverged else {})
+    diverged = record.get("diverged")
+    declared = DIVERGED if diverged else RECORD
     _has(record, declared, "the record")
     for key, kind in declared.items():
         _require(isinstance(record[key], kind) and not isinstance(record[key], bool),
@@ -180,12 +179,11 @@ def validate(record):
              budget["evaluation_flops"] % params["epochs"] == 0 < budget["evaluation_flops"],
              f"budget is not {steps} steps of its params with their FLOPs")
     if diverged:
-        _has(diverged, DIVERGED, "diverged")
+        _has(diverged, ("epoch", "step", "loss"), "diverged")
         epoch, step, per_epoch = diverged["epoch"], diverged["step"], steps // params["epochs"]
-        _require(_counts([epoch], params["epochs"]) and _counts([step], steps) and epoch >= 1
-                 and (epoch - 1) * per_epoch < step <= epoch * per_epoch and diverged["loss"] in
-                 ("nan", "inf", "-inf"), "diverged is not an epoch, a step of it and a loss "
-                                         "that is not finite")
+        _require(_counts([epoch, step], steps) and 0 < epoch <= params["epochs"] and (
+            epoch - 1) * per_epoch < step <= epoch * per_epoch and diverged["loss"] in (
+            "nan", "inf", "-inf"), "diverged is not an epoch, a step of it and a loss not finite")
     for split in ("train", "test"):
         n = record[f"n_{split}"]
         _require(n == params["n_pairs"], f"n_{split} {n} is not its params' n_pairs "
