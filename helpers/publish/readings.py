@@ -136,11 +136,11 @@ def taken(metrics):
     return dict(metrics.loc[metrics["taken"], ["point", "reading"]].itertuples(index=False))
 
 
-def closest_to_report(frame, rows=WS_ROWS):
-    """Per row of `rows` and reading the study measured on it (rounds 1 and 2): its mean train
-    and validation error (%), their gaps to the report's train and test errors (points), and
-    `distance`, the larger of the two: a reading is close to the report on both columns at once
-    when it is small."""
+def closest_to_report(frame, rows=WS_ROWS, diverged=()):
+    """Per row of `rows` and reading the study measured on it (rounds 1 and 2; none with a round
+    among `diverged`, whose mean leaves that round out): its mean train and validation error
+    (%), their gaps to the report's train and test errors (points), and `distance`, the larger of
+    the two: a reading is close to the report on both columns at once when it is small."""
     columns = ["row", "experiment", "reading", "train_pct", "validation_pct", "train_gap",
                "test_gap", "distance"]
     if not len(frame):
@@ -151,7 +151,7 @@ def closest_to_report(frame, rows=WS_ROWS):
         _, _, train, _, test, _ = experiments.EXPERIMENTS[row]["report"]
         for name, entry in experiments.EXPERIMENTS.items():
             if "readings" in entry["group"] and entry["description"].startswith(f"{row}, ") \
-                    and name in means.index:
+                    and name in means.index and name not in {r["experiment"] for r in diverged}:
                 ours_train, ours_test = means.loc[name]
                 found.append({"row": row, "experiment": name,
                               "reading": entry["description"][len(row) + 2:]
