@@ -321,8 +321,12 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     (lambda r: r["history"].pop(), "0 epochs in its history, not 1 (the epochs before it"),
     (lambda r: r.pop("budget"), "the record lacks budget"),
     (lambda r: r.update(n_parameters=1), "n_parameters 1 is not its network's"),
+    (lambda r: r.update(diverged={}), "diverged lacks epoch, step, loss"),
+    (lambda r: r.update(diverged=True), "'diverged' has the wrong type"),
+    (lambda r: r.update(test_errors=3), "it diverged, yet has final errors or predictions"),
 ], ids=["valid", "a step of another epoch", "an epoch beyond its epochs", "a finite loss",
-        "no loss", "a history short of the epochs before", "no budget", "one parameter"])
+        "no loss", "a history short of the epochs before", "no budget", "one parameter",
+        "diverged {}", "diverged true", "a test error count besides"])
 def test_a_diverged_record_is_checked_as_any_other(results, change, reason):
     """A diverged training's record is valid only as consistent as a trained one's: where it
     diverged within its budget, the epochs before in its history, its network's size."""

@@ -144,7 +144,7 @@ def validate(record):
     """DamagedRecord unless `record` holds all of the declaration (a diverged one's), in this
     schema, each parameter as `parameters.check` makes it, with numbers consistent with each
     other and with its params (its history's loss weights and losses, its budget's steps)."""
-    diverged = record.get("diverged")
+    diverged = "diverged" in record
     declared = DIVERGED if diverged else RECORD
     _has(record, declared, "the record")
     for key, kind in declared.items():
@@ -179,11 +179,13 @@ def validate(record):
              budget["evaluation_flops"] % params["epochs"] == 0 < budget["evaluation_flops"],
              f"budget is not {steps} steps of its params with their FLOPs")
     if diverged:
-        _has(diverged, ("epoch", "step", "loss"), "diverged")
-        epoch, step, per_epoch = diverged["epoch"], diverged["step"], steps // params["epochs"]
+        at = record["diverged"]
+        _has(at, ("epoch", "step", "loss"), "diverged")
+        epoch, step, per_epoch = at["epoch"], at["step"], steps // params["epochs"]
         _require(_counts([epoch, step], steps) and 0 < epoch <= params["epochs"] and (
-            epoch - 1) * per_epoch < step <= epoch * per_epoch and diverged["loss"] in (
+            epoch - 1) * per_epoch < step <= epoch * per_epoch and at["loss"] in (
             "nan", "inf", "-inf"), "diverged is not an epoch, a step of it and a loss not finite")
+        _require(not set(FINAL) & set(record), "it diverged, yet has final errors or predictions")
     for split in ("train", "test"):
         n = record[f"n_{split}"]
         _require(n == params["n_pairs"], f"n_{split} {n} is not its params' n_pairs "
@@ -197,7 +199,7 @@ def validate(record):
                                                       f"* {split}_errors / n_{split}")
     _require(record["seconds"] >= 0 and record["n_parameters"] >= 1,
              "negative seconds or no parameters")
-    epochs = diverged["epoch"] - 1 if diverged else params["epochs"]
+    epochs = record["diverged"]["epoch"] - 1 if diverged else params["epochs"]
     _require(len(history) == epochs, f"{len(history)} epochs in its history, not "
              f"{epochs} ({'the epochs before it diverged' if diverged else 'its params'})")
     weights = WEIGHTINGS[params["weighting"]].weights
