@@ -30,7 +30,8 @@ def __getattr__(name):  # the catalogue's, imported when asked for (python -m he
 
 
 def train(experiment, seed=0, **overrides):
-    """Train configuration `experiment` for round `seed` in this process -> its run record."""
+    """Train configuration `experiment` for round `seed` in this process -> its run record (a
+    diverged training's holds `diverged`, where, in place of final errors: errors.diverged_at)."""
     from .catalogue import resolve
     from .science.training import run_experiment
 

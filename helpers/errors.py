@@ -6,6 +6,8 @@ the user's (point MNIST_ROOT at good files). A training whose loss diverged is n
 outcome, recorded as such (`TrainingDiverged`). Anything else is a bug and keeps its traceback.
 """
 
+import math
+
 
 class UsageError(ValueError):
     """Bad input from the user; the message names the problem and the fix."""
@@ -25,3 +27,10 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message, diverged, history):
         super().__init__(message)
         self.diverged, self.history = diverged, history
+
+
+def diverged_at(at):
+    """Where a training diverged (`at`: its record's `diverged`), in words."""
+    what = (f"the loss became {at['loss']}" if not math.isfinite(float(at["loss"])) else
+            f"the network's numbers stopped being finite (loss {at['loss']})")
+    return f"{what} at epoch {at['epoch']} (step {at['step']})"

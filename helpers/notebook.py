@@ -18,7 +18,7 @@ import types
 
 from .catalogue import experiments
 from .catalogue.parameters import DEFAULTS, PARAMETERS
-from .errors import UsageError
+from .errors import UsageError, diverged_at
 from .files import check_writable, lock_folder, relative
 from .runs import records
 from .science.models import build_model, count_parameters
@@ -176,11 +176,6 @@ def training_cost(params):
             "GFLOP per training": round(budget["training_flops"] / 1e9, 1)}
 
 
-def diverged(record):  # where a training that diverged did so, in words ({} if it ended)
-    at = record.get("diverged", {})
-    return at and f"diverged at epoch {at['epoch']} (step {at['step']}, loss {at['loss']})"
-
-
 def run_curves(record):
     """Show the loss terms (left) and the train and test error (right) per epoch of one run
     (of a diverged one, the epochs before)."""
@@ -189,8 +184,8 @@ def run_curves(record):
     from .publish.figures import marker, show, subplots
 
     history = record["history"]
-    if not history:
-        return print(f"no epoch to show: {diverged(record)}")
+    if not history:  # (a training that diverged in its first epoch)
+        return print(f"no epoch to show: {diverged_at(record['diverged'])}")
     epochs = [row["epoch"] for row in history]
     figure, (losses, errors) = subplots(1, 2, figsize=(11, 3.8))
     for key, label in (("loss", "total (weighted)"), ("loss_comparison", "comparison"),
@@ -206,19 +201,21 @@ def run_curves(record):
     for axis in (losses, errors):
         axis.legend()
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.suptitle(f"{record['experiment']}, seed {record['seed']}"
-                    + f": {diverged(record)}" * bool(diverged(record)))
+    figure.suptitle(f"{record['experiment']}, seed {record['seed']}" + (
+        f": {diverged_at(record['diverged'])}" if "diverged" in record else ""))
     show(figure)
 
 
 def loss_weights(record):
     """Show the weights of L_cmp and of L_A + L_B at each epoch of one run."""
+    from matplotlib.ticker import MaxNLocator
+
     from .publish.figures import marker, show, subplots
     from .science.losses import WEIGHTINGS
 
     epochs = [row["epoch"] for row in record["history"]]
     if not epochs:
-        return print(f"no epoch to show: {diverged(record)}")
+        return print(f"no epoch to show: {diverged_at(record['diverged'])}")
     figure, axes = subplots(figsize=(6, 3))
     weights = {key: [row[key] for row in record["history"]]
                for key in ("weight_comparison", "weight_digits")}
@@ -229,16 +226,19 @@ def loss_weights(record):
     axes.set_ylim(0, 1.1 * top if top > 0 else 1)
     params = record["params"]
     alpha = f", alpha = {params['alpha']:g}" if WEIGHTINGS[params["weighting"]].uses_alpha else ""
-    axes.set(xlabel="epoch", ylabel="weight", title=f"weighting {params['weighting']}{alpha}")
+    axes.set(xlabel="epoch", ylabel="weight", title=f"weighting {params['weighting']}{alpha}" + (
+        f", diverged at epoch {record['diverged']['epoch']}" if "diverged" in record else ""))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend()
     show(figure)
 
 
 def print_final_errors(record):
     """The run's final error rates and counts (the numbers the report's tables average)."""
-    if diverged(record):
-        return print(f"{record['experiment']}, seed {record['seed']}: {diverged(record)}; no "
-                     f"final errors (recorded as diverged: a lower lr may train)")
+    if "diverged" in record:
+        return print(f"{record['experiment']}, seed {record['seed']}: "
+                     f"{diverged_at(record['diverged'])}; no final errors (recorded as diverged: "
+                     f"a lower lr may train)")
     print(f"{record['experiment']}, seed {record['seed']}, {record['params']['epochs']} epochs:")
     for split in ("train", "test"):
         errors, total = record[f"{split}_errors"], record[f"n_{split}"]

@@ -73,8 +73,8 @@ def test_the_reading_closest_to_the_report_is_close_on_both_columns_at_once():
     assert near.loc["val-ws-aux-first", "test_gap"] == pytest.approx(5.0)
     assert readings.closest_to_report(pd.DataFrame()).empty
     # a reading with a round that diverged: its mean leaves that round out, so it is no candidate
-    gone = readings.closest_to_report(pd.DataFrame(rows), rows=("ws-aux",), diverged=[
-        {"experiment": "val-ws-aux-softmax", "seed": 102}])
+    gone = readings.closest_to_report(readings.without_diverged(pd.DataFrame(rows), [
+        {"experiment": "val-ws-aux-softmax", "seed": 102}]), rows=("ws-aux",))
     assert set(gone["experiment"]) == {"val-ws-aux-first", "val-ws-aux-hidden512"}
 
 

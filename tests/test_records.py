@@ -16,6 +16,7 @@ from publish_tools import diverged_at_epoch_2
 
 import helpers
 from helpers import DataError, UsageError
+from helpers.errors import diverged_at
 from helpers.catalogue.parameters import MODEL_NAMES, PARAMETERS
 from helpers.catalogue.parameters import has_digit_outputs
 from helpers.runs.records import (
@@ -310,13 +311,21 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     assert read_record(path)["diverged"] == record["diverged"]
     found = load(tmp_path)
     assert (found.records, found.damaged, [r["seed"] for r in found.diverged]) == ([], [], [0])
+    # lr 3: the loss of seed 1's last step is finite (5.6e32), but that step's update leaves
+    # the network NaN: found at the epoch's end, never measured as a trained network
+    gone = helpers.train("ws", 1, lr=3, batch_size=10, epochs=1, n_pairs=60, data_root=mnist_root)
+    assert gone["diverged"]["step"] == 6 and float(gone["diverged"]["loss"]) > 1e30
+    assert diverged_at(read_record(write_record(gone, tmp_path))["diverged"]).startswith(
+        "the network's numbers stopped being finite (loss 5.5")
 
 
 @pytest.mark.parametrize("change, reason", [
     (lambda r: None, None),
     (lambda r: r["diverged"].update(step=1), "diverged is not an epoch, a step of it"),
     (lambda r: r["diverged"].update(epoch=3, step=3), "diverged is not an epoch, a step of it"),
-    (lambda r: r["diverged"].update(loss="0.5"), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].update(loss="1.5e+300"), None),  # the network's numbers, at the end
+    (lambda r: r["diverged"].update(loss="x1"), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].update(loss=0.5), "diverged is not an epoch, a step of it"),
     (lambda r: r["diverged"].pop("loss"), "diverged lacks loss"),
     (lambda r: r["history"].pop(), "0 epochs in its history, not 1 (the epochs before it"),
     (lambda r: r.pop("budget"), "the record lacks budget"),
@@ -324,7 +333,8 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     (lambda r: r.update(diverged={}), "diverged lacks epoch, step, loss"),
     (lambda r: r.update(diverged=True), "'diverged' has the wrong type"),
     (lambda r: r.update(test_errors=3), "it diverged, yet has final errors or predictions"),
-], ids=["valid", "a step of another epoch", "an epoch beyond its epochs", "a finite loss",
+], ids=["valid", "a step of another epoch", "an epoch beyond its epochs",
+        "a finite loss at the epoch's end", "a loss not a number's text", "a loss as a number",
         "no loss", "a history short of the epochs before", "no budget", "one parameter",
         "diverged {}", "diverged true", "a test error count besides"])
 def test_a_diverged_record_is_checked_as_any_other(results, change, reason):

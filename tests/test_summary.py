@@ -28,7 +28,7 @@ from helpers.cli import main
 from helpers.publish import summary, tables
 from helpers.files import lock_folder
 from helpers.kernel import NotebookFailed
-from helpers.runs.records import write_record
+from helpers.runs.records import FINAL, write_record
 
 REPO = Path(__file__).resolve().parent.parent
 README_TEXT = f"# A project\n\nintro\n\n{tables.README_START}\nold\n{tables.README_END}\n\nend\n"
@@ -457,9 +457,11 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
     out = tmp_path / "results-mine-report"
     first = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    # no kernel log, no warning, no traceback: the two lines of a summary
-    assert first.stderr.startswith("summary: 14 records published;"), first.stderr
-    assert len(first.stderr.splitlines()) == 1, first.stderr
+    # no kernel log, no warning, no traceback: the line of a summary, after the diverged run's
+    assert first.stderr.splitlines()[0] == ("note: 1 record of trainings that diverged, in no "
+                                            "mean: ws-plain seed 1"), first.stderr
+    assert first.stderr.splitlines()[1].startswith("summary: 14 records published;")
+    assert len(first.stderr.splitlines()) == 2, first.stderr
     made = snapshot(out)
     assert subprocess.run(argv, env=env, capture_output=True, text=True).returncode == 0
     assert snapshot(out) == made
@@ -485,6 +487,7 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
     assert not [o for o in outputs(nbformat.read(out / "readings.ipynb", as_version=4))
                 if o.output_type == "stream" and "`" in o.text]
     report = (out / "report.html").read_text()
+    assert "<td>1 of 10, 1 diverged</td>" in report  # ws-plain's rounds, in Table III
     assert ("Diverged (the loss stopped being finite; recorded, in no mean): <code>ws-plain</code> "
             "seed 1.") in report
     for page in PAGES:
@@ -517,6 +520,33 @@ def test_a_summary_of_a_p_batch_beside_the_studys_records_says_what_counts(tmp_p
     assert "None is its catalogue row" in readings and "No records of the study yet" in readings
     report = (out / "report.html").read_text()
     assert "counted as the catalogue" in report and "n_pairs 100" in report
+
+
+@pytest.mark.slow
+def test_a_search_with_a_diverged_round_is_named_not_decided_on_fewer_rounds(tmp_path,
+                                                                             mnist_root):
+    """The same-budget search's records, one round of stage 1a's network made a diverged
+    training's: its rules compare means over every round, so its section names the row short
+    of rounds instead of deciding (or failing) on the nine left."""
+    validation = tmp_path / "validation"
+    for folder in (REPO / "validation").glob("budget-val-*"):
+        shutil.copytree(folder, validation / folder.name)
+    path = validation / "budget-val-deep24-h64" / "seed-103.json"
+    record = json.loads(path.read_text())
+    for key in FINAL:
+        del record[key]
+    record.update(history=record["history"][:24], diverged={"epoch": 25, "step": 241,
+                                                            "loss": "nan"})
+    path.write_text(json.dumps(record))
+    done = subprocess.run([sys.executable, "-m", "helpers", "summary", "--results", str(FIXTURE),
+                           "--validation", str(validation), "--output", str(tmp_path / "out")],
+                          env={**os.environ, "MNIST_ROOT": mnist_root, "TMPDIR": str(tmp_path)},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    searches = (tmp_path / "out" / "searches.html").read_text()
+    assert ("Rows of this search short of their rounds under <code>" in searches and
+            "<code>budget-val-deep24-h64</code> (9 of 10 rounds, 1 diverged)" in searches), searches
+    assert "same-budget</code> is it" not in searches
 
 
 @pytest.mark.slow

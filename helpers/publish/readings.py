@@ -60,11 +60,20 @@ def round2_name(base, point=None, reading=None):
     return f"val-{base}-{ROUND2_TAG}-{reading}"
 
 
+def without_diverged(frame, diverged):
+    """`frame` less the records of each row with a round among `diverged` (the records of
+    trainings that diverged): a mean over the rounds that trained would leave those out, so such
+    a row has no mean anywhere in the study."""
+    return frame[~frame["experiment"].isin({r["experiment"] for r in diverged})] if len(
+        frame) else frame
+
+
 def readings_table(frame, round2=False, diverged=()):
     """Per (point, reading, row) with records (`frame`'s, or among `diverged`, the records of
-    trainings that diverged): rounds that trained, seeds, mean validation error %, SD of the
-    error count, rounds that `diverged`, `in_metric`, and `base`: the reading each point is
-    varied from (the first rebuild's in round 1; B's in round 2, which leaves P6 out)."""
+    trainings that diverged): rounds that trained, seeds, mean validation error % (none with a
+    round that diverged), SD of the error count, rounds that `diverged`, `in_metric`, and `base`:
+    the reading each point is varied from (the first rebuild's in round 1; B's in round 2, which
+    leaves P6 out)."""
     rows = []
     for point, (what, bases, readings) in READINGS.items():
         if round2 and point not in ROUND2_POINTS:
@@ -83,8 +92,9 @@ def readings_table(frame, round2=False, diverged=()):
                              "in_metric": base in bases, "base": reading == own,
                              "rounds": len(these),
                              "seeds": ",".join(map(str, sorted(these["seed"]))),
-                             "validation_pct": these["test_error_rate"].mean(),
-                             "sd_errors": these["test_errors"].std(), "diverged": gone})
+                             "validation_pct": these["test_error_rate"].mean() if not gone
+                             else float("nan"), "sd_errors": these["test_errors"].std(),
+                             "diverged": gone})
     return pd.DataFrame(rows, columns=["point", "open", "reading", "row", "in_metric", "base",
                                        "rounds", "seeds", "validation_pct", "sd_errors",
                                        "diverged"])
@@ -136,11 +146,11 @@ def taken(metrics):
     return dict(metrics.loc[metrics["taken"], ["point", "reading"]].itertuples(index=False))
 
 
-def closest_to_report(frame, rows=WS_ROWS, diverged=()):
-    """Per row of `rows` and reading the study measured on it (rounds 1 and 2; none with a round
-    among `diverged`, whose mean leaves that round out): its mean train and validation error
-    (%), their gaps to the report's train and test errors (points), and `distance`, the larger of
-    the two: a reading is close to the report on both columns at once when it is small."""
+def closest_to_report(frame, rows=WS_ROWS):
+    """Per row of `rows` and reading the study measured on it (rounds 1 and 2): its mean train
+    and validation error (%), their gaps to the report's train and test errors (points), and
+    `distance`, the larger of the two: a reading is close to the report on both columns at once
+    when it is small."""
     columns = ["row", "experiment", "reading", "train_pct", "validation_pct", "train_gap",
                "test_gap", "distance"]
     if not len(frame):
@@ -151,7 +161,7 @@ def closest_to_report(frame, rows=WS_ROWS, diverged=()):
         _, _, train, _, test, _ = experiments.EXPERIMENTS[row]["report"]
         for name, entry in experiments.EXPERIMENTS.items():
             if "readings" in entry["group"] and entry["description"].startswith(f"{row}, ") \
-                    and name in means.index and name not in {r["experiment"] for r in diverged}:
+                    and name in means.index:
                 ours_train, ours_test = means.loc[name]
                 found.append({"row": row, "experiment": name,
                               "reading": entry["description"][len(row) + 2:]

@@ -150,6 +150,10 @@ def _tell_left_out(found, stream):  # a line per damaged record, one per reason 
         print(f"warning: left out, not their catalogue row's records ({why}): "
               f"{', '.join(names[:3])}{f' and {len(names) - 3} more' * (len(names) > 3)}{hint}",
               file=stream)
+    if gone := found.diverged:  # an outcome, not a fault: one line
+        print(f"note: {len(gone)} record{'s' * (len(gone) > 1)} of trainings that diverged, in "
+              f"no mean: " + ", ".join(f"{r['experiment']} seed {r['seed']}" for r in gone[:3])
+              + f" and {len(gone) - 3} more" * (len(gone) > 3), file=stream)
 
 
 @contextmanager

@@ -121,6 +121,7 @@ def report_table(found, table=None):
         shown.append({"experiment": row["name"], "table": which, "label": label,
                       "beside": row.get("beside") or "",
                       "rounds": int(mine["rounds"]) if mine is not None else 0,
+                      "diverged": sum(r["experiment"] == row["name"] for r in found.diverged),
                       "expected_rounds": expected_rounds(row["name"]), **number,
                       "report_train_pct": train, "report_train_sd": train_sd,
                       "report_test_pct": test, "report_test_sd": test_sd, **gaps,
@@ -136,8 +137,9 @@ def show_table(table, kinds=("test", "train")):
     one = table["table"].nunique() == 1  # a table of its own: its rows need no "Table III"
     columns = {("", "the report's row"): [label if one else f"Table {t}, {label}" for t, label in
                                     zip(table["table"], table["label"])],
-               ("", "rounds"): [str(n) if n == expected else f"{n} of {expected}" for n, expected
-                                in zip(table["rounds"], table["expected_rounds"])]}
+               ("", "rounds"): [str(n) if n == expected else f"{n} of {expected}" + f", {gone} "
+                                f"diverged" * bool(gone) for n, expected, gone in zip(
+                                    table["rounds"], table["expected_rounds"], table["diverged"])]}
     for kind in kinds:
         for column, values in (("%", f"{kind}_pct"), (f"SD ({unit})", f"{kind}_sd"),
                                ("report %", f"report_{kind}_pct"),
@@ -158,6 +160,7 @@ def group_table(found, group):
     return pd.DataFrame({
         "seeds": [row["seeds"] for row in rows],
         "expected_rounds": [expected_rounds(row["name"]) for row in rows],
+        "diverged": [sum(r["experiment"] == row["name"] for r in found.diverged) for row in rows],
         "beside": [row.get("beside", "") for row in rows],
         "beside_test_pct": [ours["test_pct"].get(row.get("beside"), np.nan) for row in rows]},
         index=pd.Index([row["name"] for row in rows], name="experiment")).join(ours)

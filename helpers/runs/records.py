@@ -28,8 +28,9 @@ RECORD = {  # key -> type(s)
     "budget": dict, "test_predictions": list, "test_digit_predictions": (list, type(None)),
 }
 # A diverged training's record has, in place of its FINAL keys, `diverged`: the epoch, the step
-# (counted from 1 over the whole training) and the loss (its text: nan, inf or -inf) where the
-# loss stopped being finite; its history holds the epochs before.
+# (counted from 1 over the whole training) and that step's loss (its text: nan, inf, -inf, or a
+# finite one at an epoch's last step, where the network's numbers were found not finite); its
+# history holds the epochs before.
 FINAL = ("train_errors", "test_errors", "train_error_rate", "test_error_rate",
          "test_predictions", "test_digit_predictions")
 DIVERGED = {**{key: kind for key, kind in RECORD.items() if key not in FINAL}, "diverged": dict}
@@ -130,6 +131,11 @@ def _counts(values, n):  # each an int (not a bool) from 0 to n: a few passes in
                           and max(values) <= n)
 
 
+def _float_text(text):  # str() of a float, as a diverged training's record holds its loss
+    with contextlib.suppress(ValueError, TypeError):
+        return str(float(text)) == text
+
+
 def _require(condition, why):
     if not condition:
         raise DamagedRecord(why)
@@ -183,8 +189,9 @@ def validate(record):
         _has(at, ("epoch", "step", "loss"), "diverged")
         epoch, step, per_epoch = at["epoch"], at["step"], steps // params["epochs"]
         _require(_counts([epoch, step], steps) and 0 < epoch <= params["epochs"] and (
-            epoch - 1) * per_epoch < step <= epoch * per_epoch and at["loss"] in (
-            "nan", "inf", "-inf"), "diverged is not an epoch, a step of it and a loss not finite")
+            epoch - 1) * per_epoch < step <= epoch * per_epoch and _float_text(at["loss"]) and (
+            not math.isfinite(float(at["loss"])) or step == epoch * per_epoch),
+            "diverged is not an epoch, a step of it and a loss not finite (or the epoch's last)")
         _require(not set(FINAL) & set(record), "it diverged, yet has final errors or predictions")
     for split in ("train", "test"):
         n = record[f"n_{split}"]

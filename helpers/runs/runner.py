@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import catalogue
 
 from ..catalogue.seeds import parse_seeds
-from ..errors import UsageError
+from ..errors import UsageError, diverged_at
 from ..files import NOTEBOOKS, RESULTS, RUNS, VALIDATION, Output, check_writable, lock_folder, \
     notebook_path, relative, stale_temporaries
 from ..science import PROGRESS_VARIABLE, mnist
@@ -206,10 +206,8 @@ def _execute(todo, workers, client, batch, out, stop, locks):
                     batch.done.append(job)
                     if "diverged" in record:
                         batch.diverged.append(job)
-                        where = record["diverged"]
-                        bar.write(f"diverged: {job.name}: the loss became {where['loss']} at "
-                                  f"epoch {where['epoch']} (step {where['step']}): recorded as "
-                                  f"its outcome; a lower lr may train", file=out)
+                        bar.write(f"diverged: {job.name}: {diverged_at(record['diverged'])}: "
+                                  f"recorded as its outcome; a lower lr may train", file=out)
                     if failure:
                         bar.write(f"warning: {job.name}: its record was written, then the run "
                                   f"failed ({failure.message}): the record is kept, the "

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..errors import TrainingDiverged, UsageError
+from ..errors import TrainingDiverged, UsageError, diverged_at
 from . import PROGRESS_VARIABLE, numerics
 from .data import generate_pair_sets, generate_validation_sets, standardise
 from .losses import loss_terms, loss_weights
@@ -140,10 +140,18 @@ def count_errors(model, pairs, target):
     return int((predicted != target).sum())
 
 
+def finite(model):
+    """Whether every number of `model` is finite: its parameters and buffers (batch norm's
+    running statistics, which a training step's loss does not show)."""
+    return all(bool(t.isfinite().all()) for t in model.state_dict().values()
+               if t.is_floating_point())
+
+
 def train(model, params, train_set, test_set, generator):
     """Train `model` in place -> (the per-epoch history: loss terms, train and test errors;
     the predictions of the last epoch's evaluation of the test pairs, as `predict` returns them).
-    TrainingDiverged as soon as the loss is not a finite number (no NaN ends in a history).
+    TrainingDiverged as soon as the loss, or at an epoch's end a number of the network, is not
+    finite (no NaN ends in a history, no network gone NaN is measured).
 
     `train_set`/`test_set` are (input, target, classes) on the model's device. The test pairs
     are only measured, never used for any decision.
@@ -179,13 +187,14 @@ def train(model, params, train_set, test_set, generator):
                 scheduler.step()
             size = batch.numel()
             running_errors += int((out["comparison"].detach().argmax(1) != train_target[batch]).sum())
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):  # reads the loss only: no number of a run changes
-                step = epoch * steps_per_epoch + start // batch_size + 1  # (counted from 1)
-                raise TrainingDiverged(
-                    f"the loss became {loss_value} at epoch {epoch + 1} of {params['experiment']} "
-                    f"seed {params['seed']} (lr {params['lr']:g}): lower lr",
-                    {"epoch": epoch + 1, "step": step, "loss": str(loss_value)}, history)
+            loss_value = loss.item()  # (the checks read numbers only: none of a run changes)
+            network = start + batch_size < n or finite(model)  # checked once an epoch
+            if not (math.isfinite(loss_value) and network):
+                at = {"epoch": epoch + 1, "loss": str(loss_value),  # (steps counted from 1)
+                      "step": epoch * steps_per_epoch + start // batch_size + 1}
+                raise TrainingDiverged(f"{diverged_at(at)} of {params['experiment']} seed "
+                                       f"{params['seed']} (lr {params['lr']:g}): lower lr", at,
+                                       history)
             sums["loss"] += loss_value * size
             for name, value in terms.items():
                 sums[name] += value.item() * size
