@@ -107,6 +107,18 @@ def _train(name, seed, overrides, results_dir):
     record = train(name, seed, **overrides)
     if results_dir:
         write_record(record, results_dir)
+    return whole(record)
+
+
+def whole(record):
+    """The seconds of a training that ran to its end; UsageError for one that diverged, whose
+    seconds and FLOPs would make no rate."""
+    from .errors import UsageError, diverged_at
+
+    if "diverged" in record:
+        raise UsageError(f"{record['experiment']} seed {record['seed']} diverged with these "
+                         f"parameters ({diverged_at(record['diverged'])}): the benchmark times "
+                         f"whole trainings, so give parameters that train")
     return record["seconds"]
 
 
@@ -193,7 +205,7 @@ def bench(configurations=CONFIGURATIONS, repeats=3, overrides=None, runner_exper
         train(name, 0, **{**overrides, "epochs": 1, "threads": threads})
     for _ in range(repeats):  # round robin, so a burst of load hits every configuration alike
         for name in configurations:
-            seconds[name].append(train(name, 0, **overrides)["seconds"])
+            seconds[name].append(whole(train(name, 0, **overrides)))
     out(f"{'configuration':<14} {'s/training':>10} {'train GFLOP':>11} {'eval GFLOP':>10} "
         f"{'GFLOP/s':>8} {'efficiency':>10}")
     for name in configurations:

@@ -81,7 +81,8 @@ def overrides(args):
             raise UsageError(f"-p {name} is given twice: give each parameter once")
         if name in ("experiment", "seed"):
             raise UsageError(f"-p {name} is not allowed here: run names experiments as "
-                             f"arguments and seeds with --seeds; summary takes each row's seeds")
+                             f"arguments and seeds with --seeds, bench with --experiments and "
+                             f"--seeds; summary takes each row's seeds")
         given[name] = value
     return given
 
@@ -159,18 +160,21 @@ def cmd_bench(args):
     from . import bench
     from .catalogue.seeds import parse_seeds
 
-    overrides = dict(args.p or [])
+    given = overrides(args)
+    if "threads" in given:
+        raise UsageError("-p threads is the benchmark's to set (it times each thread layout): "
+                         "leave it out")
     if args.quick:  # a smoke run of every part: tiny trainings, two seeds, one repeat
-        overrides = {"epochs": 1, "n_pairs": 100, **overrides}
+        given = {"epochs": 1, "n_pairs": 100, **given}
     names = [name.strip() for name in args.experiments.split(",") if name.strip()]
     if not names:
         raise UsageError(f"--experiments {args.experiments!r} names no configuration: give "
                          f"them comma-separated, e.g. --experiments baseline,ws")
     for name in names:
-        experiments.resolve(name, **overrides)  # unknown names and bad values: one line, exit 2
+        experiments.resolve(name, **given)  # unknown names and bad values: one line, exit 2
     seeds = parse_seeds(args.seeds or ("0-1" if args.quick else "0-9"))
     repeats = args.repeats or (1 if args.quick else 3)
-    bench.bench(names, repeats=repeats, overrides=overrides, runner_seeds=seeds,
+    bench.bench(names, repeats=repeats, overrides=given, runner_seeds=seeds,
                 runner=False if args.no_runner else (True if args.quick else "all"),
                 report=args.report)
     return 0

@@ -2,7 +2,7 @@
 
 A `UsageError` is a mistake in what was asked (a parameter, a name, a folder): exit code 2.
 A `DataError` is a problem with the MNIST files on disk: also exit code 2, since the fix is
-the user's (point MNIST_ROOT at good files). A training whose loss diverged is neither: it is an
+the user's (point MNIST_ROOT at good files). A training that diverged is neither: it is an
 outcome, recorded as such (`TrainingDiverged`). Anything else is a bug and keeps its traceback.
 """
 
@@ -20,9 +20,9 @@ class DataError(UsageError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss of a training stopped being a finite number: where (`diverged`: its epoch, step
-    and loss) and the epochs before (`history`), which the run records as its outcome. The
-    message suggests the usual fix (a lower learning rate)."""
+    """A training's loss, or a number of its network, stopped being finite: where (`diverged`:
+    the epoch, the step and its loss) and the epochs before (`history`), which the run records
+    as its outcome. The message suggests the usual fix (a lower learning rate)."""
 
     def __init__(self, message, diverged, history):
         super().__init__(message)

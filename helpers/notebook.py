@@ -200,7 +200,7 @@ def run_curves(record):
     errors.set(xlabel="epoch", ylabel="error (%)", title="comparison error")
     for axis in (losses, errors):
         axis.legend()
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     figure.suptitle(f"{record['experiment']}, seed {record['seed']}" + (
         f": {diverged_at(record['diverged'])}" if "diverged" in record else ""))
     show(figure)
@@ -228,7 +228,7 @@ def loss_weights(record):
     alpha = f", alpha = {params['alpha']:g}" if WEIGHTINGS[params["weighting"]].uses_alpha else ""
     axes.set(xlabel="epoch", ylabel="weight", title=f"weighting {params['weighting']}{alpha}" + (
         f", diverged at epoch {record['diverged']['epoch']}" if "diverged" in record else ""))
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes.legend()
     show(figure)
 

@@ -101,6 +101,30 @@ def test_bench_rejects_an_unknown_configuration(capsys):
     assert err.startswith("error: unknown experiment 'nope'") and "\n" not in err
 
 
+@pytest.mark.parametrize("p, fragment", [
+    (["-p", "seed", "3"], "-p seed is not allowed here"),
+    (["-p", "experiment", "ws"], "-p experiment is not allowed here"),
+    (["-p", "lr", "1", "-p", "lr", "2"], "-p lr is given twice"),
+    (["-p", "threads", "2"], "-p threads is the benchmark's to set")])
+def test_bench_refuses_what_it_sets_itself_in_one_line(p, fragment, capsys):
+    assert main(["bench", "--experiments", "ws", *p]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {fragment}") and "\n" not in err, err
+
+
+def test_bench_times_no_training_that_diverged():
+    """A rate from a training cut short (its seconds, the whole budget's FLOPs) would be no rate:
+    the benchmark refuses it in one line."""
+    from helpers import UsageError, bench
+
+    record = {"experiment": "ws-aux", "seed": 0, "seconds": 0.1,
+              "diverged": {"epoch": 1, "step": 5, "loss": "nan"}}
+    with pytest.raises(UsageError, match=r"^ws-aux seed 0 diverged with these parameters \(the "
+                                         r"loss became nan at epoch 1 \(step 5\)\): the benchmark"):
+        bench.whole(record)
+    assert bench.whole({**{k: v for k, v in record.items() if k != "diverged"}}) == 0.1
+
+
 def _layer_times(*args, mnist_root):
     return subprocess.run([sys.executable, str(REPO / "benchmarks" / "layer_times.py"), *args],
                           cwd=REPO, env=environment(mnist_root), capture_output=True, text=True,

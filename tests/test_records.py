@@ -317,6 +317,11 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     assert gone["diverged"]["step"] == 6 and float(gone["diverged"]["loss"]) > 1e30
     assert diverged_at(read_record(write_record(gone, tmp_path))["diverged"]).startswith(
         "the network's numbers stopped being finite (loss 5.5")
+    # lr 1: every weight stays finite, yet the outputs on the test pairs are NaN at epoch 2's
+    # end (an argmax of NaN would have made 45 'errors')
+    gone = helpers.train("ws", 1, lr=1, batch_size=20, epochs=2, n_pairs=100, data_root=mnist_root)
+    assert gone["diverged"]["epoch"] == 2 and gone["diverged"]["step"] == 10
+    assert len(gone["history"]) == 1 and "test_errors" not in gone
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -326,6 +331,8 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     (lambda r: r["diverged"].update(loss="1.5e+300"), None),  # the network's numbers, at the end
     (lambda r: r["diverged"].update(loss="x1"), "diverged is not an epoch, a step of it"),
     (lambda r: r["diverged"].update(loss=0.5), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].update(loss="-1.0"), "diverged is not an epoch, a step of it"),
+    (lambda r: r["diverged"].update(why="x"), "diverged is not an epoch, a step of it"),
     (lambda r: r["diverged"].pop("loss"), "diverged lacks loss"),
     (lambda r: r["history"].pop(), "0 epochs in its history, not 1 (the epochs before it"),
     (lambda r: r.pop("budget"), "the record lacks budget"),
@@ -335,6 +342,7 @@ def test_a_diverging_training_is_recorded_where_it_diverged(mnist_root, tmp_path
     (lambda r: r.update(test_errors=3), "it diverged, yet has final errors or predictions"),
 ], ids=["valid", "a step of another epoch", "an epoch beyond its epochs",
         "a finite loss at the epoch's end", "a loss not a number's text", "a loss as a number",
+        "a negative loss", "a key besides",
         "no loss", "a history short of the epochs before", "no budget", "one parameter",
         "diverged {}", "diverged true", "a test error count besides"])
 def test_a_diverged_record_is_checked_as_any_other(results, change, reason):

@@ -6,13 +6,14 @@ block against the corrected tests, rows the catalogue may add, and the figures."
 import copy
 import json
 import re
+import shutil
 import statistics
 
 import matplotlib
 import numpy as np
 import pytest
-from publish_tools import (FIXTURE, TINY, WIGGLE, consistent, fixture, round_of, template,
-                           write_records)
+from publish_tools import (FIXTURE, TINY, WIGGLE, consistent, diverged_at_epoch_2, fixture,
+                           round_of, template, write_records)
 
 from helpers.catalogue import experiments
 from helpers.files import NOTEBOOKS
@@ -115,6 +116,29 @@ def test_a_damaged_record_is_named_and_left_out(tmp_path):
     assert [p.name for p, _ in found.damaged] == ["seed-1.json"]
     row = tables.report_table(found).loc["ws"]
     assert row["rounds"] == 1 and row["test_pct"] == pytest.approx(40.0)
+
+
+def test_a_diverged_round_is_counted_in_no_mean_and_said_everywhere_it_shows(tmp_path):
+    """ws-aux seed 1 a diverged training's: Table III's rounds say so, its mean is seed 0's, the
+    README block names it, and a row whose every round diverged still has its line."""
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE, results)
+    for name, seed in (("ws-aux", 1), ("ws-aux-d0.75", 0)):
+        path = record_path(results, name, seed)
+        path.write_text(json.dumps(diverged_at_epoch_2(json.loads(path.read_text()))))
+    found = tables.published(load(results), TINY)
+    assert [(r["experiment"], r["seed"]) for r in found.diverged] == [("ws-aux", 1),
+                                                                      ("ws-aux-d0.75", 0)]
+    table = tables.report_table(found)
+    assert table.loc["ws-aux", "test_pct"] == read_record(record_path(
+        results, "ws-aux", 0))["test_error_rate"]
+    rounds = tables.show_table(table)[("", "rounds")]
+    assert (rounds["ws-aux"], rounds["ws-aux-d0.75"]) == ("1 of 10, 1 diverged",
+                                                          "0 of 10, 1 diverged")
+    block = readme_block(found)
+    assert ("**Trainings that diverged** (recorded as such; every mean and paired test here is "
+            "over the rounds that trained): `ws-aux` seed 1, `ws-aux-d0.75` seed 0.") in block
+    assert "`ws-aux` (1 of 10 rounds, 1 diverged)" in block
 
 
 def test_missing_or_empty_folder(tmp_path):

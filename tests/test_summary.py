@@ -276,6 +276,12 @@ def test_the_summary_reads_the_projects_records_from_any_folder(project, calls, 
     assert calls[0][1]["results_dir"] == "../results"  # the project's, from its notebooks
 
 
+def test_one_folder_given_as_both_results_and_validation_is_locked_once(project, calls, capsys):
+    """It used to wait for its own lock: 'being written by pid N (... helpers summary ...)'."""
+    assert main(["summary", "--validation", str(project / "results"), *TINY_ARGS]) == 0, \
+        capsys.readouterr().err
+
+
 # --- bad input: one line, exit 2, nothing executed or written ----------------------------------
 @pytest.mark.parametrize("argv, fragment", [
     (["--results", "missing"], "does not exist: run experiments first"),
@@ -488,8 +494,8 @@ def test_a_real_summary_twice_changes_nothing_and_says_only_what_it_did(tmp_path
                 if o.output_type == "stream" and "`" in o.text]
     report = (out / "report.html").read_text()
     assert "<td>1 of 10, 1 diverged</td>" in report  # ws-plain's rounds, in Table III
-    assert ("Diverged (the loss stopped being finite; recorded, in no mean): <code>ws-plain</code> "
-            "seed 1.") in report
+    assert ("Diverged trainings (recorded as such; in no mean and no paired comparison): "
+            "<code>ws-plain</code> seed 1.") in report
     for page in PAGES:
         html = (out / page).read_text()
         assert not re.search(r"<script[^>]+src=", html)

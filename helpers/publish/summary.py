@@ -85,8 +85,8 @@ def summary(results_dir="results", validation_dir=None, output=None, notebooks_d
     made = []
     try:
         with ExitStack() as locks, _staging() as staging:
-            for folder in (where.results, where.validation):  # one no runner can write: no lock
-                if os.access(folder, os.W_OK):  # one a runner holds: refused in one line
+            for folder in sorted({where.results, where.validation}):  # (each once)
+                if os.access(folder, os.W_OK):  # one no runner can write needs no lock
                     locks.callback(os.close, lock_folder(folder, "summarise a copy of it "
                                                                  "(--results COPY)"))
             made = [p for p in (*where.output.parents[::-1], where.output) if not p.exists()]

@@ -153,10 +153,11 @@ def show_table(table, kinds=("test", "train")):
 
 
 def group_table(found, group):
-    """The rows of catalogue group `group` with records, and the mean of the row beside each."""
-    ours = configuration_stats(found.frame)
+    """The rows of catalogue group `group` with records (of trainings that diverged, too), and
+    the mean of the row beside each."""
+    ours, gone = configuration_stats(found.frame), {r["experiment"] for r in found.diverged}
     rows = [row for row in experiments.CATALOGUE
-            if group in row["group"] and row["name"] in ours.index]
+            if group in row["group"] and (row["name"] in ours.index or row["name"] in gone)]
     return pd.DataFrame({
         "seeds": [row["seeds"] for row in rows],
         "expected_rounds": [expected_rounds(row["name"]) for row in rows],
@@ -259,7 +260,7 @@ def readme_block(found, template, validation=None):
         "table": table, "paired": paired, "budget": budget_table(found),
         "holdout": group_table(found, HOLDOUT), "beyond": group_table(found, BEYOND),
         "changes": changes(found, validation), "numerics": list(numerics_table(found).index),
-        "unit": stats.error_unit(found.frame),
+        "unit": stats.error_unit(found.frame), "diverged": found.diverged,
         "headline": [name for name in experiments.HEADLINE if table.loc[name, "rounds"]],
         "seeds": ", ".join(sorted({experiments.EXPERIMENTS[n]["seeds"] for n in table.index})),
         "reference": experiments.EQ1, "number": number, "percent": percent,

@@ -188,10 +188,11 @@ def validate(record):
         at = record["diverged"]
         _has(at, ("epoch", "step", "loss"), "diverged")
         epoch, step, per_epoch = at["epoch"], at["step"], steps // params["epochs"]
-        _require(_counts([epoch, step], steps) and 0 < epoch <= params["epochs"] and (
-            epoch - 1) * per_epoch < step <= epoch * per_epoch and _float_text(at["loss"]) and (
-            not math.isfinite(float(at["loss"])) or step == epoch * per_epoch),
-            "diverged is not an epoch, a step of it and a loss not finite (or the epoch's last)")
+        _require(len(at) == 3 and _counts([epoch, step], steps) and 0 < epoch <= params["epochs"]
+                 and (epoch - 1) * per_epoch < step <= epoch * per_epoch and _float_text(
+                     at["loss"]) and (not math.isfinite(float(at["loss"])) or step == epoch *
+                                      per_epoch and float(at["loss"]) >= 0), "diverged is not "
+                 "an epoch, a step of it and a loss not finite (or the epoch's last)")
         _require(not set(FINAL) & set(record), "it diverged, yet has final errors or predictions")
     for split in ("train", "test"):
         n = record[f"n_{split}"]

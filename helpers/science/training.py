@@ -124,11 +124,14 @@ def predict(model, pairs, batch_size=250):
     call, twice as slow; with it, the chunk size makes no difference (docs/speed.md).
     In eval mode chunks of 100 or more pairs give exactly the outputs of one batch (tested;
     much smaller chunks take other matrix-product kernels on some CPUs).
+    FloatingPointError if an output is not finite: the argmax of a NaN is no prediction.
     """
     model.eval()
     comparison, digits = [], []
     for start in range(0, pairs.size(0), batch_size):
         out = model(pairs[start:start + batch_size])
+        if not all(bool(value.isfinite().all()) for value in out.values()):
+            raise FloatingPointError("the network's outputs are not finite")
         comparison.append(out["comparison"].argmax(1))
         if "digits" in out:
             digits.append(out["digits"].argmax(2))
@@ -140,18 +143,11 @@ def count_errors(model, pairs, target):
     return int((predicted != target).sum())
 
 
-def finite(model):
-    """Whether every number of `model` is finite: its parameters and buffers (batch norm's
-    running statistics, which a training step's loss does not show)."""
-    return all(bool(t.isfinite().all()) for t in model.state_dict().values()
-               if t.is_floating_point())
-
-
 def train(model, params, train_set, test_set, generator):
     """Train `model` in place -> (the per-epoch history: loss terms, train and test errors;
     the predictions of the last epoch's evaluation of the test pairs, as `predict` returns them).
-    TrainingDiverged as soon as the loss, or at an epoch's end a number of the network, is not
-    finite (no NaN ends in a history, no network gone NaN is measured).
+    TrainingDiverged as soon as the loss, or at an epoch's end an output of the network on the
+    test pairs, is not finite (no NaN ends in a history, no network gone NaN is measured).
 
     `train_set`/`test_set` are (input, target, classes) on the model's device. The test pairs
     are only measured, never used for any decision.
@@ -165,6 +161,13 @@ def train(model, params, train_set, test_set, generator):
     background = train_input.min()  # standardised blank pixel (MNIST's 0)
     history = []
     progress = _progress_bar(params)
+
+    def diverged(epoch, start, loss_value):  # where, from the step that starts at pair `start`
+        at = {"epoch": epoch + 1, "step": epoch * steps_per_epoch + start // batch_size + 1,
+              "loss": str(loss_value)}  # (steps counted from 1)
+        return TrainingDiverged(f"{diverged_at(at)} of {params['experiment']} seed "
+                                f"{params['seed']} (lr {params['lr']:g}): lower lr", at, history)
+
     for epoch in progress:
         w_cmp, w_aux = loss_weights(params["weighting"], params["alpha"], epoch, params["epochs"])
         sums = {"loss": 0.0, "loss_comparison": 0.0, "loss_digit_first": 0.0,
@@ -188,13 +191,8 @@ def train(model, params, train_set, test_set, generator):
             size = batch.numel()
             running_errors += int((out["comparison"].detach().argmax(1) != train_target[batch]).sum())
             loss_value = loss.item()  # (the checks read numbers only: none of a run changes)
-            network = start + batch_size < n or finite(model)  # checked once an epoch
-            if not (math.isfinite(loss_value) and network):
-                at = {"epoch": epoch + 1, "loss": str(loss_value),  # (steps counted from 1)
-                      "step": epoch * steps_per_epoch + start // batch_size + 1}
-                raise TrainingDiverged(f"{diverged_at(at)} of {params['experiment']} seed "
-                                       f"{params['seed']} (lr {params['lr']:g}): lower lr", at,
-                                       history)
+            if not math.isfinite(loss_value):
+                raise diverged(epoch, start, loss_value)
             sums["loss"] += loss_value * size
             for name, value in terms.items():
                 sums[name] += value.item() * size
@@ -206,7 +204,10 @@ def train(model, params, train_set, test_set, generator):
         # a second pass in eval mode would cost as much as the training itself. The final
         # train error of the record is measured in eval mode.
         row["train_errors_running"] = running_errors
-        predictions = predict(model, test_set[0])
+        try:
+            predictions = predict(model, test_set[0])
+        except FloatingPointError:  # the last step left the network's numbers not finite
+            raise diverged(epoch, n - 1, loss_value) from None
         row["test_errors"] = int((predictions[0] != test_set[1]).sum())
         history.append(row)
         progress.set_postfix(loss=f"{row['loss']:.3f}", test_errors=row["test_errors"])
