@@ -5,6 +5,7 @@ a row goes (`report`, `beside`, groups `holdout` and `beyond`)."""
 
 import ast
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,10 @@ HOLDOUT, BEYOND = "holdout", "beyond"  # catalogue groups with tables of their o
 class Published(Results):
     """The records the report counts (and the damaged ones), and those left out with why."""
     left_out: list = field(default_factory=list)
+
+    @property
+    def diverged_rounds(self):  # {row: how many of its rounds diverged}
+        return Counter(record["experiment"] for record in self.diverged)
 
 
 def parsed_overrides(overrides):
@@ -121,7 +126,7 @@ def report_table(found, table=None):
         shown.append({"experiment": row["name"], "table": which, "label": label,
                       "beside": row.get("beside") or "",
                       "rounds": int(mine["rounds"]) if mine is not None else 0,
-                      "diverged": sum(r["experiment"] == row["name"] for r in found.diverged),
+                      "diverged": found.diverged_rounds[row["name"]],
                       "expected_rounds": expected_rounds(row["name"]), **number,
                       "report_train_pct": train, "report_train_sd": train_sd,
                       "report_test_pct": test, "report_test_sd": test_sd, **gaps,
@@ -155,13 +160,13 @@ def show_table(table, kinds=("test", "train")):
 def group_table(found, group):
     """The rows of catalogue group `group` with records (of trainings that diverged, too), and
     the mean of the row beside each."""
-    ours, gone = configuration_stats(found.frame), {r["experiment"] for r in found.diverged}
+    ours, gone = configuration_stats(found.frame), found.diverged_rounds
     rows = [row for row in experiments.CATALOGUE
             if group in row["group"] and (row["name"] in ours.index or row["name"] in gone)]
     return pd.DataFrame({
         "seeds": [row["seeds"] for row in rows],
         "expected_rounds": [expected_rounds(row["name"]) for row in rows],
-        "diverged": [sum(r["experiment"] == row["name"] for r in found.diverged) for row in rows],
+        "diverged": [gone[row["name"]] for row in rows],
         "beside": [row.get("beside", "") for row in rows],
         "beside_test_pct": [ours["test_pct"].get(row.get("beside"), np.nan) for row in rows]},
         index=pd.Index([row["name"] for row in rows], name="experiment")).join(ours)
