@@ -35,6 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from .errors import UsageError, diverged_at
 from .science.numerics import cpu_model
 
 CONFIGURATIONS = ("baseline", "ws-plain", "ws", "ws-aux")
@@ -113,8 +114,6 @@ def _train(name, seed, overrides, results_dir):
 def whole(record):
     """The seconds of a training that ran to its end; UsageError for one that diverged, whose
     seconds and FLOPs would make no rate."""
-    from .errors import UsageError, diverged_at
-
     if "diverged" in record:
         raise UsageError(f"{record['experiment']} seed {record['seed']} diverged with these "
                          f"parameters ({diverged_at(record['diverged'])}): the benchmark times "

@@ -29,7 +29,7 @@ RECORD = {  # key -> type(s)
 }
 # A diverged training's record has, in place of its FINAL keys, `diverged`: the epoch, the step
 # (counted from 1 over the whole training) and that step's loss (its text: nan, inf, -inf, or a
-# finite one at an epoch's last step, where the network's numbers were found not finite); its
+# finite one at an epoch's last step, after which the network's outputs were not finite); its
 # history holds the epochs before.
 FINAL = ("train_errors", "test_errors", "train_error_rate", "test_error_rate",
          "test_predictions", "test_digit_predictions")
